@@ -1,0 +1,476 @@
+"""Whitelist store: who gets voice in a ThreatNet channel.
+
+The file is YAML an operator edits by hand::
+
+    channels:
+      "#threatnet":            # quoted: an unquoted # starts a YAML comment
+        - 192.0.2.0/24         # office
+        - 2001:db8::/48
+        - account:alice        # services account name
+
+Channel names compare case-insensitively under IRC rfc1459 casemapping (A-Z and
+``[]\\~`` fold to a-z and ``{}|^``); account names compare case-insensitively by
+``str.casefold``. An entry is canonical text: ``10.0.0.1`` and ``::ffff:10.0.0.1``
+are the same entry, so are ``account:Alice`` and ``account:alice``.
+
+Fail closed: a missing file is an empty whitelist, an invalid one raises
+WhitelistError and yields no Whitelist at all. ``Whitelist()`` is the empty
+whitelist and there is no "allow everyone" value, so a caller that keeps the
+last good Whitelist (or ``Whitelist()``) on error can only ever trust fewer.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import re
+import stat
+import string
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import yaml
+
+from .address import KEY_LAST, V4_MAPPED_FIRST, V4_MAPPED_LAST, AddressError, Network, parse_network
+from .atomic import atomic_write
+
+ACCOUNT_PREFIX = "account:"
+_CHANTYPES = "#&+!"
+_RFC1459 = str.maketrans(string.ascii_uppercase + "[]\\~", string.ascii_lowercase + "{}|^")
+# Spaces/separators, control and format characters: they hide or split names.
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zs", "Zl", "Zp"})
+# YAML's own line breaks, so line numbers here agree with PyYAML's marks.
+_BREAKS = "\r\n\x85\u2028\u2029"
+_LINE = re.compile(f"[^{_BREAKS}]*(?:\r\n|[{_BREAKS}])?")
+_NULL = "tag:yaml.org,2002:null"
+_EVERYTHING = {(0, KEY_LAST), (V4_MAPPED_FIRST, V4_MAPPED_LAST)}
+
+
+class WhitelistError(ValueError):
+    """A bad whitelist file or entry; ``str(e)`` is ``file:line: 'entry': reason``.
+
+    ``file``, ``line`` and ``entry`` are None where they do not apply (an entry
+    typed in a command has no file; a YAML syntax error has no entry).
+    """
+
+    def __init__(self, reason: str, *, file: str | None = None, line: int | None = None,
+                 entry: str | None = None) -> None:
+        self.reason, self.file, self.line, self.entry = reason, file, line, entry
+        where = "".join(f"{part}:" for part in (file, line) if part is not None)
+        what = f"{entry!r}: " if entry is not None else ""
+        super().__init__(f"{where} {what}{reason}" if where else f"{what}{reason}")
+
+
+class Entry(NamedTuple):
+    """One whitelist entry: ``text`` is canonical; exactly one of network/account is set."""
+
+    text: str
+    network: Network | None
+    account: str | None  # casefolded
+
+
+def parse_entry(text: str) -> Entry:
+    """Parse ``IP``, ``CIDR`` or ``account:NAME`` strictly; raises WhitelistError."""
+    if not text:
+        raise WhitelistError("empty entry", entry=text)
+    if text[:len(ACCOUNT_PREFIX)].lower() == ACCOUNT_PREFIX:
+        account = text[len(ACCOUNT_PREFIX):]
+        if not account:
+            raise WhitelistError("empty account name", entry=text)
+        if account == "*":  # what extended-join reports for "not logged in"
+            raise WhitelistError("'*' means no account", entry=text)
+        if _bad_char(account):
+            raise WhitelistError("spaces or control characters in account name", entry=text)
+        account = account.casefold()
+        return Entry(ACCOUNT_PREFIX + account, None, account)
+    try:
+        network = parse_network(text)
+    except AddressError as e:
+        reason = str(e) if any(c in text for c in ".:") else "not an IP, CIDR or account:NAME"
+        raise WhitelistError(reason, entry=text) from None
+    if (network.first, network.last) in _EVERYTHING:
+        raise WhitelistError("matches every address", entry=text)
+    return Entry(network.text, network, None)
+
+
+class _Channel(NamedTuple):
+    name: str  # as first written
+    entries: tuple[Entry, ...]
+    starts: list[int]  # merged, sorted key ranges: starts[i]..ends[i]
+    ends: list[int]
+    accounts: frozenset[str]
+
+
+class Whitelist:
+    """Immutable per-channel whitelist; ``Whitelist()`` is empty and trusts nobody.
+
+    Build one with WhitelistStore or parse_whitelist; the constructor takes already
+    parsed entries and is there for those and for the empty whitelist.
+    """
+
+    __slots__ = ("_channels",)
+
+    def __init__(self, channels: Mapping[str, Sequence[Entry]] | None = None) -> None:
+        self._channels = {_fold(name): _channel(name, entries)
+                          for name, entries in (channels or {}).items()}
+
+    def qualifies(self, channel: str, key: int | None, account: str | None) -> bool:
+        """True if ``key`` is in one of the channel's networks or ``account`` is listed."""
+        found = self._channels.get(_fold(channel))
+        if found is None:
+            return False
+        if key is not None:
+            i = bisect.bisect_right(found.starts, key) - 1
+            if i >= 0 and key <= found.ends[i]:
+                return True
+        return account is not None and account.casefold() in found.accounts
+
+    def entries(self, channel: str) -> list[str]:
+        """The channel's entries as canonical text, in file order."""
+        return [e.text for e in self._entries(channel)]
+
+    def _entries(self, channel: str) -> tuple[Entry, ...]:
+        found = self._channels.get(_fold(channel))
+        return found.entries if found else ()
+
+    def channels(self) -> list[str]:
+        """Channel names as written in the file, including ones with no entries."""
+        return [c.name for c in self._channels.values()]
+
+    def _replace(self, channel: str, entries: Sequence[Entry]) -> Whitelist:
+        """A copy with ``channel``'s entries replaced (keeping its written name)."""
+        lists = {c.name: c.entries for c in self._channels.values()}
+        found = self._channels.get(_fold(channel))
+        lists[found.name if found else channel] = tuple(entries)
+        return Whitelist(lists)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Whitelist):
+            return NotImplemented
+        return ({k: (c.name, c.entries) for k, c in self._channels.items()}
+                == {k: (c.name, c.entries) for k, c in other._channels.items()})
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Whitelist({ {c.name: self.entries(c.name) for c in self._channels.values()} })"
+
+
+def _channel(name: str, entries: Sequence[Entry]) -> _Channel:
+    starts: list[int] = []
+    ends: list[int] = []
+    for first, last in sorted((e.network.first, e.network.last) for e in entries if e.network):
+        if ends and first <= ends[-1] + 1:  # overlapping or adjacent: one range
+            ends[-1] = max(ends[-1], last)
+        else:
+            starts.append(first)
+            ends.append(last)
+    accounts = frozenset(e.account for e in entries if e.account is not None)
+    return _Channel(name, tuple(entries), starts, ends, accounts)
+
+
+def _fold(channel: str) -> str:
+    return channel.translate(_RFC1459)
+
+
+def _bad_char(text: str) -> bool:
+    return any(unicodedata.category(c) in _BAD_CATEGORIES for c in text)
+
+
+def _channel_problem(name: str) -> str | None:
+    if not name or name[0] not in _CHANTYPES:
+        return f"not a channel name (must start with one of {_CHANTYPES})"
+    if "," in name or _bad_char(name):
+        return "spaces, commas or control characters in channel name"
+    return None
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without anchors and aliases: a whitelist needs none, and refusing
+    them rules out alias bombs (composing shares nodes, but walking them would not)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(problem="anchors and aliases are not allowed",
+                                       problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
+
+
+class _Parsed(NamedTuple):
+    """A valid file: the Whitelist plus the nodes that locate text edits."""
+
+    whitelist: Whitelist
+    channels: yaml.Node | None  # the 'channels' key node
+    lists: dict[str, tuple[yaml.Node, yaml.Node]]  # folded name -> (key node, value node)
+
+
+def parse_whitelist(text: str, file: str = "whitelist.yaml") -> Whitelist:
+    """Validate whitelist YAML; errors name ``file``, the line and the entry."""
+    return _parse(text, file).whitelist
+
+
+def _parse(text: str, file: str) -> _Parsed:
+    def error(reason: str, node: yaml.Node, entry: str | None = None) -> WhitelistError:
+        return WhitelistError(reason, file=file, line=node.start_mark.line + 1, entry=entry)
+
+    try:
+        loader = _Loader(text)  # its Reader refuses non-printable characters already
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        problem = ", ".join(part for part in (e.context, e.problem) if part)
+        raise WhitelistError(f"invalid YAML: {problem}", file=file, line=line) from None
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        raise WhitelistError(f"invalid YAML: character #x{e.character:04x} not allowed",
+                             file=file, line=line) from None
+
+    if root is None:  # empty, or comments only
+        return _Parsed(Whitelist(), None, {})
+    if not isinstance(root, yaml.MappingNode):
+        raise error("top level must be a mapping with a 'channels' key", root)
+    channels_key = channels = None
+    for key, value in root.value:
+        if not isinstance(key, yaml.ScalarNode) or key.value != "channels":
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            raise error("unknown top-level key (only 'channels' is allowed)", key, name)
+        if channels_key is not None:
+            raise error(f"duplicate key (also on line {channels_key.start_mark.line + 1})",
+                        key, "channels")
+        channels_key, channels = key, value
+    if channels is None or channels.tag == _NULL:
+        return _Parsed(Whitelist(), channels_key, {})
+    if not isinstance(channels, yaml.MappingNode):
+        hint = " (quote channel names: # starts a YAML comment)" \
+            if isinstance(channels, yaml.SequenceNode) else ""
+        raise error(f"'channels' must map channel names to lists{hint}", channels)
+
+    lists: dict[str, list[Entry]] = {}
+    nodes: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key, value in channels.value:
+        if not isinstance(key, yaml.ScalarNode):
+            raise error("channel name must be a string", key)
+        name = key.value
+        if problem := _channel_problem(name):
+            raise error(problem, key, name)
+        if (seen := nodes.get(_fold(name))) is not None:
+            raise error(f"duplicate channel (also on line {seen[0].start_mark.line + 1})", key, name)
+        nodes[_fold(name)] = key, value
+        lists[name] = []
+        if value.tag == _NULL:  # "#chan": with nothing under it
+            continue
+        if not isinstance(value, yaml.SequenceNode):
+            raise error("must be a list of entries", value, name)
+        lines: dict[str, int] = {}
+        for item in value.value:
+            if not isinstance(item, yaml.ScalarNode):
+                raise error("entry must be a single string", item)
+            # The raw scalar text: YAML 1.1 would read 1:2:3:4:5:6:7:8 as an int.
+            try:
+                entry = parse_entry(item.value)
+            except WhitelistError as e:
+                raise error(e.reason, item, item.value) from None
+            if entry.text in lines:
+                raise error(f"duplicate entry (also on line {lines[entry.text]})", item, item.value)
+            lines[entry.text] = item.start_mark.line + 1
+            lists[name].append(entry)
+    return _Parsed(Whitelist(lists), channels_key, nodes)
+
+
+class WhitelistStore:
+    """The whitelist file: ``load()`` reads it, ``add``/``remove`` edit it atomically.
+
+    Edits change only the affected lines, so the operator's comments and layout
+    survive: ``add`` inserts a line under the channel's list (or a new channel at
+    the end of ``channels``), ``remove`` deletes the entry's line. When the layout
+    is not one a line edit handles (flow style ``[a, b]``, several items on a line,
+    ...) or the edited text would not parse back to exactly the intended whitelist,
+    the file is rewritten in full from the data, keeping only its leading comment
+    block. Every edit reads the file afresh, so hand edits made meanwhile are kept.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()  # one read-modify-write at a time
+
+    def load(self) -> Whitelist:
+        """The current whitelist; a missing file is empty, an invalid one raises WhitelistError."""
+        return self._read()[1].whitelist
+
+    def add(self, channel: str, entry: str) -> Whitelist:
+        """Add ``entry`` to ``channel``, save and return the new whitelist.
+
+        Raises WhitelistError (and changes nothing) for an invalid channel or entry,
+        an entry already present, an invalid file or a failed write.
+        """
+        with self._lock:
+            new = parse_entry(entry)
+            if problem := _channel_problem(channel):
+                raise WhitelistError(problem, entry=channel)
+            text, parsed = self._read()
+            old = parsed.whitelist
+            if new.text in old.entries(channel):
+                raise WhitelistError(f"already in {channel}", entry=new.text)
+            wanted = old._replace(channel, [*old._entries(channel), new])
+            return self._save(wanted, text, _edit_add(text, parsed, channel, new))
+
+    def remove(self, channel: str, entry: str) -> Whitelist:
+        """Remove ``entry`` from ``channel``, save and return the new whitelist.
+
+        Raises WhitelistError (and changes nothing) for an invalid entry, an entry
+        not present, an invalid file or a failed write.
+        """
+        with self._lock:
+            gone = parse_entry(entry)
+            text, parsed = self._read()
+            old = parsed.whitelist
+            if gone.text not in old.entries(channel):
+                raise WhitelistError(f"not in {channel}", entry=gone.text)
+            wanted = old._replace(channel, [e for e in old._entries(channel) if e != gone])
+            return self._save(wanted, text, _edit_remove(text, parsed, channel, gone))
+
+    def _read(self) -> tuple[str, _Parsed]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        except OSError as e:
+            raise WhitelistError(f"cannot read: {e.strerror}", file=str(self.path)) from None
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as e:
+            raise WhitelistError("not valid UTF-8", file=str(self.path),
+                                 line=data.count(b"\n", 0, e.start) + 1) from None
+        return text, _parse(text, str(self.path))
+
+    def _save(self, wanted: Whitelist, old: str, edited: str | None) -> Whitelist:
+        """Write the line-edited text if it parses back to ``wanted``, else a full rewrite."""
+        text = edited if edited is not None and _parses_to(edited, wanted) else None
+        if text is None:
+            text = _render(wanted, _header(old))
+            if not _parses_to(text, wanted):  # a bug here must not reach the file
+                raise WhitelistError("internal error: rendered whitelist does not parse back",
+                                     file=str(self.path))
+        target = os.path.realpath(self.path)  # write through a symlink, not over it
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            mode = 0o644
+        try:
+            atomic_write(target, text, mode=mode)
+        except OSError as e:
+            raise WhitelistError(f"cannot write: {e.strerror or e}", file=str(self.path)) from None
+        return wanted
+
+
+def _parses_to(text: str, wanted: Whitelist) -> bool:
+    try:
+        return parse_whitelist(text) == wanted
+    except WhitelistError:
+        return False
+
+
+def _lines(text: str) -> list[str]:
+    """Lines with their terminators, split where PyYAML counts lines."""
+    return [line for line in _LINE.findall(text) if line]
+
+
+def _newline(lines: Sequence[str]) -> str:
+    for line in lines:
+        stripped = line.rstrip(_BREAKS)
+        if stripped != line:
+            return line[len(stripped):]
+    return "\n"
+
+
+def _insert(lines: list[str], after: int, new: Iterable[str]) -> str:
+    """``lines`` with ``new`` inserted after line index ``after`` (-1: at the end)."""
+    nl = _newline(lines)
+    at = len(lines) if after < 0 else after + 1
+    if at == len(lines) and lines and lines[-1] == lines[-1].rstrip(_BREAKS):
+        lines[-1] += nl  # the file's last line had no line break
+    lines[at:at] = [line + nl for line in new]
+    return "".join(lines)
+
+
+def _last_line(key: yaml.Node, value: yaml.Node) -> int:
+    """Index of the last line of a channel's block: its last item, else its key."""
+    if isinstance(value, yaml.SequenceNode) and value.value:
+        return value.value[-1].start_mark.line
+    return key.start_mark.line
+
+
+def _edit_add(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | None:
+    """Text with ``entry`` on a new line under ``channel``; None if the layout is unsuitable."""
+    lines = _lines(text)
+    item = f"- {_scalar(entry.text)}"
+    found = parsed.lists.get(_fold(channel))
+    if found is not None:
+        key, value = found
+        if isinstance(value, yaml.SequenceNode):
+            if value.flow_style or not value.value:
+                return None
+            last = value.value[-1].start_mark.line
+            indent = lines[last][:len(lines[last]) - len(lines[last].lstrip())]
+            return _insert(lines, last, [indent + item])
+        return _insert(lines, key.start_mark.line, [" " * (key.start_mark.column + 2) + item])
+    block = [f"{_scalar(channel)}:", f"  {item}"]
+    if parsed.lists:  # after the last channel, at the same indentation
+        key, value = list(parsed.lists.values())[-1]
+        indent = " " * key.start_mark.column
+        return _insert(lines, _last_line(key, value), [indent + line for line in block])
+    if parsed.channels is not None:  # "channels:" with nothing under it
+        indent = " " * (parsed.channels.start_mark.column + 2)
+        return _insert(lines, parsed.channels.start_mark.line, [indent + line for line in block])
+    return _insert(lines, -1, ["channels:"] + [f"  {line}" for line in block])
+
+
+def _edit_remove(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | None:
+    """Text without the entry's line; None if that line holds anything else."""
+    lines = _lines(text)
+    _, value = parsed.lists[_fold(channel)]
+    item = next(item for item in value.value if parse_entry(item.value) == entry)
+    line = item.start_mark.line
+    if value.flow_style or item.end_mark.line != line or not lines[line].lstrip().startswith("-"):
+        return None
+    del lines[line]
+    return "".join(lines)
+
+
+def _header(text: str) -> str:
+    """The leading comment block, kept by a full rewrite."""
+    head: list[str] = []
+    for line in _lines(text):
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        head.append(line)
+    return "".join(head)
+
+
+def _render(whitelist: Whitelist, header: str) -> str:
+    out = [header]
+    if header and not header.endswith("\n"):
+        out.append("\n")
+    out.append("channels:\n" if whitelist.channels() else "channels: {}\n")
+    for name in whitelist.channels():
+        entries = whitelist.entries(name)
+        out.append(f"  {_scalar(name)}:{'' if entries else ' []'}\n")
+        out.extend(f"    - {_scalar(text)}\n" for text in entries)
+    return "".join(out)
+
+
+def _scalar(text: str) -> str:
+    """``text`` plain if YAML reads it back as that string, else double-quoted."""
+    try:
+        if yaml.safe_load(text) == text:
+            return text
+    except yaml.YAMLError:
+        pass
+    return json.dumps(text, ensure_ascii=False)
