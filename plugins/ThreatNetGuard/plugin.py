@@ -1,10 +1,589 @@
-"""ThreatNetGuard plugin."""
+"""ThreatNetGuard: the channel bot of the DATN2004 security model.
+
+"A bot could run the channel allowing anyone to join, but only giving voice
+permissions to agents joining from white-listed IP addresses" (and, today,
+services accounts). The hooks gather who is who from irc.state; the decisions
+live in threatnet/ (whitelist, moderation, offenders, modes, topic).
+"""
+import functools
+import os
+import time
+
 import supybot.callbacks as callbacks
+import supybot.conf as conf
+import supybot.ircdb as ircdb
+import supybot.ircmsgs as ircmsgs
+import supybot.ircutils as ircutils
+import supybot.registry as registry
+import supybot.schedule as schedule
+import supybot.world as world
+from supybot.commands import addConverter, getopts, wrap
+
+from threatnet.address import AddressError, parse_ip
+from threatnet.moderation import Moderator, Rules
+from threatnet.modes import DEFAULT_MODES, batch, line_room
+from threatnet.offenders import Strikes, TempBans, ban_mask, offender
+from threatnet.topic import TopicError, parse_topic
+from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore, parse_entry
+
+TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
+SETTINGS_TTL = 1  # seconds a setting is cached: changes apply within this
+HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real IP
+
+_parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every line
+
+
+def _now():
+    return time.time()  # looked up per call: tests fast-forward a mocked time.time
+
+
+def getWhitelistEntry(irc, msg, args, state):
+    """One whitelist entry (IP, CIDR or account:NAME), passed on in canonical form."""
+    try:
+        state.args.append(parse_entry(args[0]).text)
+    except WhitelistError as e:
+        state.error(f"{args[0]!r} is not a whitelist entry: {e.reason}", Raise=True)
+    del args[0]
+
+
+addConverter("whitelistEntry", getWhitelistEntry)
+
+
+class _Channel:
+    """What the bot keeps about one guarded channel."""
+
+    def __init__(self):
+        self.moderator = Moderator(_now)
+        self.kicks = Strikes(_now)
+        self.bans = TempBans(_now)
+        self.pending = ircutils.IrcDict()  # nick -> "+v" | "-v", sent at the next flush
+        self.askers = ircutils.IrcDict()  # nick -> when it last gave a command here
+        self.told = False  # logged that it cannot act without op
+        self.topic = None  # the configured topic last enforced
+
+
+class _Network:
+    def __init__(self):
+        self.channels = ircutils.IrcDict()  # channel -> _Channel
+        self.ips = ircutils.IrcDict()  # nick -> IP key from a WHOX reply
 
 
 class ThreatNetGuard(callbacks.Plugin):
-    """ThreatNet Guard plugin."""
+    """Runs ThreatNet channels: voices agents whose IP or services account is
+    whitelisted, kicks other senders and misbehaving agents, and keeps the topic
+    advertising the protocol and block period. Enable it per channel with
+    plugins.ThreatNetGuard.enable; it needs channel operator status."""
+
     threaded = False
+    noIgnore = True  # an ignored flooder is still a channel member to police
+
+    def __init__(self, irc):
+        super().__init__(irc)
+        self.tn.parent = self.tn.whitelist.parent = self
+        self._networks = {}
+        self._settings = {}  # (network, channel, name) -> (value, expiry)
+        self._whitelist = Whitelist()  # until a file loads: trust nobody
+        self._whitelist_error = None
+        self._whitelist_stamp = None
+        self._flushes = set()  # networks with a flush scheduled
+        self._load_whitelist()
+        schedule.addPeriodicEvent(self._tick, TICK, name="ThreatNetGuard.tick", now=False)
+
+    def die(self):
+        schedule.removeEvent("ThreatNetGuard.tick")
+        for network in self._flushes:
+            schedule.removeEvent(f"ThreatNetGuard.flush.{network}")
+        super().die()
+
+    # -- state
+
+    def _net(self, irc):
+        net = self._networks.get(irc.network)
+        if net is None:
+            net = self._networks[irc.network] = _Network()
+        return net
+
+    def _channel(self, irc, channel):
+        channels = self._net(irc).channels
+        c = channels.get(channel)
+        if c is None:
+            c = channels[channel] = _Channel()
+        return c
+
+    def _get(self, name, irc, channel):
+        """A channel setting. Cached: a registry lookup costs more than the rest of
+        policing a line."""
+        key = (irc.network, channel, name)
+        cached = self._settings.get(key)
+        if cached is None or cached[1] <= _now():
+            cached = self._settings[key] = (self.registryValue(name, channel, irc.network),
+                                            _now() + SETTINGS_TTL)
+        return cached[0]
+
+    def _guarded(self, irc, channel):
+        return bool(channel) and channel in irc.state.channels \
+            and self._get("enable", irc, channel)
+
+    def _acting(self, irc, channel):
+        """Whether the bot guards ``channel`` and can: without op it logs once and does nothing."""
+        if not self._guarded(irc, channel):
+            return False
+        c = self._channel(irc, channel)
+        if irc.state.channels[channel].isOp(irc.nick):
+            c.told = False
+            return True
+        if not c.told:
+            c.told = True
+            self.log.warning("ThreatNetGuard: not an operator in %s on %s, not guarding it "
+                             "until opped.", channel, irc.network)
+        return False
+
+    # -- who qualifies for voice
+
+    def _ip(self, irc, nick):
+        """The nick's IP key: a WHOX reply's, else the hostmask host if it is an IP literal."""
+        key = self._net(irc).ips.get(nick)
+        if key is not None:
+            return key
+        host = irc.state.nicksToHostmasks.get(nick, "").rpartition("@")[2]
+        try:
+            return parse_ip(host)
+        except AddressError:
+            return None
+
+    def _evaluate(self, irc, channel, nick):
+        """Voice ``nick`` if it qualifies, devoice it if not; ops are left alone.
+
+        Returns whether it qualifies. The caller checked that the bot is acting.
+        """
+        state = irc.state.channels[channel]
+        if nick not in state.users or ircutils.strEqual(nick, irc.nick):
+            return False
+        account = irc.state.nicksToAccounts.get(nick)
+        qualifies = self._whitelist.qualifies(channel, self._ip(irc, nick), account)
+        if state.isHalfopPlus(nick):
+            return qualifies
+        if qualifies != state.isVoice(nick):
+            self._queue(irc, channel, nick, "+v" if qualifies else "-v")
+        else:
+            self._channel(irc, channel).pending.pop(nick, None)  # a queued change went stale
+        return qualifies
+
+    def _evaluate_everywhere(self, irc, nick):
+        for channel, state in list(irc.state.channels.items()):
+            if nick in state.users and self._acting(irc, channel):
+                self._evaluate(irc, channel, nick)
+
+    def _evaluate_channel(self, irc, channel):
+        for nick in sorted(irc.state.channels[channel].users):
+            self._evaluate(irc, channel, nick)
+
+    def _sync(self, irc, channel):
+        """Bring a channel in line: modes, topic, every member's voice, expired bans."""
+        if not self._acting(irc, channel):
+            return
+        modes = "".join(m for m in self._get("modes", irc, channel)
+                        if m not in irc.state.channels[channel].modes)
+        if modes:
+            irc.sendMsg(ircmsgs.mode(channel, "+" + modes))
+        self._keep_topic(irc, channel)
+        self._evaluate_channel(irc, channel)
+        self._lift_bans(irc, channel)
+
+    # -- sending modes in batches
+
+    def _per_line(self, irc):
+        # MODES without a value (None) means no limit; absent means the RFC's 3.
+        return irc.state.supported.get("modes", DEFAULT_MODES)
+
+    def _queue(self, irc, channel, nick, mode):
+        """Queue a voice change: a full MODE line goes at once, the rest at the next
+        driver tick, so a burst of joins read together becomes a few MODE lines."""
+        pending = self._channel(irc, channel).pending
+        pending[nick] = mode
+        per_line = self._per_line(irc)
+        if per_line is not None and len(pending) >= per_line:
+            self._flush_channel(irc, channel)
+        elif irc.network not in self._flushes:
+            self._flushes.add(irc.network)
+            schedule.addEvent(self._flush, _now(), name=f"ThreatNetGuard.flush.{irc.network}",
+                              args=[irc.network])
+
+    def _flush(self, network):
+        self._flushes.discard(network)
+        irc = world.getIrc(network)
+        if irc is not None:
+            for channel in list(self._net(irc).channels):
+                self._flush_channel(irc, channel)
+
+    def _flush_channel(self, irc, channel):
+        c = self._channel(irc, channel)
+        pending, c.pending = c.pending, ircutils.IrcDict()
+        if not pending or not self._acting(irc, channel):
+            return
+        state = irc.state.channels[channel]
+        self._send_modes(irc, channel, [
+            (mode, nick) for nick, mode in pending.items()
+            if nick in state.users and (mode == "+v") != state.isVoice(nick)])
+
+    def _send_modes(self, irc, channel, changes):
+        # sendMsg, not queueMsg: the throttled queue sends about one line a second.
+        for line in batch(changes, self._per_line(irc), line_room(channel)):
+            irc.sendMsg(ircmsgs.mode(channel, ircutils.joinModes(line)))
+
+    # -- the topic
+
+    def _wanted_topic(self, irc, channel):
+        uri, block, flags = (self._get(f"topic.{name}", irc, channel)
+                             for name in ("uri", "block", "flags"))
+        return parse_topic(uri).replace(block=block, flags=flags).format()
+
+    def _topic(self, irc, channel):
+        """The channel's topic as agents read it; the configured one while it is not valid."""
+        try:
+            return _parse_topic(irc.state.channels[channel].topic)
+        except TopicError:
+            return _parse_topic(self._wanted_topic(irc, channel))
+
+    def _keep_topic(self, irc, channel):
+        if not self._get("topic.keep", irc, channel):
+            return
+        wanted = self._channel(irc, channel).topic = self._wanted_topic(irc, channel)
+        if irc.state.channels[channel].topic != wanted:
+            irc.sendMsg(ircmsgs.topic(channel, wanted))
+
+    # -- policing channel lines
+
+    def _rules(self, irc, channel):
+        topic = self._topic(irc, channel)
+        get = functools.partial(self._get, irc=irc, channel=channel)
+        return Rules(block=topic.block, tolerant="tolerant" in topic.flags,
+                     tolerant_window=get("kick.tolerantWindow"),
+                     flood_lines=get("flood.lines"), flood_seconds=get("flood.seconds"),
+                     commands_from_anyone=get("commands.fromAnyone"),
+                     kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
+                     repeat_grace=get("kick.repeatGrace"))
+
+    def _is_command(self, irc, msg):
+        """Whether the line addresses one of the bot's commands (any loaded plugin's)."""
+        words = [callbacks.canonicalName(w) for w in callbacks.addressed(irc, msg).split()[:3]]
+        return bool(words) and any(cb.getCommand(words) for cb in irc.callbacks
+                                   if isinstance(cb, callbacks.Commands))
+
+    def _is_answer(self, irc, channel, text):
+        """Whether the line answers someone who gave a command here moments ago: other
+        agents' bots reply in the channel as "asker: ..." (Limnoria's nick prefix)."""
+        words = text.split(None, 1)
+        if not words or words[0][-1] not in ":,":
+            return False
+        asked = self._channel(irc, channel).askers.get(words[0][:-1])
+        return asked is not None \
+            and _now() - asked <= self._get("commands.replyWindow", irc, channel)
+
+    def _police(self, irc, msg):
+        channel = msg.channel
+        if channel is None or len(msg.args) < 2 or not ircutils.isUserHostmask(msg.prefix) \
+                or ircutils.strEqual(msg.nick, irc.nick) or not self._acting(irc, channel):
+            return
+        state = irc.state.channels[channel]
+        nick = msg.nick
+        if nick not in state.users or state.isHalfopPlus(nick):
+            return  # outsiders cannot be kicked (+n keeps them out); ops are left alone
+        account = irc.state.nicksToAccounts.get(nick)
+        trusted = self._evaluate(irc, channel, nick)  # also voices one who spoke before its +v
+        rules = self._rules(irc, channel)
+        c = self._channel(irc, channel)
+        text = msg.args[1]
+        command = self._is_command(irc, msg)
+        verdict = c.moderator.judge(text, offender(msg.host, account), rules, trusted=trusted,
+                                    command=command or self._is_answer(irc, channel, text),
+                                    nick=nick, account=account)
+        if command and verdict.action == "pass":
+            c.askers[nick] = _now()
+        if verdict.action == "warn":
+            irc.sendMsg(ircmsgs.notice(nick, f"{channel}: {verdict.reason}. Another one within "
+                                             f"{rules.tolerant_window:g} s gets you kicked."))
+        elif verdict.action == "kick":
+            self._kick(irc, channel, nick, msg.host, account, verdict.reason)
+
+    def _kick(self, irc, channel, nick, host, account, reason):
+        """Kick, and ban a repeat offender for a while (by account where the server can)."""
+        c = self._channel(irc, channel)
+        who = offender(host, account)
+        kicks = self._get("ban.kicks", irc, channel)
+        if kicks and c.kicks.hit(who, kicks, self._get("ban.window", irc, channel)):
+            c.kicks.forget(who)
+            mask = ban_mask(host, account, irc.state.supported.get("extban"))
+            seconds = self._get("ban.duration", irc, channel)
+            c.bans.add(mask, seconds)
+            irc.sendMsg(ircmsgs.mode(channel, ("+b", mask)))  # before the kick: no rejoin between
+            reason = f"{reason} (banned for {seconds} s)"
+        irc.sendMsg(ircmsgs.kick(channel, nick, reason))
+        self.log.info("ThreatNetGuard: kicked %s (%s) from %s on %s: %s",
+                      nick, who, channel, irc.network, reason)
+
+    def _lift_bans(self, irc, channel):
+        c = self._channel(irc, channel)
+        due = c.bans.due()
+        if due and self._acting(irc, channel):
+            bans = irc.state.channels[channel].bans
+            self._send_modes(irc, channel, [("-b", mask) for mask in due if mask in bans])
+            for mask in due:
+                c.bans.discard(mask)
+
+    # -- the whitelist
+
+    def _whitelist_path(self):
+        path = self.registryValue("whitelist")
+        return path if os.path.isabs(path) else os.path.join(conf.supybot.directories.data(), path)
+
+    def _store(self):
+        return WhitelistStore(self._whitelist_path())
+
+    def _load_whitelist(self):
+        """(Re)read the file; an invalid one keeps the last good whitelist (at first the
+        empty one: trust nobody). Returns the error, or None."""
+        self._whitelist_stamp = _stamp(self._whitelist_path())
+        try:
+            whitelist = self._store().load()
+        except WhitelistError as e:
+            self._whitelist_error = str(e)
+            self.log.error("ThreatNetGuard: whitelist not loaded, keeping the last good one: %s", e)
+            return self._whitelist_error
+        self._whitelist_error = None
+        self._apply(whitelist)
+        return None
+
+    def _apply(self, whitelist):
+        """Use ``whitelist`` from now on and re-evaluate every guarded channel at once."""
+        self._whitelist = whitelist
+        for irc in world.ircs:
+            for channel in list(irc.state.channels):
+                if self._acting(irc, channel):
+                    self._evaluate_channel(irc, channel)
+
+    def _edit_whitelist(self, irc, edit, channel, entry):
+        try:
+            whitelist = edit(channel, entry)
+        except WhitelistError as e:
+            irc.error(str(e), Raise=True)
+        self._whitelist_error = None
+        self._whitelist_stamp = _stamp(self._whitelist_path())
+        self._apply(whitelist)
+
+    # -- housekeeping
+
+    def _tick(self):
+        if _stamp(self._whitelist_path()) != self._whitelist_stamp:
+            self._load_whitelist()
+        for irc in world.ircs:
+            for channel, c in list(self._net(irc).channels.items()):
+                if not self._guarded(irc, channel):
+                    continue
+                rules = self._rules(irc, channel)
+                c.moderator.prune(rules)
+                c.kicks.prune(self._get("ban.window", irc, channel))
+                window = self._get("commands.replyWindow", irc, channel)
+                for nick, asked in list(c.askers.items()):
+                    if _now() - asked > window:
+                        del c.askers[nick]
+                if self._acting(irc, channel):
+                    self._lift_bans(irc, channel)
+                    if c.topic != self._wanted_topic(irc, channel):  # the config changed
+                        self._keep_topic(irc, channel)
+
+    # -- IRC events
+
+    def do366(self, irc, msg):
+        """End of NAMES after the bot joins: it knows the members and whether it is op."""
+        if len(msg.args) >= 2:
+            self._sync(irc, msg.args[1])
+
+    def doJoin(self, irc, msg):
+        if not msg.args or ircutils.strEqual(msg.nick, irc.nick):
+            return  # our own join: wait for NAMES (do366)
+        for channel in msg.args[0].split(","):
+            if self._acting(irc, channel):
+                self._evaluate(irc, channel, msg.nick)
+                if self._ip(irc, msg.nick) is None and "whox" in irc.state.supported \
+                        and self._get("whoxJoins", irc, channel):
+                    # Queued, not sent: a burst of joins must not become a burst of queries.
+                    irc.queueMsg(ircmsgs.who(msg.nick, args=("%tuhnairf,1",)))
+
+    def do354(self, irc, msg):
+        """A WHOX reply (``%tuhnairf,1``, as Limnoria sends on join): it may show the real IP."""
+        if len(msg.args) != 9 or msg.args[1] != "1":
+            return
+        ip, nick = msg.args[3], msg.args[5]
+        ips = self._net(irc).ips
+        try:
+            key = None if ip == HIDDEN_IP else parse_ip(ip)
+        except AddressError:
+            key = None
+        if key is None:
+            ips.pop(nick, None)
+        else:
+            ips[nick] = key
+        self._evaluate_everywhere(irc, nick)
+
+    def doAccount(self, irc, msg):
+        if msg.nick:
+            self._evaluate_everywhere(irc, msg.nick)
+
+    doChghost = doAccount
+
+    def doNick(self, irc, msg):
+        if not msg.args:
+            return
+        ips = self._net(irc).ips
+        if msg.nick in ips:
+            ips[msg.args[0]] = ips.pop(msg.nick)
+        self._evaluate_everywhere(irc, msg.args[0])
+
+    def doQuit(self, irc, msg):
+        self._net(irc).ips.pop(msg.nick, None)
+
+    def doPart(self, irc, msg):
+        self._forget(irc, msg.nick)
+
+    def doKick(self, irc, msg):
+        if len(msg.args) >= 2:
+            for nick in msg.args[1].split(","):
+                self._forget(irc, nick)
+
+    def _forget(self, irc, nick):
+        """Drop a nick's WHOX IP once it shares no channel with the bot."""
+        if not any(nick in state.users for state in irc.state.channels.values()):
+            self._net(irc).ips.pop(nick, None)
+
+    def doMode(self, irc, msg):
+        channel = msg.args[0] if msg.args else None
+        if not self._guarded(irc, channel) or ircutils.strEqual(msg.nick, irc.nick):
+            return  # our own changes are not news
+        changes = ircutils.separateModes(msg.args[1:])
+        if any(mode == "+o" and ircutils.strEqual(str(arg), irc.nick) for mode, arg in changes):
+            self._sync(irc, channel)
+            return
+        if not self._acting(irc, channel):
+            return
+        kept = self._get("modes", irc, channel)
+        lost = "".join(mode[1] for mode, _ in changes if mode[0] == "-" and mode[1] in kept)
+        if lost:
+            irc.sendMsg(ircmsgs.mode(channel, "+" + lost))
+        for mode, arg in changes:
+            if mode in ("+v", "-v", "-o", "-h"):  # voice is the whitelist's to give
+                self._evaluate(irc, channel, str(arg))
+
+    def doTopic(self, irc, msg):
+        channel = msg.args[0] if len(msg.args) == 2 else None
+        if ircutils.strEqual(msg.nick, irc.nick) or not self._acting(irc, channel):
+            return
+        state = irc.state.channels[channel]
+        if not (self._get("topic.opsMayChange", irc, channel) and state.isOp(msg.nick)):
+            self._keep_topic(irc, channel)
+
+    def doPrivmsg(self, irc, msg):
+        self._police(irc, msg)
+
+    doNotice = doPrivmsg
+
+    class tn(callbacks.Commands):
+        """ThreatNet commands."""
+
+        def topic(self, irc, msg, args, opts, channel):
+            """[--uri <uri>] [--block <seconds>] [--flags "<flag> ..."] [<channel>]
+
+            Shows the ThreatNet topic kept in <channel>. The options (admin only)
+            change the protocol URI, the block period or the flags in the config,
+            and the topic follows.
+            """
+            guard = self.parent
+            if opts:
+                if not ircdb.checkCapability(msg.prefix, "admin"):
+                    irc.errorNoCapability("admin", Raise=True)
+                for name, value in opts:
+                    group = conf.supybot.plugins.ThreatNetGuard.topic.get(name)
+                    try:
+                        group.getSpecific(network=irc.network, channel=channel,
+                                          fallback_to_channel=False).set(value)
+                    except registry.InvalidRegistryValue as e:
+                        irc.error(f"--{name} {value}: {e}", Raise=True)
+                    finally:
+                        guard._settings.clear()
+                if guard._acting(irc, channel):
+                    guard._keep_topic(irc, channel)
+            wanted = guard._wanted_topic(irc, channel)
+            state = irc.state.channels.get(channel)
+            if opts or state is None or state.topic == wanted:
+                irc.reply(wanted)
+            else:
+                irc.reply(f"{state.topic or '(no topic)'} (configured: {wanted})")
+
+        topic = wrap(topic, [getopts({"uri": "something", "block": "something",
+                                      "flags": "anything"}), "channel"])
+
+        class whitelist(callbacks.Commands):
+            """ThreatNet whitelist commands."""
+
+            def add(self, irc, msg, args, entry, channel):
+                """<ip|cidr|account:NAME> [<channel>]
+
+                Adds the entry to <channel>'s whitelist, saves the file and voices
+                whoever now qualifies.
+                """
+                self.parent._edit_whitelist(irc, self.parent._store().add, channel, entry)
+                irc.replySuccess(f"{entry} added to {channel}.")
+
+            add = wrap(add, ["admin", "whitelistEntry", "channel"])
+
+            def remove(self, irc, msg, args, entry, channel):
+                """<ip|cidr|account:NAME> [<channel>]
+
+                Removes the entry from <channel>'s whitelist, saves the file and
+                devoices whoever no longer qualifies.
+                """
+                self.parent._edit_whitelist(irc, self.parent._store().remove, channel, entry)
+                irc.replySuccess(f"{entry} removed from {channel}.")
+
+            remove = wrap(remove, ["admin", "whitelistEntry", "channel"])
+
+            def list(self, irc, msg, args, channel):
+                """[<channel>]
+
+                Lists <channel>'s whitelist entries, and says so if the file is
+                invalid (the last good whitelist is still in use).
+                """
+                guard = self.parent
+                entries = guard._whitelist.entries(channel)
+                text = ", ".join(entries) if entries else f"nobody is whitelisted in {channel}"
+                if guard._whitelist_error:
+                    text += f" (whitelist file invalid, last good one in use: " \
+                            f"{guard._whitelist_error})"
+                irc.reply(text)
+
+            list = wrap(list, ["admin", "channel"])
+
+            def reload(self, irc, msg, args):
+                """takes no arguments
+
+                Reads the whitelist file again and applies it at once. An invalid
+                file changes nothing.
+                """
+                error = self.parent._load_whitelist()
+                if error:
+                    irc.error(f"whitelist not loaded, last good one in use: {error}", Raise=True)
+                irc.replySuccess()
+
+            reload = wrap(reload, ["admin"])
+
+
+def _stamp(path):
+    """What tells a changed file: modification time, size and inode (None if missing)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 Class = ThreatNetGuard

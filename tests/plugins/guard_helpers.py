@@ -1,0 +1,107 @@
+"""Shared fixture for the ThreatNetGuard plugin tests: a channel where the bot is op.
+
+The bot is ``test`` (also the nick PluginTestCase sends commands as); agents are
+other nicks fed as raw IRC lines. ``out()`` runs the schedule (the coalesced voice
+flush, the housekeeping tick when due) and drains everything the bot sent; in test
+mode takeMsg applies the bot's own MODE/KICK/TOPIC to irc.state.
+"""
+import contextlib
+import os
+
+import supybot.conf as conf
+import supybot.ircmsgs as ircmsgs
+import supybot.schedule as schedule
+from supybot.test import ChannelPluginTestCase
+
+GUARD = "supybot.plugins.ThreatNetGuard."
+WHITELIST = """\
+channels:
+  "#test":
+    - 192.0.2.0/24
+    - 2001:db8::/48
+    - account:bob
+"""
+
+
+class GuardTestCase(ChannelPluginTestCase):
+    plugins = ("ThreatNetGuard",)
+    config = {GUARD + "enable": True, GUARD + "flood.lines": 100, GUARD + "topic.flags": [],
+              GUARD + "ban.kicks": 3}
+    isupport = "MODES=4 EXTBAN=,RU WHOX"
+    opped = True
+
+    def setUp(self):
+        super().setUp()
+        self.guard = self.irc.getCallback("ThreatNetGuard")
+        self.write_whitelist(WHITELIST)
+        self.assertIsNone(self.guard._load_whitelist())
+        self.feed(f":irc.test 005 test {self.isupport} :are supported by this server")
+        if self.opped:
+            self.op_bot()
+
+    def tearDown(self):
+        schedule.run()  # nothing of ours may be left for the next test
+        super().tearDown()
+
+    # -- helpers
+
+    @property
+    def whitelist_path(self):
+        return os.path.join(conf.supybot.directories.data(), "ThreatNetGuard.whitelist.yaml")
+
+    def write_whitelist(self, text):
+        with open(self.whitelist_path, "w") as f:
+            f.write(text)
+
+    def feed(self, line):
+        self.irc.feedMsg(ircmsgs.IrcMsg(line))
+
+    def out(self):
+        """Everything the bot sends now, after the scheduled flush."""
+        schedule.run()
+        msgs = []
+        msg = self.irc.takeMsg()
+        while msg is not None:
+            msgs.append(msg)
+            msg = self.irc.takeMsg()
+        return msgs
+
+    def lines(self):
+        return [" ".join((m.command,) + m.args) for m in self.out()]
+
+    def op_bot(self):
+        self.feed(":irc.test MODE #test +o test")
+        sent = self.lines()
+        self.assertIn("MODE #test +nt", sent)
+        self.assertIn("TOPIC #test " + self.guard._wanted_topic(self.irc, "#test"), sent)
+        return sent
+
+    def join(self, nick, host, account=None):
+        extended = f" {account or '*'} :real" if account is not None else ""
+        self.feed(f":{nick}!u@{host} JOIN #test{extended}")
+
+    def say(self, nick, host, text, command="PRIVMSG", tags=""):
+        self.feed(f"{tags}:{nick}!u@{host} {command} #test :{text}")
+
+    @contextlib.contextmanager
+    def config_value(self, name, value):
+        group = conf.supybot.plugins.ThreatNetGuard
+        for part in name.split("."):
+            group = group.get(part)
+        old = group()
+        group.setValue(value)
+        self.guard._settings.clear()  # the plugin caches settings for a second
+        try:
+            yield
+        finally:
+            group.setValue(old)
+            self.guard._settings.clear()
+
+    @property
+    def chan(self):
+        return self.irc.state.channels["#test"]
+
+    def command(self, text, frm=None):
+        """Feed a command as PRIVMSG to the channel; returns the bot's replies (text only)."""
+        self.irc.feedMsg(ircmsgs.privmsg("#test", "@" + text, prefix=frm or self.prefix))
+        return [m.args[1] for m in self.out() if m.command in ("PRIVMSG", "NOTICE")]

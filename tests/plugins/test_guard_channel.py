@@ -1,0 +1,106 @@
+"""Channel upkeep: the topic (set, restored, shown, changed by command) and kept modes."""
+import supybot.conf as conf
+import supybot.registry as registry
+import supybot.schedule as schedule
+from guard_helpers import GUARD, GuardTestCase
+from supybot.test import timeFastForward
+
+TOPIC = "threatnet://threatnet.invalid/datn2004/ip-comment block=3600"
+NO_CAP = "someone!u@__no_testcap__"
+
+
+class TopicTestCase(GuardTestCase):
+    def tearDown(self):
+        topic = conf.supybot.plugins.ThreatNetGuard.topic
+        for name in ("uri", "block", "flags"):  # values set by a command outlive the test
+            value = topic.get(name)
+            network = value.get(":test")
+            for parent, child in ((network, network.get("#test")), (value, value.get("#test"))):
+                child._setValue(parent.value, inherited=True)  # what `config reset channel` does
+        super().tearDown()
+
+    def test_topic_set_on_op(self):
+        self.assertEqual(self.chan.topic, TOPIC)
+
+    def test_restored_after_a_change(self):
+        self.join("eve", "cloak.example")
+        self.feed(":eve!u@cloak.example TOPIC #test :free spam")
+        self.assertEqual(self.lines(), [f"TOPIC #test {TOPIC}"])
+
+    def test_ops_may_change_it_when_allowed(self):
+        self.feed(":irc.test MODE #test +o op")
+        self.feed(":op!u@h TOPIC #test :threatnet://example.org/x block=600")
+        self.assertEqual(self.lines(), [f"TOPIC #test {TOPIC}"])
+        with self.config_value("topic.opsMayChange", True):
+            self.feed(":op!u@h TOPIC #test :threatnet://example.org/x block=600, tolerant")
+            self.assertEqual(self.lines(), [])
+            rules = self.guard._rules(self.irc, "#test")
+            self.assertEqual((rules.block, rules.tolerant), (600, True))  # the topic is read
+
+    def test_not_kept_when_disabled(self):
+        with self.config_value("topic.keep", False):
+            self.feed(":op!u@h TOPIC #test :anything")
+            self.assertEqual(self.lines(), [])
+
+    def test_show(self):
+        self.assertEqual(self.command("tn topic"), [f"test: {TOPIC}"])
+        self.feed(":irc.test TOPIC #test :other")
+        self.lines()
+        self.irc.state.channels["#test"].topic = "other"  # as if the restore had not arrived yet
+        self.assertEqual(self.command("tn topic #test"), [f"test: other (configured: {TOPIC})"])
+
+    def test_admin_changes_it(self):
+        replies = self.command('tn topic --block 1800 --flags "tolerant open"')
+        wanted = "threatnet://threatnet.invalid/datn2004/ip-comment open, tolerant, block=1800"
+        self.assertEqual(replies, [f"test: {wanted}"])
+        self.assertEqual(self.chan.topic, wanted)
+        self.command("tn topic --uri threatnet://example.org/tn")
+        self.assertEqual(self.chan.topic, "threatnet://example.org/tn open, tolerant, block=1800")
+
+    def test_bad_values(self):
+        for opts in ("--block 0", "--block 99999999", "--uri http://x/y", "--uri threatnet://x",
+                     '--flags "a=b"'):
+            [reply] = self.command(f"tn topic {opts}")
+            self.assertIn("Error", reply)
+        self.assertEqual(self.chan.topic, TOPIC)
+
+    def test_change_needs_admin(self):
+        [reply] = self.command("tn topic --block 60 #test", frm=NO_CAP)
+        self.assertIn("admin", reply)
+        self.assertEqual(self.chan.topic, TOPIC)
+        [reply] = self.command("tn topic #test", frm=NO_CAP)  # anyone may look
+        self.assertEqual(reply, f"someone: {TOPIC}")
+
+    def test_topic_follows_the_config(self):
+        value = conf.supybot.plugins.ThreatNetGuard.topic.block
+        for specific in (value.get("#test"), value.get(":test").get("#test")):  # as Config does
+            specific.setValue(900)
+        timeFastForward(6)
+        schedule.run()
+        self.assertEqual(self.lines(), ["TOPIC #test threatnet://threatnet.invalid/datn2004/"
+                                        "ip-comment block=900"])
+
+
+class ModesTestCase(GuardTestCase):
+    config = dict(GuardTestCase.config, **{GUARD + "modes": "mnt"})
+    opped = False
+
+    def test_set_on_op_and_restored(self):
+        self.feed(":irc.test MODE #test +o test")
+        self.assertEqual(self.lines()[0], "MODE #test +mnt")
+        self.feed(":op!u@h MODE #test -m+s-t")
+        self.assertEqual(self.lines(), ["MODE #test +mt"])
+        self.feed(":op!u@h MODE #test -ip")  # not ours to keep
+        self.assertEqual(self.lines(), [])
+
+    def test_none_kept(self):
+        with self.config_value("modes", ""):
+            self.feed(":irc.test MODE #test +o test")
+            self.assertNotIn("MODE", " ".join(self.lines()))
+            self.feed(":op!u@h MODE #test -nt")
+            self.assertEqual(self.lines(), [])
+
+    def test_only_flag_letters(self):
+        for bad in ("+m", "n t", "l5"):
+            with self.assertRaises(registry.InvalidRegistryValue):
+                conf.supybot.plugins.ThreatNetGuard.modes.set(bad)

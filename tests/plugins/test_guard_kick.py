@@ -1,0 +1,214 @@
+"""Kick: unvoiced senders, malformed lines (tolerant mode), floods, bogons, repeats; kickbans."""
+import supybot.schedule as schedule
+from guard_helpers import GUARD, GuardTestCase
+from supybot.test import timeFastForward
+
+UNVOICED = "only whitelisted (voiced) agents may post here"
+
+
+class KickTestCase(GuardTestCase):
+    def setUp(self):
+        super().setUp()
+        self.join("a1", "192.0.2.5")
+        self.join("a2", "192.0.2.6")
+        self.join("eve", "cloak.example")
+        self.assertEqual(self.lines(), ["MODE #test +vv a1 a2"])
+
+    def test_unvoiced_sender(self):
+        for command in ("PRIVMSG", "NOTICE"):
+            self.join("eve", "cloak.example")
+            self.say("eve", "cloak.example", "8.8.8.8", command=command)
+            self.assertEqual(self.lines(), [f"KICK #test eve {UNVOICED}"])
+
+    def test_ctcp_action(self):
+        self.say("eve", "cloak.example", "\x01ACTION waves\x01")
+        self.assertEqual(self.lines(), [f"KICK #test eve {UNVOICED}"])
+        self.say("a1", "192.0.2.5", "\x01ACTION waves\x01")
+        self.assertEqual(self.lines(),
+                         ["KICK #test a1 malformed threat line: control or formatting character"])
+
+    def test_commands_are_allowed_from_anyone(self):
+        self.say("eve", "cloak.example", "@tn topic")
+        sent = self.out()
+        self.assertEqual([m.command for m in sent], ["PRIVMSG"])
+        self.say("eve", "cloak.example", "@no such command")
+        self.assertIn(f"KICK #test eve {UNVOICED}", self.lines())
+
+    def test_commands_only_from_voiced_when_configured(self):
+        with self.config_value("commands.fromAnyone", False):
+            self.say("eve", "cloak.example", "@tn topic")
+            self.assertEqual(self.lines()[0], f"KICK #test eve {UNVOICED}")
+            self.say("a1", "192.0.2.5", "@tn topic")
+            self.assertEqual([m.command for m in self.out()], ["PRIVMSG"])
+
+    def test_ops_are_not_kicked(self):
+        self.feed(":irc.test MODE #test +o eve")
+        self.say("eve", "cloak.example", "hello everyone")
+        self.assertEqual(self.lines(), [])
+
+    def test_valid_threat_from_voiced(self):
+        self.say("a1", "192.0.2.5", "8.8.8.8 ssh brute force")
+        self.say("a2", "192.0.2.6", "2606:4700::1111")
+        self.assertEqual(self.lines(), [])
+
+    def test_malformed_line(self):
+        self.say("a1", "192.0.2.5", "123.123.123.456 spam")
+        self.assertEqual(self.lines(), ["KICK #test a1 malformed threat line: octet 456 > 255"])
+        self.say("a2", "192.0.2.6", "hello")
+        self.assertEqual(self.lines(), ["KICK #test a2 malformed threat line: not an IP address"])
+
+    def test_flood(self):
+        with self.config_value("flood.lines", 3):
+            for i in range(3):
+                self.say("a1", "192.0.2.5", f"8.8.8.{i}")
+            self.assertEqual(self.lines(), [])
+            self.say("a1", "192.0.2.5", "8.8.8.9")
+            self.assertEqual(self.lines(), ["KICK #test a1 flood: more than 3 lines in 10 s"])
+
+    def test_bogon(self):
+        self.say("a1", "192.0.2.5", "10.1.2.3 scanner")
+        self.assertEqual(self.lines(), ["KICK #test a1 bogon address 10.1.2.3"])
+        with self.config_value("kick.bogons", False):
+            self.say("a2", "192.0.2.6", "10.1.2.3 scanner")
+            self.assertEqual(self.lines(), [])
+
+    def test_repeat_of_a_current_threat(self):
+        self.say("a1", "192.0.2.5", "8.8.8.8")
+        self.say("a2", "192.0.2.6", "8.8.8.8")  # within the grace: two honest agents raced
+        self.assertEqual(self.lines(), [])
+        timeFastForward(60)
+        self.say("a2", "192.0.2.6", "8.8.8.8 again")
+        sent = self.lines()
+        self.assertEqual(len(sent), 1)
+        self.assertRegex(sent[0], r"^KICK #test a2 8\.8\.8\.8 is still current \(35\d\d s left\): "
+                                  r"check your cache$")
+
+    def test_repeat_after_the_block_period_is_fine(self):
+        self.say("a1", "192.0.2.5", "8.8.8.8")
+        timeFastForward(3601)
+        self.say("a2", "192.0.2.6", "8.8.8.8")
+        self.assertEqual(self.lines(), [])
+
+
+class TolerantTestCase(GuardTestCase):
+    config = dict(GuardTestCase.config, **{GUARD + "topic.flags": ["tolerant"]})
+
+    def test_warn_first_then_kick(self):
+        self.assertIn("tolerant", self.chan.topic)
+        self.join("a1", "192.0.2.5")
+        self.lines()
+        self.say("a1", "192.0.2.5", "hello")
+        self.assertEqual(self.lines(), [
+            "NOTICE a1 #test: malformed threat line: not an IP address. "
+            "Another one within 600 s gets you kicked."])
+        self.say("a1", "192.0.2.5", "hello again")
+        self.assertEqual(self.lines(), ["KICK #test a1 malformed threat line: not an IP address"])
+
+    def test_the_window_passes(self):
+        self.join("a1", "192.0.2.5")
+        self.lines()
+        self.say("a1", "192.0.2.5", "hello")
+        timeFastForward(601)
+        self.say("a1", "192.0.2.5", "hello")
+        self.assertEqual([m.command for m in self.out()], ["NOTICE", "NOTICE"])
+
+    def test_unvoiced_is_not_tolerated(self):
+        self.join("eve", "cloak.example")
+        self.say("eve", "cloak.example", "hello")
+        self.assertEqual(self.lines(), [f"KICK #test eve {UNVOICED}"])
+
+
+class BanTestCase(GuardTestCase):
+    def offend(self, nick, host, tags=""):
+        self.join(nick, host)
+        self.say(nick, host, "spam", tags=tags)
+        return self.lines()
+
+    def test_kickban_by_host_and_its_expiry(self):
+        self.assertEqual(self.offend("eve", "cloak.example"), [f"KICK #test eve {UNVOICED}"])
+        self.assertEqual(self.offend("eve2", "cloak.example"), [f"KICK #test eve2 {UNVOICED}"])
+        self.assertEqual(self.offend("eve3", "cloak.example"), [
+            "MODE #test +b *!*@cloak.example",
+            f"KICK #test eve3 {UNVOICED} (banned for 3600 s)"])
+        self.assertIn("*!*@cloak.example", self.chan.bans)
+        timeFastForward(3000)
+        schedule.run()
+        self.assertEqual(self.lines(), [])
+        timeFastForward(700)
+        self.assertEqual(self.lines(), ["MODE #test -b *!*@cloak.example"])
+        self.assertNotIn("*!*@cloak.example", self.chan.bans)
+
+    def test_kickban_by_account_extban(self):
+        for i in range(2):
+            self.offend(f"m{i}", f"host{i}.example", tags="@account=mallory ")
+        self.assertEqual(self.offend("m9", "elsewhere.example", tags="@account=mallory "), [
+            "MODE #test +b R:mallory", f"KICK #test m9 {UNVOICED} (banned for 3600 s)"])
+
+    def test_kicks_outside_the_window_do_not_add_up(self):
+        self.offend("eve", "cloak.example")
+        self.offend("eve", "cloak.example")
+        timeFastForward(3601)
+        self.assertEqual(self.offend("eve", "cloak.example"), [f"KICK #test eve {UNVOICED}"])
+
+    def test_a_ban_removed_meanwhile_is_not_lifted_again(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        self.feed(":op!u@h MODE #test -b *!*@cloak.example")
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), [])
+
+    def test_ban_waits_for_op(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        self.feed(":op!u@h MODE #test -o test")
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), [])
+        self.feed(":op!u@h MODE #test +o test")
+        self.assertEqual(self.lines()[-1], "MODE #test -b *!*@cloak.example")
+
+
+class AnswerTestCase(GuardTestCase):
+    """Other agents' bots answer `!tn ...` in the channel as "asker: ..."."""
+
+    def setUp(self):
+        super().setUp()
+        self.join("agent", "192.0.2.5")
+        self.join("listener", "cloak.example")  # an unvoiced agent
+        self.join("asker", "asker.example")
+        self.lines()
+
+    def test_answers_to_a_command_are_not_kicked(self):
+        self.say("asker", "asker.example", "@tn topic")
+        self.out()
+        self.say("agent", "192.0.2.5", "asker: Not a current threat in #test: 11.7.7.7")
+        self.say("listener", "cloak.example", "asker, 3 threats current")
+        self.assertEqual(self.lines(), [])
+
+    def test_only_within_the_window(self):
+        self.say("asker", "asker.example", "@tn topic")
+        self.out()
+        timeFastForward(11)
+        self.say("agent", "192.0.2.5", "asker: late answer")
+        self.assertEqual(self.lines(), ["KICK #test agent malformed threat line: not an IP address"])
+
+    def test_nobody_asked(self):
+        self.say("listener", "cloak.example", "asker: buy cheap pills")
+        self.say("agent", "192.0.2.5", "nobody: hello")
+        self.assertEqual([line.split()[2] for line in self.lines()], ["listener", "agent"])
+
+    def test_a_kicked_command_asks_nothing(self):
+        with self.config_value("commands.fromAnyone", False):
+            self.say("asker", "asker.example", "@tn topic")
+            self.out()
+            self.say("agent", "192.0.2.5", "asker: answer")
+            self.assertEqual(self.lines()[-1],
+                             "KICK #test agent malformed threat line: not an IP address")
+
+    def test_disabled(self):
+        with self.config_value("commands.replyWindow", 0):
+            self.say("asker", "asker.example", "@tn topic")
+            self.out()
+            timeFastForward(0.5)
+            self.say("agent", "192.0.2.5", "asker: answer")
+            self.assertEqual(self.lines(),
+                             ["KICK #test agent malformed threat line: not an IP address"])

@@ -1,0 +1,113 @@
+"""Moderation: the verdict on each channel line (kick reasons, tolerant warnings, the cache)."""
+from __future__ import annotations
+
+from threatnet.moderation import PASS, Moderator, Rules, Verdict
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def judge(mod: Moderator, line: str, rules: Rules = Rules(), *, trusted: bool = True,
+          command: bool = False, sender: str = "host:a") -> Verdict:
+    return mod.judge(line, sender, rules, trusted=trusted, command=command)
+
+
+def test_valid_threat_passes_and_is_cached() -> None:
+    mod = Moderator(Clock())
+    assert judge(mod, "8.8.8.8 spam") == PASS
+    assert mod.cache.check("8.8.8.8") is not None
+
+
+def test_untrusted_sender_is_kicked_but_may_use_commands() -> None:
+    mod = Moderator(Clock())
+    assert judge(mod, "8.8.8.8", trusted=False).action == "kick"
+    assert judge(mod, "tn status", trusted=False, command=True) == PASS
+    rules = Rules(commands_from_anyone=False)
+    assert judge(mod, "tn status", rules, trusted=False, command=True).action == "kick"
+    assert judge(mod, "tn status", rules, command=True) == PASS
+    assert mod.cache.check("8.8.8.8") is None  # an untrusted line never reaches the cache
+
+
+def test_malformed_line_is_kicked_with_the_parse_error() -> None:
+    mod = Moderator(Clock())
+    assert judge(mod, "123.123.123.456 x") == Verdict("kick", "malformed threat line: octet 456 > 255")
+    assert judge(mod, "\x01ACTION waves\x01").action == "kick"
+
+
+def test_tolerant_warns_first_then_kicks_within_the_window() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    rules = Rules(tolerant=True, tolerant_window=60)
+    assert judge(mod, "hello", rules).action == "warn"
+    clock.now += 61
+    assert judge(mod, "hello", rules).action == "warn"  # the window passed: warned again
+    clock.now += 30
+    assert judge(mod, "hello", rules).action == "kick"
+    assert judge(mod, "hello", rules).action == "warn"  # a kick wipes the warning
+
+
+def test_flood() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    rules = Rules(flood_lines=3, flood_seconds=10)
+    for i in range(3):
+        assert judge(mod, f"8.8.8.{i}", rules) == PASS
+    assert judge(mod, "8.8.8.9", rules) == Verdict("kick", "flood: more than 3 lines in 10 s")
+    assert judge(mod, "8.8.4.4", rules, sender="host:b") == PASS  # per sender
+    clock.now += 11
+    assert judge(mod, "9.9.9.9", rules) == PASS
+
+
+def test_flood_counts_commands_too() -> None:
+    mod = Moderator(Clock())
+    rules = Rules(flood_lines=2)
+    judge(mod, "tn status", rules, trusted=False, command=True)
+    judge(mod, "tn status", rules, trusted=False, command=True)
+    assert judge(mod, "tn status", rules, trusted=False, command=True).action == "kick"
+
+
+def test_bogons() -> None:
+    mod = Moderator(Clock())
+    assert judge(mod, "10.1.2.3") == Verdict("kick", "bogon address 10.1.2.3")
+    assert judge(mod, "2001:db8::1").action == "kick"
+    assert judge(mod, "10.1.2.3", Rules(kick_bogons=False)) == PASS
+
+
+def test_repeat_of_a_current_threat() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    rules = Rules(block=100, repeat_grace=5)
+    assert judge(mod, "8.8.8.8", rules) == PASS
+    clock.now += 2
+    assert judge(mod, "8.8.8.8", rules, sender="host:b") == PASS  # a race, not poisoning
+    clock.now += 10
+    assert judge(mod, "8.8.8.8", rules) == Verdict(
+        "kick", "8.8.8.8 is still current (88 s left): check your cache")
+    assert judge(mod, "8.8.8.8", rules._replace(kick_repeats=False)) == PASS
+    clock.now += 100
+    assert judge(mod, "8.8.8.8", rules) == PASS  # expired: new again
+
+
+def test_block_follows_the_topic() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    judge(mod, "8.8.8.8", Rules(block=3600))
+    clock.now += 100
+    assert judge(mod, "8.8.8.8", Rules(block=60)) == PASS
+    assert mod.cache.timeout == 60
+
+
+def test_prune_releases_memory() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    rules = Rules(flood_lines=5, block=10)
+    for i in range(50):
+        mod.judge(f"8.8.{i}.1", f"host:{i}", rules, trusted=True, command=False)
+    clock.now += 20
+    mod.prune(rules)
+    assert len(mod.cache) == 0 and len(mod._lines) == 0

@@ -1,0 +1,94 @@
+"""Moderation: what a channel bot does with one channel line (the proposal's Security Model).
+
+Only whitelisted agents speak for a ThreatNet channel. A voiced agent can still
+poison it, "active and continuous" as the proposal puts it: malformed lines,
+floods, bogon addresses, or threats repeated while still current (it ignored its
+Threat Cache). ``Moderator`` judges each line against those rules and keeps its
+own Threat Cache of the channel, fed by the lines it lets through.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+from threatnet.cache import DEFAULT_TIMEOUT, ThreatCache
+from threatnet.filter import NetworkFilter
+from threatnet.language import ThreatError, parse_message
+from threatnet.offenders import Strikes
+
+_BOGONS = NetworkFilter("discard", ["BOGONS"], name="bogon")
+
+
+class Rules(NamedTuple):
+    """One channel's settings, read afresh for each line (config and topic may change)."""
+
+    block: float = DEFAULT_TIMEOUT  # the channel's block period, from its topic
+    tolerant: bool = False  # topic flag: warn before kicking for a malformed line
+    tolerant_window: float = 600.0  # a second malformed line within this is kicked
+    flood_lines: int = 0  # more than this many lines ...
+    flood_seconds: float = 10.0  # ... in this many seconds is a flood; 0 lines: no limit
+    commands_from_anyone: bool = True  # unvoiced senders may talk to bots (commands, answers)
+    kick_bogons: bool = True
+    kick_repeats: bool = True
+    repeat_grace: float = 10.0  # a repeat this soon is a race between honest agents
+
+
+class Verdict(NamedTuple):
+    action: Literal["pass", "warn", "kick"]
+    reason: str = ""
+
+
+PASS = Verdict("pass")
+
+
+class Moderator:
+    """The rules for one channel; ``sender`` is an offenders.offender() identity."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.cache = ThreatCache(clock=clock)
+        self._lines = Strikes(clock)
+        self._warned = Strikes(clock)
+
+    def judge(self, line: str, sender: str, rules: Rules, *, trusted: bool, command: bool,
+              nick: str = "", account: str | None = None) -> Verdict:
+        """The verdict on ``line`` from a sender who is ``trusted`` (whitelisted) or not.
+
+        ``command``: the line is bot conversation, a command addressed to a bot or a
+        bot's answer to one, not a threat line.
+        """
+        if rules.flood_lines > 0 and self._lines.hit(sender, rules.flood_lines + 1,
+                                                     rules.flood_seconds):
+            self._lines.forget(sender)
+            return Verdict("kick", f"flood: more than {rules.flood_lines} lines "
+                                   f"in {rules.flood_seconds:g} s")
+        if command and (trusted or rules.commands_from_anyone):
+            return PASS
+        if not trusted:
+            return Verdict("kick", "only whitelisted (voiced) agents may post here")
+        try:
+            msg = parse_message(line)
+        except ThreatError as e:
+            reason = f"malformed threat line: {e}"
+            if rules.tolerant and not self._warned.hit(sender, 2, rules.tolerant_window):
+                return Verdict("warn", reason)
+            self._warned.forget(sender)
+            return Verdict("kick", reason)
+        if rules.kick_bogons and not _BOGONS.accepts(msg.key):
+            return Verdict("kick", f"bogon address {msg.ip}")
+        if self.cache.timeout != rules.block:
+            self.cache.timeout = rules.block
+        current = self.cache.check(msg.key)
+        if current is None:
+            self.cache.keep(msg, nick, account)
+        elif rules.kick_repeats and self._clock() - current.first_seen >= rules.repeat_grace:
+            return Verdict("kick", f"{msg.ip} is still current "
+                                   f"({current.expires_in:.0f} s left): check your cache")
+        return PASS
+
+    def prune(self, rules: Rules) -> None:
+        """Release memory held for senders and threats that no longer matter."""
+        self._lines.prune(rules.flood_seconds)
+        self._warned.prune(rules.tolerant_window)
+        self.cache.expire()
