@@ -4,13 +4,13 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := ngircd inspircd atheme-services
+APT_PACKAGES := ngircd inspircd atheme-services rbldnsd nftables conntrack iproute2
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test run bench clean
+.PHONY: setup test run agent bench clean
 setup: $(VENV)/.installed .apt-installed
 
-.apt-installed:
+.apt-installed: Makefile
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing (needs root or sudo)"; \
@@ -27,8 +27,22 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
+# make run [PORT=6667] [CHANNEL=#threatnet] [NICK=threatnet] [BLOCK=3600]: local InspIRCd +
+# Atheme + the channel bot. make run SERVER=host:port [TLS=1] [SASL_FILE=f] [CHANNEL=…]
+# [NICK=…]: only the bot, on that network (SASL from THREATNET_SASL_USER and
+# THREATNET_SASL_PASSWORD, or SASL_FILE). make agent NAME=agent1 [FEED=/var/log/auth.log]:
+# one more agent on the network of `make run`. Only variables given on the command line
+# count (an environment variable such as NAME or PORT does not).
+cli = $(if $(filter command line,$(origin $(1))),$($(1)))
+opt = $(if $(call cli,$(1)),$(2) '$(call cli,$(1))')
 run: setup
-	$(PY) -m threatnet.run $(ARGS)
+	@$(PY) scripts/threatnet_run.py run $(call opt,SERVER,--server) $(call opt,PORT,--port) \
+	  $(call opt,CHANNEL,--channel) $(call opt,NICK,--nick) $(call opt,BLOCK,--block) \
+	  $(if $(call cli,TLS),--tls) $(call opt,SASL_FILE,--sasl-file) $(ARGS)
+
+agent: setup
+	@$(PY) scripts/threatnet_run.py agent --name '$(call cli,NAME)' $(call opt,FEED,--feed) \
+	  $(call opt,SERVER,--server) $(call opt,CHANNEL,--channel) $(ARGS)
 
 bench: setup
 	$(PY) bench/core.py
