@@ -1,0 +1,269 @@
+"""A small raw-socket IRC client for tests, benchmarks and `make run`'s set-up steps.
+
+One reader thread per connection answers PING and appends every parsed line to a list;
+`wait_for` scans that list from a cursor. Registration does CAP negotiation (optionally
+SASL PLAIN). InspIRCd registers clients on a one-second tick, so connect many clients at
+once with `connect_all`.
+"""
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class IRCError(RuntimeError):
+    """The server refused something, or a wait timed out."""
+
+
+@dataclass
+class Line:
+    """One received IRC line; `received` is time.time() when the reader got it."""
+    raw: str
+    command: str
+    params: list[str]
+    source: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    received: float = 0.0
+
+    @property
+    def nick(self) -> str:
+        return self.source.split("!", 1)[0]
+
+    @property
+    def host(self) -> str:
+        return self.source.rpartition("@")[2] if "@" in self.source else ""
+
+    @property
+    def text(self) -> str:
+        """The last parameter (trailing text), or ''."""
+        return self.params[-1] if self.params else ""
+
+
+def parse(raw: str, received: float = 0.0) -> Line:
+    """Parse one IRC line (without CRLF). Tag values are not unescaped beyond `\\s`."""
+    rest = raw
+    tags: dict[str, str] = {}
+    if rest.startswith("@"):
+        tagpart, _, rest = rest[1:].partition(" ")
+        for item in tagpart.split(";"):
+            key, _, value = item.partition("=")
+            tags[key] = value.replace("\\s", " ").replace("\\:", ";").replace("\\\\", "\\")
+    source = ""
+    if rest.startswith(":"):
+        source, _, rest = rest[1:].partition(" ")
+    trailing = None
+    if " :" in rest:
+        rest, _, trailing = rest.partition(" :")
+    elif rest.startswith(":"):
+        rest, trailing = "", rest[1:]
+    words = rest.split()
+    params = words[1:] + ([trailing] if trailing is not None else [])
+    return Line(raw, words[0].upper() if words else "", params, source, tags, received)
+
+
+def _matcher(command: Optional[str], predicate: Optional[Callable[[Line], bool]]):
+    def match(line: Line) -> bool:
+        if command is not None and line.command != command.upper():
+            return False
+        return predicate is None or bool(predicate(line))
+    return match
+
+
+class Client:
+    """One IRC connection. `lines` holds everything received, in order."""
+
+    def __init__(self, host: str, port: int, nick: str, *, user: str = "",
+                 caps: Iterable[str] = (), sasl: Optional[tuple[str, str]] = None,
+                 realname: str = "ThreatNet test client", source: str = ""):
+        self.host, self.port, self.nick = host, port, nick
+        self.source = source  # local address to connect from, e.g. 127.0.0.2 (any 127/8 works)
+        self.user = user or nick[:10]
+        self.caps = list(caps)
+        self.sasl = sasl
+        self.realname = realname
+        self.lines: list[Line] = []
+        self.cursor = 0
+        self.acked: set[str] = set()
+        self.available: dict[str, str] = {}
+        self.closed = False
+        self._cond = threading.Condition()
+        self._sock: Optional[socket.socket] = None
+        self._send_lock = threading.Lock()
+
+    # --- connection -------------------------------------------------------------------
+    def connect(self, timeout: float = DEFAULT_TIMEOUT) -> "Client":
+        """Connect and register; returns self once 001 arrived (SASL done if asked)."""
+        self._sock = socket.create_connection((self.host, self.port), timeout=timeout,
+                                              source_address=(self.source, 0) if self.source
+                                              else None)
+        self._sock.settimeout(None)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=self._read, name=f"irc-{self.nick}", daemon=True).start()
+        want = set(self.caps) | ({"sasl"} if self.sasl else set())
+        if want:
+            self.send("CAP LS 302")
+        self.send(f"NICK {self.nick}")
+        self.send(f"USER {self.user} 0 * :{self.realname}")
+        if want:
+            self._negotiate(want, timeout)
+        welcome = self.wait_for(lambda l: l.command in ("001", "433", "432", "ERROR", "465"),
+                                timeout=timeout)
+        if welcome.command != "001":
+            raise IRCError(f"{self.nick}: registration failed: {welcome.raw}")
+        self.nick = welcome.params[0]
+        return self
+
+    def _negotiate(self, want: set[str], timeout: float) -> None:
+        while True:  # CAP LS may span several lines ("CAP * LS * :...")
+            line = self.wait_for(lambda l: l.command == "CAP" and l.params[1:2] == ["LS"],
+                                 timeout=timeout)
+            for item in line.text.split():
+                name, _, value = item.partition("=")
+                self.available[name] = value
+            if len(line.params) < 4 or line.params[2] != "*":
+                break
+        request = sorted(c for c in want if c in self.available)
+        if self.sasl and "sasl" not in request:
+            raise IRCError(f"{self.nick}: server offers no SASL ({sorted(self.available)})")
+        if request:
+            self.send("CAP REQ :" + " ".join(request))
+            reply = self.wait_for(lambda l: l.command == "CAP" and l.params[1] in ("ACK", "NAK"),
+                                  timeout=timeout)
+            if reply.params[1] == "NAK":
+                raise IRCError(f"{self.nick}: CAP NAK {reply.text}")
+            self.acked = set(reply.text.split())
+        if self.sasl:
+            self.send("AUTHENTICATE PLAIN")
+            self.wait_for(lambda l: l.command == "AUTHENTICATE", timeout=timeout)
+            account, password = self.sasl
+            token = base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()
+            self.send(f"AUTHENTICATE {token}")
+            done = self.wait_for(lambda l: l.command in ("903", "904", "905", "906"),
+                                 timeout=timeout)
+            if done.command != "903":
+                raise IRCError(f"{self.nick}: SASL failed: {done.raw}")
+        self.send("CAP END")
+
+    def _read(self) -> None:
+        buf = b""
+        sock = self._sock
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                now = time.time()
+                buf += data
+                *complete, buf = buf.split(b"\n")
+                parsed = []
+                for raw in complete:
+                    text = raw.rstrip(b"\r").decode("utf-8", "replace")
+                    if not text:
+                        continue
+                    line = parse(text, now)
+                    if line.command == "PING":
+                        self.send("PONG :" + line.text)
+                    parsed.append(line)
+                with self._cond:
+                    self.lines.extend(parsed)
+                    self._cond.notify_all()
+        except OSError:
+            pass
+        finally:
+            with self._cond:
+                self.closed = True
+                self._cond.notify_all()
+
+    def send(self, line: str) -> None:
+        data = (line + "\r\n").encode()
+        with self._send_lock:
+            self._sock.sendall(data)
+
+    def send_many(self, lines: Iterable[str]) -> None:
+        data = "".join(l + "\r\n" for l in lines).encode()
+        with self._send_lock:
+            self._sock.sendall(data)
+
+    def close(self, message: str = "bye") -> None:
+        if self._sock is None:
+            return
+        try:
+            if not self.closed:
+                self.send(f"QUIT :{message}")
+                with self._cond:
+                    self._cond.wait_for(lambda: self.closed, timeout=1.0)
+        except OSError:
+            pass
+        finally:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+
+    # --- waiting ----------------------------------------------------------------------
+    def mark(self) -> None:
+        """Ignore everything received so far in later waits."""
+        with self._cond:
+            self.cursor = len(self.lines)
+
+    def wait_for(self, predicate: Optional[Callable[[Line], bool]] = None, *,
+                 command: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT,
+                 required: bool = True) -> Optional[Line]:
+        """The first line after the cursor that matches; the cursor moves past it.
+
+        With required=False a timeout returns None (and the cursor stays)."""
+        match = _matcher(command, predicate)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            index = self.cursor
+            while True:
+                while index < len(self.lines):
+                    line = self.lines[index]
+                    index += 1
+                    if match(line):
+                        self.cursor = index
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.closed and index >= len(self.lines)):
+                    if not required:
+                        return None
+                    recent = "\n  ".join(l.raw for l in self.lines[self.cursor:][-15:])
+                    state = "connection closed" if self.closed else f"{timeout} s"
+                    raise IRCError(f"{self.nick}: no matching line ({state}); "
+                                   f"recent lines:\n  {recent}")
+                self._cond.wait(left)
+
+    # --- conveniences -----------------------------------------------------------------
+    def join(self, channel: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """JOIN and wait for the end of NAMES."""
+        self.send(f"JOIN {channel}")
+        self.wait_for(lambda l: l.command == "366" and l.params[1].lower() == channel.lower()
+                      or l.command in ("471", "473", "474", "475"), timeout=timeout)
+
+    def privmsg(self, target: str, text: str) -> None:
+        self.send(f"PRIVMSG {target} :{text}")
+
+    def ask(self, target: str, text: str, reply_from: str, *,
+            timeout: float = DEFAULT_TIMEOUT) -> Line:
+        """Send `text` to `target` and wait for the next PRIVMSG/NOTICE from `reply_from`."""
+        self.mark()
+        self.privmsg(target, text)
+        return self.wait_for(lambda l: l.command in ("PRIVMSG", "NOTICE")
+                             and l.nick.lower() == reply_from.lower(), timeout=timeout)
+
+
+def connect_all(clients: Iterable[Client], timeout: float = DEFAULT_TIMEOUT) -> list[Client]:
+    """Connect clients in parallel (InspIRCd registers all of them on the same tick)."""
+    clients = list(clients)
+    if not clients:
+        return clients
+    with ThreadPoolExecutor(max_workers=min(32, len(clients))) as pool:
+        list(pool.map(lambda c: c.connect(timeout), clients))
+    return clients

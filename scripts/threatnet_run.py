@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""`make run` and `make agent`: ThreatNet on real IRC, on this machine or an existing network.
+
+    threatnet_run.py run                       local InspIRCd + Atheme + the channel bot
+    threatnet_run.py run --server HOST:PORT    only the bot, joining an existing network
+    threatnet_run.py agent --name NAME [--feed FILE]
+                                               one more agent (ThreatNetCache only) on the
+                                               local network started by `run`
+
+Everything generated (configs, logs, databases, passwords) goes under run/ (gitignored).
+Ctrl-C (or SIGTERM) stops every process this script started.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ircclient import Client, IRCError  # noqa: E402
+from stack import (CACHE_SETTINGS, GUARD_SETTINGS, LIVE, ROOT,  # noqa: E402
+                   Bot, InspIRCdAtheme, StackError, free_port, password, port_is_free,
+                   register_accounts, stop_all)
+
+RUN = ROOT / "run"
+LOCAL = RUN / "local"
+OWNER = "admin"
+DEFAULT_PORT = 6667
+
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def private_file(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_state() -> Optional[dict]:
+    try:
+        state = json.loads((LOCAL / "network.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state if pid_alive(state.get("pid", -1)) else None
+
+
+def signals_as_interrupt() -> None:
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # also when started with
+        signal.signal(sig, handler)                              # SIGINT ignored (`cmd &`)
+
+
+def watch() -> None:
+    """Block until Ctrl-C or until one of our processes dies."""
+    while True:
+        for proc in list(LIVE):
+            if not proc.alive():
+                raise StackError(f"{proc.name} stopped unexpectedly (exit {proc.popen.returncode});"
+                                 f" log {proc.log_path}:\n{proc.log_tail()}")
+        time.sleep(0.5)
+
+
+def wait_topic(host: str, port: int, channel: str, timeout: float = 15.0) -> str:
+    """Ask the server for the channel topic until it is a threatnet:// topic."""
+    c = Client(host, port, f"tnprobe{os.getpid() % 10000}", user="probe").connect()
+    try:
+        deadline = time.monotonic() + timeout
+        topic = ""
+        while time.monotonic() < deadline:
+            c.mark()
+            c.send(f"TOPIC {channel}")
+            line = c.wait_for(lambda l: l.command in ("331", "332", "403", "442"), timeout=5)
+            topic = line.text if line.command == "332" else ""
+            if topic.startswith("threatnet://"):
+                break
+            time.sleep(0.3)
+        return topic
+    finally:
+        c.close()
+
+
+def guard_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The channel bot: both plugins enabled, the topic's block period if given."""
+    settings = {**CACHE_SETTINGS, **GUARD_SETTINGS}
+    if args.block:
+        settings["supybot.plugins.ThreatNetGuard.topic.block"] = args.block
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.server:
+        return run_remote(args)
+    return run_local(args)
+
+
+def run_local(args: argparse.Namespace) -> int:
+    if read_state():
+        say(f"A local ThreatNet is already running (pid {read_state()['pid']}); stop it first.")
+        return 1
+    port = args.port
+    note = ""
+    if not port_is_free(port):
+        old, port = port, free_port()
+        note = f"  (port {old} is taken on 127.0.0.1, so this run uses {port})"
+    # Fresh configs, services database and owner password every run; a bot's data/ (its
+    # whitelist and cache snapshot) survives between runs.
+    for stale in ("ircd", "credentials.txt", "network.json"):
+        path = LOCAL / stale
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    nick, channel = args.nick, args.channel
+    bot_password, owner_password = password(), password()
+    say(f"Starting InspIRCd + Atheme services on 127.0.0.1:{port} ...{note}")
+    server = InspIRCdAtheme(LOCAL / "ircd", port=port).start()
+    say(f"Registering services account {nick!r} and channel {channel} (founder {nick}) ...")
+    server.register_accounts({nick: bot_password}, {channel: nick})
+    bot = Bot(LOCAL / "bots", nick, server.address, channel,
+              plugins=("ThreatNetCache", "ThreatNetGuard"), sasl=(nick, bot_password),
+              owner=(OWNER, owner_password), settings=guard_settings(args))
+    (bot.dir / "conf" / "users.conf").unlink(missing_ok=True)  # new owner password each run
+    say(f"Starting the ThreatNet bot {nick!r} (ThreatNetCache + ThreatNetGuard) ...")
+    bot.start(timeout=60)
+    topic = wait_topic(server.host, port, channel)
+    state = {"pid": os.getpid(), "host": server.host, "port": port, "channel": channel,
+             "network": server.network, "bot": nick, "accounts": True}
+    (LOCAL / "network.json").write_text(json.dumps(state, indent=2) + "\n")
+    creds = private_file(LOCAL / "credentials.txt",
+                         f"owner_user={OWNER}\nowner_password={owner_password}\n"
+                         f"bot_account={nick}\nbot_password={bot_password}\n"
+                         f"oper={server.oper[0]}\noper_password={server.oper[1]}\n")
+    say(f"""
+ThreatNet is running.
+
+  IRC server   127.0.0.1:{port}  (plain text, InspIRCd {server.name} + Atheme services)
+  channel      {channel}   topic: {topic or '(not set yet: the bot sets it once ChanServ ops it)'}
+  bot          {nick}   (account {nick}; ChanServ ops it because {channel} is registered to it)
+
+Connect any IRC client, e.g.:
+  irssi -c 127.0.0.1 -p {port} -n $USER        then  /join {channel}
+  weechat: /server add tn 127.0.0.1/{port}; /connect tn; /join {channel}
+
+Admin commands (owner user {OWNER}, password {owner_password}):
+  /msg {nick} identify {OWNER} {owner_password}
+  /msg {nick} tn whitelist add account:NAME {channel}     voice agents logged in as NAME
+  /msg {nick} tn whitelist add 127.0.0.1 {channel}        voice everyone on this machine
+  /msg {nick} tn whitelist list {channel}
+In the channel anyone can ask:  !tn status   !tn check 11.22.33.44
+A voiced agent (or you, once whitelisted) posts a threat as a channel line: 11.22.33.44 ssh brute force
+
+Services: /msg NickServ REGISTER <password> <email> makes an account; SASL PLAIN works.
+Another agent against this network:  make agent NAME=agent1 FEED=/var/log/auth.log
+Credentials: {creds.relative_to(ROOT)} (mode 600). Logs: {LOCAL.relative_to(ROOT)}/ircd/, {bot.dir.relative_to(ROOT)}/logs/messages.log
+
+Press Ctrl-C to stop everything.""")
+    try:
+        watch()
+    finally:
+        (LOCAL / "network.json").unlink(missing_ok=True)
+    return 0
+
+
+def sasl_credentials(args: argparse.Namespace) -> Optional[tuple[str, str]]:
+    """From --sasl-file (`user:password` or two lines) or THREATNET_SASL_USER/_PASSWORD."""
+    if args.sasl_file:
+        text = Path(args.sasl_file).read_text().strip()
+        user, sep, pw = text.partition("\n") if "\n" in text else text.partition(":")
+        if not sep or not user.strip() or not pw.strip():
+            raise SystemExit(f"{args.sasl_file}: expected `user:password` or two lines")
+        return user.strip(), pw.strip()
+    user = os.environ.get("THREATNET_SASL_USER")
+    pw = os.environ.get("THREATNET_SASL_PASSWORD")
+    if user and pw:
+        return user, pw
+    return None
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SystemExit(f"--server {text!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    host, port = parse_server(args.server)
+    sasl = sasl_credentials(args)
+    network = re.sub(r"[^A-Za-z0-9]", "", host.split(".")[0]) or "net"
+    run_dir = RUN / f"{network}-{port}"
+    owner_password = password()
+    plugins = ("ThreatNetCache",) if args.listener_only else ("ThreatNetCache", "ThreatNetGuard")
+    bot = Bot(run_dir / "bots", args.nick, (host, port), args.channel, network=network,
+              plugins=plugins, sasl=sasl, owner=(OWNER, owner_password), ssl=args.tls,
+              settings=guard_settings(args) if "ThreatNetGuard" in plugins else CACHE_SETTINGS)
+    (bot.dir / "conf" / "users.conf").unlink(missing_ok=True)
+    creds = private_file(run_dir / "credentials.txt",
+                         f"owner_user={OWNER}\nowner_password={owner_password}\n")
+    say(f"Joining {args.channel} on {host}:{port}{' (TLS)' if args.tls else ''} as {args.nick}"
+        f"{f' with SASL account {sasl[0]}' if sasl else ' without SASL'} ...")
+    bot.start(timeout=120)
+    say(f"""
+The ThreatNet bot {args.nick} is in {args.channel} on {host}:{port} ({', '.join(plugins)}).
+For the Guard to voice and kick, the bot needs channel op (e.g. ChanServ FLAGS {args.channel} {sasl[0] if sasl else args.nick} +O).
+
+Admin commands (owner user {OWNER}, password {owner_password}, also in {creds.relative_to(ROOT)}):
+  /msg {args.nick} identify {OWNER} {owner_password}
+  /msg {args.nick} tn whitelist add account:NAME {args.channel}
+Log: {bot.log_path.relative_to(ROOT)}
+
+Press Ctrl-C to stop the bot.""")
+    watch()
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-\[\]\\`^{}|]{0,29}", args.name):
+        say(f"NAME={args.name!r}: give the agent an IRC nick, e.g. make agent NAME=agent1")
+        return 1
+    if args.server:
+        host, port = parse_server(args.server)
+        state = {"host": host, "port": port, "channel": args.channel, "network": "threatnet",
+                 "accounts": False}
+    else:
+        state = read_state()
+        if not state:
+            say("No local ThreatNet is running: start `make run` in another terminal first "
+                "(or pass SERVER=host:port).")
+            return 1
+    name, channel = args.name, args.channel or state["channel"]
+    agent_dir = LOCAL / "agents"
+    sasl = sasl_credentials(args)
+    if state.get("accounts") and not sasl:
+        # A services account per agent so the owner can whitelist it by account.
+        secret_file = agent_dir / name / "sasl.txt"
+        secret = secret_file.read_text().strip() if secret_file.exists() else password()
+        private_file(secret_file, secret + "\n")
+        register_accounts((state["host"], state["port"]), {name: secret})
+        sasl = (name, secret)
+    settings = dict(CACHE_SETTINGS)
+    if args.feed:
+        settings.update(feed_settings(args.feed))
+    owner_password = password()
+    bot = Bot(agent_dir, name, (state["host"], state["port"]), channel,
+              network=state["network"], plugins=("ThreatNetCache",), sasl=sasl,
+              owner=(OWNER, owner_password), settings=settings)
+    (bot.dir / "conf" / "users.conf").unlink(missing_ok=True)  # new owner password each run
+    private_file(bot.dir / "credentials.txt",
+                 f"owner_user={OWNER}\nowner_password={owner_password}\n")
+    say(f"Starting agent {name!r} (ThreatNetCache) on {state['host']}:{state['port']} {channel}"
+        f"{f', feed {args.feed}' if args.feed else ''} ...")
+    bot.start(timeout=60)
+    bot_nick = state.get("bot", "the channel bot")
+    say(f"""
+Agent {name} joined {channel}{f' as services account {sasl[0]}' if sasl else ''}.
+It is voiced only once whitelisted; as the channel bot's owner:
+  /msg {bot_nick} tn whitelist add account:{name} {channel}
+It caches every threat a voiced agent posts; ask it (every agent answers in the channel):
+  !tn status      !tn check 11.22.33.44      or privately: /msg {name} tn status {channel}
+A new agent reports nothing of its own for its quiet period (the topic's block=N seconds
++ 2 s; `make run BLOCK=60` for a short one); then, once voiced, it posts what its feed finds.
+Its owner (for tn report / tn feeds): /msg {name} identify {OWNER} {owner_password}
+Log: {bot.log_path.relative_to(ROOT)}
+
+Press Ctrl-C to stop the agent.""")
+    watch()
+    return 0
+
+
+# Which extractor reads which log, by file name; FEED=extractor:/path chooses explicitly.
+EXTRACTOR_BY_NAME = (("fail2ban", "fail2ban"), ("auth", "sshd"), ("secure", "sshd"),
+                     ("sshd", "sshd"), ("mail", "postfix"), ("postfix", "postfix"))
+
+
+def feed_settings(feed: str) -> dict[str, object]:
+    """The Cache plugin's feeds setting for FEED (`/path` or `extractor:/path`)."""
+    extractor, sep, path = feed.partition(":")
+    if not sep or "/" in extractor:
+        path = feed
+        name = Path(path).name.lower()
+        extractor = next((e for key, e in EXTRACTOR_BY_NAME if key in name), "plain")
+    path = str(Path(path).resolve())
+    if " " in path:
+        raise SystemExit(f"FEED {path!r}: the feeds setting cannot hold paths with spaces")
+    return {"supybot.plugins.ThreatNetCache.feeds": f"{extractor}:{path}"}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="local network + channel bot, or the bot on --server")
+    run.add_argument("--server", help="HOST:PORT of an existing network (no local servers)")
+    run.add_argument("--channel", default="#threatnet")
+    run.add_argument("--nick", default="threatnet")
+    run.add_argument("--port", type=int, default=DEFAULT_PORT, help="local port (default 6667)")
+    run.add_argument("--block", type=int, help="block period in the topic (default 3600)")
+    run.add_argument("--tls", action="store_true", help="use TLS to --server")
+    run.add_argument("--sasl-file", help="file with `user:password` (else THREATNET_SASL_USER"
+                                         " and THREATNET_SASL_PASSWORD)")
+    run.add_argument("--listener-only", action="store_true",
+                     help="on --server: ThreatNetCache only, no channel guard")
+    agent = sub.add_parser("agent", help="one more agent (ThreatNetCache) on the network")
+    agent.add_argument("--name", default="")
+    agent.add_argument("--feed", help="log file to read threats from (IP comment lines)")
+    agent.add_argument("--server", help="HOST:PORT instead of the local network")
+    agent.add_argument("--channel")
+    agent.add_argument("--sasl-file")
+    args = parser.parse_args(argv)
+    if args.command == "agent" and args.channel is None and args.server:
+        args.channel = "#threatnet"
+    signals_as_interrupt()
+    try:
+        return {"run": cmd_run, "agent": cmd_agent}[args.command](args)
+    except KeyboardInterrupt:
+        say("\nStopping ...")
+        return 0
+    except (StackError, IRCError) as e:
+        say(f"\nError: {e}")
+        return 1
+    finally:
+        stop_all()
+        if LIVE:
+            say("Warning: some processes did not stop: "
+                + ", ".join(f"{p.name} (pid {p.pid})" for p in LIVE))
+        else:
+            say("Everything this script started has stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Helpers for the integration tests (fixtures are in conftest.py).
+
+The stack itself (servers, bots, the raw client) lives in scripts/stack.py and
+scripts/ircclient.py, because `make run` and bench/propagation.py use it too; importing
+this module puts scripts/ on sys.path.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import stack  # noqa: E402
+from ircclient import Client, connect_all  # noqa: E402
+from stack import Bot, start_bots, stop_bots  # noqa: E402,F401
+
+# On loopback any 127/8 address can be a client's source: agents (whitelisted) connect
+# from AGENT_IP, everyone else from STRANGER_IP, bots from 127.0.0.1 unless told.
+AGENT_IP = "127.0.0.2"
+STRANGER_IP = "127.0.0.3"
+OWNER = ("admin", "owner-secret-1")
+
+# Registry settings as `make run` uses them: the channel bot runs both plugins with
+# CACHE and GUARD, other agents ThreatNetCache with CACHE.
+CACHE = stack.CACHE_SETTINGS
+GUARD = stack.GUARD_SETTINGS
+
+
+def write_whitelist(bot: Bot, channels: dict) -> None:
+    """The Guard's whitelist file, as an operator writes it (before the bot starts)."""
+    lines = ["channels:"]
+    for channel, entries in channels.items():
+        lines.append(f'  "{channel}":')
+        lines += [f"    - {e}" for e in entries]
+    path = bot.dir / "data" / "ThreatNetGuard.whitelist.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def identify(client: Client, bot: Bot) -> None:
+    """Log `client` in as the bot's owner (Limnoria's User plugin, by private message)."""
+    reply = client.ask(bot.nick, f"identify {bot.owner[0]} {bot.owner[1]}", bot.nick)
+    assert "operation succeeded" in reply.text, reply.raw
+
+
+def answers(client: Client, nicks, timeout: float = 10.0) -> dict:
+    """The next reply (PRIVMSG or NOTICE text) from each of `nicks`."""
+    wanted = {n.lower() for n in nicks}
+    got = {}
+    for _ in nicks:
+        line = client.wait_for(lambda l: l.command in ("PRIVMSG", "NOTICE")
+                               and l.nick.lower() in wanted - set(got), timeout=timeout)
+        got[line.nick.lower()] = line.text
+    return {n: got[n.lower()] for n in nicks}
+
+
+class Lab:
+    """What one test starts on a server: bots and clients, all stopped at teardown."""
+
+    def __init__(self, server, root: Path, name: str):
+        self.server = server
+        self.root = root
+        self.name = name
+        self.bots: list[Bot] = []
+        self.clients: list[Client] = []
+        self._seq = 0
+
+    def unique(self, prefix: str) -> str:
+        """A nick (and account) name unique in the session: tests share the servers."""
+        self._seq += 1
+        return f"{prefix}{self._seq}{self.name}"[:28]
+
+    def channel(self) -> str:
+        return f"#tn{self.name}"[:40]
+
+    def bot(self, nick: str, channel: str, **kw) -> Bot:
+        bot = Bot(self.root, nick, self.server.address, channel, **kw)
+        self.bots.append(bot)
+        return bot
+
+    def client(self, nick: str, **kw) -> Client:
+        c = self.server.client(nick, **kw)
+        self.clients.append(c)
+        return c
+
+    def connect(self, *clients: Client) -> list[Client]:
+        return connect_all(clients)
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
+        stop_bots(self.bots)
