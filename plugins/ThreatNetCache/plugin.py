@@ -1,10 +1,509 @@
-"""ThreatNetCache plugin."""
+"""ThreatNetCache: makes the bot a ThreatNet agent, an Event Listener with a Threat
+Cache per channel, and a Threat Provider that reports from its own log files.
+
+IRC events in, calls on threatnet/, IRC messages out. One instance serves every
+network, so all state is keyed by (network, channel). The registry is read by
+the poll timer, never per channel line: doPrivmsg is the hot path.
+"""
+import math
+import os
+import time
+from urllib.parse import quote
+
 import supybot.callbacks as callbacks
+import supybot.conf as conf
+import supybot.ircmsgs as ircmsgs
+import supybot.ircutils as ircutils
+import supybot.schedule as schedule
+import supybot.world as world
+from supybot.commands import additional, wrap
+
+import threatnet_irc.converters  # noqa: F401  registers threatIp
+from threatnet.address import parse_ip
+from threatnet.cache import ThreatCache
+from threatnet.envelope import Envelope, Trust
+from threatnet.feed import LogFeed
+from threatnet.filter import Chain, NetworkFilter
+from threatnet.language import ThreatError, format_message, parse_message
+from threatnet.outbox import Outbox
+from threatnet.topic import TopicError, parse_topic
+
+# Whitespace parse_message strips before the address.
+_WS = frozenset(" \t\n\r\x0b\x0c")
+
+_SENDERS_MAX = 1000  # memoised senders per channel; a PING clears them anyway
+# schedule event names
+_POLL, _EXPIRE, _SNAPSHOT = ("ThreatNetCache.poll", "ThreatNetCache.expire",
+                             "ThreatNetCache.snapshot")
+
+
+def _now():
+    """time.time looked up per call, so Limnoria's test clock (timeFastForward) applies."""
+    return time.time()
+
+
+def _key(network, channel):
+    return network, ircutils.toLower(channel)
+
+
+class Refused(Exception):
+    """A threat of our own that must not be posted: ``kind`` is counted, str(e) is
+    the reason told to the operator."""
+
+    def __init__(self, kind, reason):
+        super().__init__(reason)
+        self.kind = kind
+
+
+class _TrustNobody:
+    """Trust mode "accounts" with no account configured: fail closed."""
+    name = "untrusted"
+
+    def screen(self, msg, envelope=None):
+        return self.name
+
+
+class _Channel:
+    """Listener and provider state of one ThreatNet channel on one network."""
+
+    def __init__(self, network, channel):
+        self.network = network
+        self.channel = channel
+        self.cache = ThreatCache(clock=_now)
+        self.settings = None  # the registry values below were built from
+        self.listen = None  # Chain: trust, discard, cache
+        self.screen = None  # Chain for our own reports: discard, ownNetworks
+        self.config_block = self.topic_block = None
+        self.heard = dict.fromkeys(("kept", "duplicate", "filtered", "untrusted"), 0)
+        self.reported = 0
+        self.refused = {}  # reports refused, by kind
+        self.pending = {}  # key -> ThreatMessage waiting in the outbox
+        self.feeds = {}  # "extractor:/path" -> LogFeed
+        self.feed_errors = {}  # "extractor:/path" -> last error logged
+        self.senders = {}  # nick -> (voiced, opped, account, account-tag on), see inFilter
+
+    def configure(self, settings, log):
+        """Rebuild the chains and feeds if the registry values changed."""
+        if settings == self.settings:
+            return
+        self.settings = settings
+        block, mode, accounts, discard, own, feeds = settings
+        if mode == "accounts" and not accounts:
+            trust = _TrustNobody()
+        else:
+            trust = Trust(mode, accounts)
+        discarding = [NetworkFilter("discard", discard)] if discard else []
+        owning = [NetworkFilter("discard", own, name="own network")] if own else []
+        self.listen = Chain([trust, *discarding, self.cache])
+        self.screen = Chain(discarding + owning)
+        self.config_block = block
+        self._apply_block()
+        for spec in set(self.feeds) - set(feeds):
+            self.feeds.pop(spec).close()
+        for spec in feeds:
+            if spec not in self.feeds:
+                extractor, _, path = spec.partition(":")
+                self.feeds[spec] = LogFeed(path, extractor, clock=_now)
+                log.info("%s on %s: reporting from %s", self.channel,
+                         self.network, spec)
+
+    def set_topic(self, text):
+        """A threatnet:// topic sets the block period (block=, else the protocol's
+        default); any other topic leaves it to the blockPeriod setting."""
+        try:
+            self.topic_block = parse_topic(text).block
+        except TopicError:
+            self.topic_block = None
+        self._apply_block()
+
+    def _apply_block(self):
+        self.cache.timeout = self.topic_block or self.config_block
+
+    def close(self):
+        for feed in self.feeds.values():
+            feed.close()
+
+
+def _describe(entry):
+    """Who reported a cache entry, when, and until when it is current."""
+    who = entry.nick or "?"
+    if entry.account:
+        who += f" (account {entry.account})"
+    ago = int(_now() - entry.first_seen)
+    comment = f': "{entry.comment}"' if entry.comment else ""
+    return f"reported by {who} {ago} s ago{comment}; expires in {math.ceil(entry.expires_in)} s"
 
 
 class ThreatNetCache(callbacks.Plugin):
-    """ThreatNet Cache plugin."""
+    """Makes the bot a ThreatNet agent: it keeps a Threat Cache of every
+    enabled channel (plugins.ThreatNetCache.enable) and can report threats of
+    its own, by command or from log files. Commands: tn status, tn check,
+    tn report, tn feeds."""
     threaded = False
+
+    def __init__(self, irc):
+        super().__init__(irc)
+        self.tn.parent = self
+        self._channels = {}  # (network, lowered channel) -> _Channel
+        self._joined = {}  # (network, channel as joined) -> _Channel: no folding per line
+        self._outboxes = {}  # network -> Outbox of (_Channel, ThreatMessage)
+        self._sync()  # channels already joined, after a reload
+        schedule.addPeriodicEvent(self._poll, self.registryValue("pollInterval"), _POLL,
+                                  now=False)
+        schedule.addPeriodicEvent(self._expire, self.registryValue("expireInterval"), _EXPIRE,
+                                  now=False)
+        schedule.addPeriodicEvent(self._flush, self.registryValue("snapshotInterval"),
+                                  _SNAPSHOT, now=False)
+        world.flushers.append(self._flush)
+
+    def die(self):
+        for name in (_POLL, _EXPIRE, _SNAPSHOT):
+            schedule.removePeriodicEvent(name)
+        world.flushers.remove(self._flush)
+        self._flush()
+        for st in self._channels.values():
+            st.close()
+        super().die()
+
+    # -- the listener (hot path)
+
+    def doPrivmsg(self, irc, msg):
+        # The hot path: every channel line of every network. Cheap exits first,
+        # no registry reads, no logging, no IRC case folding for known senders.
+        try:
+            text = msg.args[1]
+        except IndexError:
+            return
+        # Chatter exits here: a strict address has a "." within its first four
+        # characters (IPv4: 1-3 digit octet) or a ":" within its first five (IPv6:
+        # 0-4 digit group), unless the line starts with whitespace.
+        if not text or (text[0] not in _WS and "." not in text[1:4] and ":" not in text[:5]):
+            return
+        channel = msg.channel
+        network = msg.tagged("receivedOn")  # = irc.network, without the proxy's __getattr__
+        st = self._joined.get((network, channel))
+        if st is None:
+            if channel is None or network is None:
+                return
+            st = self._channels.get(_key(network, channel))  # spelled another way
+            if st is None:
+                return
+        try:
+            threat = parse_message(text)
+        except ThreatError:
+            return
+        nick = msg.nick
+        sender = st.senders.get(nick)
+        if sender is None:
+            sender = self._sender(irc, st, nick)
+        voiced, opped, account, tagged = sender
+        tags = msg.server_tags
+        if tagged or "account" in tags:  # with account-tag, untagged means logged out
+            account = tags.get("account") or None
+        envelope = Envelope(threat, nick, account, msg.host, st.channel, st.network,
+                            voiced, opped)
+        st.heard[st.listen.check(threat, envelope) or "kept"] += 1
+
+    def _sender(self, irc, st, nick):
+        """(voiced, opped, account, account-tag on) of a sender, memoised until the
+        next message that is not a channel line (see inFilter)."""
+        state = irc.state
+        users = state.channels.get(st.channel)
+        account = state.nicksToAccounts.get(nick)
+        tagged = "account-tag" in state.capabilities_ack
+        if users is None:
+            sender = (False, False, account, tagged)
+        else:
+            sender = (users.isVoice(nick) or users.isHalfop(nick), users.isOp(nick), account,
+                      tagged)
+        if len(st.senders) >= _SENDERS_MAX:
+            st.senders.clear()
+        st.senders[nick] = sender
+        return sender
+
+    def inFilter(self, irc, msg):
+        # Any message but a channel line (MODE, JOIN, NICK, ACCOUNT, WHO replies,
+        # ...) may change who is voiced, opped or logged in: forget the memo.
+        if msg.command != "PRIVMSG":
+            for st in self._channels.values():
+                st.senders.clear()
+        return msg
+
+    # -- channel membership and topic
+
+    def do366(self, irc, msg):
+        """End of NAMES: joined, with the topic and who is voiced known."""
+        if len(msg.args) > 1 and msg.args[1] in irc.state.channels:
+            self._attach(irc, msg.args[1])
+
+    def doTopic(self, irc, msg):
+        if len(msg.args) > 1:
+            self._topic(irc, msg.args[0], msg.args[1])
+
+    def do332(self, irc, msg):
+        """RPL_TOPIC, sent on join."""
+        if len(msg.args) > 2:
+            self._topic(irc, msg.args[1], msg.args[2])
+
+    def _topic(self, irc, channel, text):
+        st = self._channels.get(_key(irc.network, channel))
+        if st is not None:
+            st.set_topic(text)
+
+    def doPart(self, irc, msg):
+        if msg.args and msg.nick and ircutils.strEqual(msg.nick, irc.nick):
+            for channel in msg.args[0].split(","):
+                self._detach(_key(irc.network, channel))
+
+    def doKick(self, irc, msg):
+        if len(msg.args) > 1 and ircutils.strEqual(msg.args[1], irc.nick):
+            self._detach(_key(irc.network, msg.args[0]))
+
+    def reset(self):
+        """Called on reconnect, with the channel state already cleared: whatever
+        we were listening to is saved and dropped, as on a part."""
+        self._sync()
+
+    def _attach(self, irc, channel):
+        """Start listening to a joined channel, if it is enabled, restoring its snapshot."""
+        key = _key(irc.network, channel)
+        if key in self._channels or not self.registryValue("enable", channel, irc.network):
+            return
+        st = _Channel(irc.network, channel)
+        st.configure(self._settings(irc, channel), self.log)
+        st.set_topic(irc.state.channels[channel].topic)
+        loaded = st.cache.load(self._path(key), self.registryValue("restartGrace"))
+        if loaded.error:
+            self.log.warning("%s", loaded.error)
+        self.log.info("Listening to %s on %s (%s threats restored, %s)",
+                      channel, irc.network, loaded.loaded,
+                      "synced" if st.cache.synced else "quiet period")
+        self._channels[key] = st
+        self._joined[irc.network, channel] = st
+
+    def _detach(self, key):
+        st = self._channels.pop(key, None)
+        if st is not None:
+            del self._joined[st.network, st.channel]
+            self._save(key, st)
+            st.close()
+
+    def _settings(self, irc, channel):
+        def get(name):
+            return self.registryValue(name, channel, irc.network)
+        return (get("blockPeriod"), get("trust"), tuple(get("trustedAccounts")),
+                tuple(get("discard")), tuple(get("ownNetworks")), tuple(get("feeds")))
+
+    def _sync(self):
+        """Make the listened channels match the joined and enabled ones, and
+        apply registry changes."""
+        live = set()
+        for irc in world.ircs:
+            for channel in list(irc.state.channels):
+                if not self.registryValue("enable", channel, irc.network):
+                    continue
+                key = _key(irc.network, channel)
+                live.add(key)
+                st = self._channels.get(key)
+                if st is None:
+                    self._attach(irc, channel)
+                else:
+                    st.configure(self._settings(irc, channel), self.log)
+        for key in set(self._channels) - live:
+            self._detach(key)
+
+    # -- timers and persistence
+
+    def _poll(self):
+        """Poll timer: registry changes, feeds, then the outboxes."""
+        self._sync()
+        for st in list(self._channels.values()):
+            irc = world.getIrc(st.network)
+            for spec, feed in st.feeds.items():
+                for threat in feed.poll():
+                    try:
+                        self._submit(irc, st, threat)
+                    except Refused as e:
+                        st.refused[e.kind] = st.refused.get(e.kind, 0) + 1
+                if feed.error != st.feed_errors.get(spec):
+                    st.feed_errors[spec] = feed.error
+                    if feed.error:
+                        self.log.warning("Feed %s: %s", spec, feed.error)
+        for network, box in self._outboxes.items():
+            irc = world.getIrc(network)
+            if len(box) and irc is not None:
+                self._drain(irc, box)
+
+    def _expire(self):
+        for st in self._channels.values():
+            st.cache.expire()
+
+    def _path(self, key):
+        network, channel = key
+        return conf.supybot.directories.data.dirize(os.path.join(
+            "ThreatNetCache", quote(network, safe=""), quote(channel, safe="") + ".json"))
+
+    def _save(self, key, st):
+        path = self._path(key)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            st.cache.snapshot(path)
+        except OSError as e:
+            self.log.error("Cannot save %s: %s", path, e)
+
+    def _flush(self):
+        for key, st in self._channels.items():
+            self._save(key, st)
+
+    # -- the provider
+
+    def _submit(self, irc, st, threat):
+        """The one path for a threat of our own, from `tn report` or a feed:
+        raise Refused, or queue it in the network's outbox and send what the
+        rate allows now. The IP counts as current from when it is sent."""
+        left = st.cache.quiet_left
+        if left:
+            raise Refused("quiet", f"{st.channel} is in its quiet period: "
+                                   f"{math.ceil(left)} s left")
+        chan = irc.state.channels.get(st.channel)
+        if chan is not None and "m" in chan.modes and not chan.isVoicePlus(irc.nick):
+            raise Refused("moderated", f"{st.channel} is moderated (+m) and I am not "
+                                       "voiced or opped there")
+        reason = st.screen.check(threat)
+        if reason == "filtered":
+            raise Refused(reason, f"{threat.ip} is in a discarded network "
+                                  f"({' '.join(st.settings[3])})")
+        if reason == "own network":
+            raise Refused(reason, f"{threat.ip} is in ownNetworks, never reported")
+        entry = st.cache.check(threat.key)
+        if entry is not None:
+            raise Refused("duplicate", f"{threat.ip} is already current in {st.channel}, "
+                                       + _describe(entry))
+        if threat.key in st.pending:
+            raise Refused("duplicate", f"{threat.ip} is already queued for {st.channel}")
+        box = self._outboxes.get(irc.network)
+        if box is None:
+            def get(name):
+                return self.registryValue("outbox." + name, network=irc.network)
+            box = self._outboxes[irc.network] = Outbox(get("rate"), get("burst"), get("size"),
+                                                       clock=_now)
+        st.pending[threat.key] = threat
+        dropped = box.put((st, threat))
+        if dropped is not None:
+            dropped[0].pending.pop(dropped[1].key, None)
+        self._drain(irc, box)
+
+    def _drain(self, irc, box):
+        """Send what the outbox releases, with irc.sendMsg: queueMsg is throttled
+        to about a line a second and its enqueue is quadratic."""
+        for st, threat in box.take():
+            st.pending.pop(threat.key, None)
+            if self._channels.get(_key(st.network, st.channel)) is not st:
+                continue  # parted meanwhile
+            if st.cache.check(threat.key) is not None:  # another agent was faster
+                st.refused["duplicate"] = st.refused.get("duplicate", 0) + 1
+                continue
+            st.cache.keep(threat, irc.nick, irc.state.nicksToAccounts.get(irc.nick))
+            irc.sendMsg(ircmsgs.privmsg(st.channel, format_message(threat)))
+            st.reported += 1
+
+    def _channel(self, irc, channel):
+        st = self._channels.get(_key(irc.network, channel))
+        if st is None:
+            irc.error(f"{channel} is not a ThreatNet channel I listen to "
+                      "(see plugins.ThreatNetCache.enable).", Raise=True)
+        return st
+
+    # Replies never start with an address: in a ThreatNet channel that would be
+    # a threat line to every other agent.
+    class tn(callbacks.Commands):
+        """ThreatNet agent commands."""
+
+        def status(self, irc, msg, args, channel):
+            """[<channel>]
+
+            One line on the Threat Cache of <channel>: seconds online, threat
+            lines seen and their rate, kept, discarded (duplicate, filtered,
+            untrusted), cache size, expired, block period, threats reported by
+            this agent, and whether it is synced or in its quiet period.
+            """
+            st = self.parent._channel(irc, channel)
+            stats = st.cache.stats()
+            heard = st.heard
+            seen = sum(heard.values())
+            running = stats.time_running
+            rate = seen / running if running > 0 else 0.0
+            left = st.cache.quiet_left
+            sync = f"quiet period: {math.ceil(left)} s left" if left else "synced"
+            irc.reply(f"{st.channel}: online {int(running)} s, seen {seen} ({rate:.2f}/s), "
+                      f"kept {heard['kept']}, discarded {seen - heard['kept']} "
+                      f"(duplicate {heard['duplicate']}, filtered {heard['filtered']}, "
+                      f"untrusted {heard['untrusted']}), cache {stats.size}, expired "
+                      f"{stats.expired}, block {st.cache.timeout} s, reported {st.reported}, "
+                      f"{sync}")
+        status = wrap(status, ["channel"])
+
+        def check(self, irc, msg, args, ip, channel):
+            """<ip> [<channel>]
+
+            Whether <ip> (IPv4 or IPv6) is a current threat in <channel>, and if
+            so who reported it, how long ago, the comment, and when it expires.
+            """
+            st = self.parent._channel(irc, channel)
+            key = parse_ip(ip)
+            entry = st.cache.check(key)
+            if entry is None:
+                queued = " (queued for report)" if key in st.pending else ""
+                irc.reply(f"Not a current threat in {st.channel}: {ip}{queued}")
+            else:
+                irc.reply(f"Current threat in {st.channel}: {entry.ip}, {_describe(entry)}")
+        check = wrap(check, ["threatIp", "channel"])
+
+        def report(self, irc, msg, args, channel, ip, comment):
+            """[<channel>] <ip> [<comment>]
+
+            Posts <ip> to <channel> as a Verified Threat from this agent, with
+            the same rules as the log feeds: refused during the quiet period,
+            when <ip> is already current or is in a discarded or own network,
+            or when <channel> is moderated and the bot is not voiced. Needs the
+            admin capability.
+            """
+            parent = self.parent
+            st = parent._channel(irc, channel)
+            try:
+                threat = parse_message(f"{ip} {comment}")
+                parent._submit(irc.getRealIrc(), st, threat)
+            except (ThreatError, Refused) as e:
+                irc.error(str(e), Raise=True)
+            line = format_message(threat)
+            if threat.key in st.pending:
+                irc.reply(f"Queued for {st.channel} "
+                          f"({len(parent._outboxes[st.network])} waiting): {line}")
+            else:
+                irc.reply(f"Reported to {st.channel}: {line}")
+        report = wrap(report, ["admin", "channel", "threatIp", additional("text", "")])
+
+        def feeds(self, irc, msg, args, channel):
+            """[<channel>]
+
+            The log files this agent reports to <channel> from, with their
+            counters, the reports refused by reason, and this network's outbox.
+            Needs the admin capability.
+            """
+            parent = self.parent
+            st = parent._channel(irc, channel)
+            parts = []
+            for spec, feed in st.feeds.items():
+                counts = ", ".join(f"{k} {v}" for k, v in feed.stats().items())
+                error = f", error: {feed.error}" if feed.error else ""
+                parts.append(f"{spec} ({counts}{error})")
+            refused = ", ".join(f"{k} {v}" for k, v in sorted(st.refused.items())) or "none"
+            box = parent._outboxes.get(st.network)
+            outbox = ", ".join(f"{k} {v}" for k, v in box.stats().items()) if box is not None \
+                else "none"
+            irc.reply(f"{st.channel}: feeds: {'; '.join(parts) or 'none'}; reported "
+                      f"{st.reported}, refused: {refused}; outbox: {outbox}")
+        feeds = wrap(feeds, ["admin", "channel"])
 
 
 Class = ThreatNetCache
