@@ -93,8 +93,9 @@ def channel_path(lines: list[Line], cache: ThreatCache) -> dict[str | None, int]
 def feed_path(lines: list[Line], cache: ThreatCache) -> None:
     """What a line from a local feed goes through: no sender."""
     check = chain_for(cache).check
+    created = time.time()  # LogFeed.poll stamps a whole batch with one clock reading
     for line, _ in lines:
-        check(parse_message(line))
+        check(parse_message(line, created))
 
 
 def chain_only(msgs: list[ThreatMessage], cache: ThreatCache) -> None:
