@@ -189,7 +189,7 @@ class ThreatNetCache(callbacks.Plugin):
             if st is None:
                 return
         try:
-            threat = parse_message(text)
+            threat = parse_message(text, msg.time)  # None for a locally built msg: now
         except ThreatError:
             return
         nick = msg.nick
