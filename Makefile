@@ -27,9 +27,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
-# make run [PORT=6667] [CHANNEL=#threatnet] [NICK=threatnet] [BLOCK=3600]: local InspIRCd +
-# Atheme + the channel bot. make run SERVER=host:port [TLS=1] [SASL_FILE=f] [CHANNEL=…]
-# [NICK=…]: only the bot, on that network (SASL from THREATNET_SASL_USER and
+# make run [PORT=6667] [TLS_PORT=6697] [CHANNEL=#threatnet] [NICK=threatnet] [BLOCK=3600]:
+# local InspIRCd + Atheme + the channel bot (over TLS, pinned). make run SERVER=host:port
+# [TLS=1] [SERVER_FP=sha256] [CERTFILE=pem] [SASL_FILE=f] [CHANNEL=…] [NICK=…]: only the
+# bot, on that network (SASL from THREATNET_SASL_USER and
 # THREATNET_SASL_PASSWORD, or SASL_FILE). make agent NAME=agent1 [FEED=/var/log/auth.log]:
 # one more agent on the network of `make run`. Only variables given on the command line
 # count (an environment variable such as NAME or PORT does not).
@@ -38,11 +39,13 @@ opt = $(if $(call cli,$(1)),$(2) '$(call cli,$(1))')
 run: setup
 	@$(PY) scripts/threatnet_run.py run $(call opt,SERVER,--server) $(call opt,PORT,--port) \
 	  $(call opt,CHANNEL,--channel) $(call opt,NICK,--nick) $(call opt,BLOCK,--block) \
-	  $(if $(call cli,TLS),--tls) $(call opt,SASL_FILE,--sasl-file) $(ARGS)
+	  $(if $(call cli,TLS),--tls) $(call opt,SASL_FILE,--sasl-file) $(call opt,TLS_PORT,--tls-port) \
+	  $(call opt,SERVER_FP,--server-fingerprint) $(call opt,CERTFILE,--certfile) $(ARGS)
 
 agent: setup
 	@$(PY) scripts/threatnet_run.py agent --name '$(call cli,NAME)' $(call opt,FEED,--feed) \
-	  $(call opt,SERVER,--server) $(call opt,CHANNEL,--channel) $(ARGS)
+	  $(call opt,SERVER,--server) $(call opt,CHANNEL,--channel) $(if $(call cli,TLS),--tls) \
+	  $(call opt,SERVER_FP,--server-fingerprint) $(call opt,CERTFILE,--certfile) $(ARGS)
 
 bench: setup
 	$(PY) bench/core.py

@@ -2,13 +2,18 @@
 
 One reader thread per connection answers PING and appends every parsed line to a list;
 `wait_for` scans that list from a cursor. Registration does CAP negotiation (optionally
-SASL PLAIN). InspIRCd registers clients on a one-second tick, so connect many clients at
-once with `connect_all`.
+SASL PLAIN, or EXTERNAL with a client certificate). InspIRCd registers clients on a
+one-second tick, so connect many clients at once with `connect_all`.
+
+TLS (`tls=True`) never trusts a certificate authority: the server certificate's SHA-256
+`fingerprint` must be given and must match, as the bots pin it.
 """
 from __future__ import annotations
 
 import base64
+import hashlib
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -81,13 +86,21 @@ class Client:
 
     def __init__(self, host: str, port: int, nick: str, *, user: str = "",
                  caps: Iterable[str] = (), sasl: Optional[tuple[str, str]] = None,
-                 realname: str = "ThreatNet test client", source: str = ""):
+                 realname: str = "ThreatNet test client", source: str = "",
+                 tls: bool = False, fingerprint: str = "", certfile: str = "",
+                 sasl_external: bool = False):
         self.host, self.port, self.nick = host, port, nick
         self.source = source  # local address to connect from, e.g. 127.0.0.2 (any 127/8 works)
         self.user = user or nick[:10]
         self.caps = list(caps)
         self.sasl = sasl
         self.realname = realname
+        self.tls = tls
+        self.fingerprint = fingerprint.replace(":", "").lower()  # server cert, SHA-256
+        self.certfile = str(certfile)  # client certificate + key (PEM), for CertFP
+        self.sasl_external = sasl_external  # SASL EXTERNAL: log in with that certificate
+        if tls and not self.fingerprint:
+            raise ValueError("tls=True needs the server certificate's fingerprint")
         self.lines: list[Line] = []
         self.cursor = 0
         self.acked: set[str] = set()
@@ -103,10 +116,12 @@ class Client:
         self._sock = socket.create_connection((self.host, self.port), timeout=timeout,
                                               source_address=(self.source, 0) if self.source
                                               else None)
-        self._sock.settimeout(None)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls:
+            self._sock = self._wrap_tls(self._sock)
+        self._sock.settimeout(None)
         threading.Thread(target=self._read, name=f"irc-{self.nick}", daemon=True).start()
-        want = set(self.caps) | ({"sasl"} if self.sasl else set())
+        want = set(self.caps) | ({"sasl"} if self.sasl or self.sasl_external else set())
         if want:
             self.send("CAP LS 302")
         self.send(f"NICK {self.nick}")
@@ -120,6 +135,25 @@ class Client:
         self.nick = welcome.params[0]
         return self
 
+    def _wrap_tls(self, sock: socket.socket) -> ssl.SSLSocket:
+        """TLS with the server certificate pinned by fingerprint (no CA, no host name)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # checked below, by fingerprint
+        if self.certfile:
+            context.load_cert_chain(self.certfile)
+        try:
+            tls = context.wrap_socket(sock, server_hostname=self.host)
+        except (ssl.SSLError, OSError) as e:
+            sock.close()
+            raise IRCError(f"{self.nick}: TLS handshake failed: {e}") from None
+        got = hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+        if got != self.fingerprint:
+            tls.close()
+            raise IRCError(f"{self.nick}: server certificate fingerprint {got} is not the "
+                           f"pinned {self.fingerprint}")
+        return tls
+
     def _negotiate(self, want: set[str], timeout: float) -> None:
         while True:  # CAP LS may span several lines ("CAP * LS * :...")
             line = self.wait_for(lambda l: l.command == "CAP" and l.params[1:2] == ["LS"],
@@ -130,7 +164,7 @@ class Client:
             if len(line.params) < 4 or line.params[2] != "*":
                 break
         request = sorted(c for c in want if c in self.available)
-        if self.sasl and "sasl" not in request:
+        if (self.sasl or self.sasl_external) and "sasl" not in request:
             raise IRCError(f"{self.nick}: server offers no SASL ({sorted(self.available)})")
         if request:
             self.send("CAP REQ :" + " ".join(request))
@@ -139,7 +173,15 @@ class Client:
             if reply.params[1] == "NAK":
                 raise IRCError(f"{self.nick}: CAP NAK {reply.text}")
             self.acked = set(reply.text.split())
-        if self.sasl:
+        if self.sasl_external:
+            self.send("AUTHENTICATE EXTERNAL")
+            self.wait_for(lambda l: l.command == "AUTHENTICATE", timeout=timeout)
+            self.send("AUTHENTICATE +")  # no authorization identity: the certificate's account
+            done = self.wait_for(lambda l: l.command in ("903", "904", "905", "906"),
+                                 timeout=timeout)
+            if done.command != "903":
+                raise IRCError(f"{self.nick}: SASL EXTERNAL failed: {done.raw}")
+        elif self.sasl:
             self.send("AUTHENTICATE PLAIN")
             self.wait_for(lambda l: l.command == "AUTHENTICATE", timeout=timeout)
             account, password = self.sasl

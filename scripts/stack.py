@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
+import tlscert
 from ircclient import Client, connect_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,16 +230,24 @@ class NgIRCd:
 
 
 class InspIRCdAtheme:
-    """InspIRCd 3 with Atheme services linked: accounts, SASL PLAIN, ChanServ."""
+    """InspIRCd 3 with Atheme services linked: accounts, SASL PLAIN, ChanServ.
+
+    Also a TLS port (`tls_port`) with a self-signed certificate made at each start in
+    run_dir/tls/, whose SHA-256 fingerprint is `tls_fingerprint` (what clients pin), and
+    client certificates (CertFP): SASL EXTERNAL for accounts that registered theirs with
+    NickServ CERT ADD.
+    """
 
     kind = "inspircd"
     has_accounts = True
 
     def __init__(self, run_dir: Path, port: Optional[int] = None, host: str = LOCALHOST,
                  name: str = "irc.threatnet.test", services_name: str = "services.threatnet.test",
-                 keep_services_db: bool = False):
+                 keep_services_db: bool = False, tls_port: Optional[int] = None):
         self.run_dir = Path(run_dir)
         self.host, self.port, self.name = host, port or free_port(host), name
+        self.tls_port = tls_port or free_port(host)
+        self.tls_fingerprint = ""  # of the server certificate, once started
         self.services_name = services_name
         self.network = "threatnet"
         self.link_port = free_port()
@@ -252,9 +261,16 @@ class InspIRCdAtheme:
     def address(self) -> tuple[str, int]:
         return self.host, self.port
 
+    @property
+    def tls_address(self) -> tuple[str, int]:
+        return self.host, self.tls_port
+
     def start(self, timeout: float = 20.0) -> "InspIRCdAtheme":
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        values = {"server_name": self.name, "services_name": self.services_name,
+        tls_cert, tls_key, self.tls_fingerprint = tlscert.server_certificate(
+            self.run_dir / "tls", self.host)
+        values = {"tls_port": self.tls_port, "tls_cert": tls_cert, "tls_key": tls_key,
+                  "server_name": self.name, "services_name": self.services_name,
                   "network": self.network, "host": self.host, "port": self.port,
                   "link_port": self.link_port, "link_password": self.link_password,
                   "run_dir": self.run_dir, "oper_name": self.oper[0],
@@ -269,6 +285,7 @@ class InspIRCdAtheme:
                                       "--nofork", "--runasroot"],
                          self.run_dir / "inspircd.out", cwd=self.run_dir)
         wait_port(self.host, self.port, timeout, self.ircd)
+        wait_port(self.host, self.tls_port, timeout, self.ircd)
         wait_port(LOCALHOST, self.link_port, timeout, self.ircd)
         self.services = Proc("atheme", [require_binary("atheme-services"), "-n",
                                         "-c", str(atheme_conf), "-D", str(data),
@@ -309,9 +326,18 @@ class InspIRCdAtheme:
     def client(self, nick: str, **kw) -> Client:
         return Client(self.host, self.port, nick, **kw)
 
+    def tls_client(self, nick: str, **kw) -> Client:
+        """A client on the TLS port, pinning the server certificate (certfile=... to
+        present a client certificate, sasl_external=True to log in with it)."""
+        return Client(self.host, self.tls_port, nick, tls=True,
+                      fingerprint=self.tls_fingerprint, **kw)
+
     def register_accounts(self, accounts: Mapping[str, str],
                           channels: Mapping[str, str] = {}) -> None:
         register_accounts(self.address, accounts, channels)
+
+    def add_certificates(self, certificates: Mapping[str, tuple[str, str]]) -> None:
+        add_certificates(self.address, certificates)
 
 
 def register_accounts(address: tuple[str, int], accounts: Mapping[str, str],
@@ -334,6 +360,27 @@ def register_accounts(address: tuple[str, int], accounts: Mapping[str, str],
             c.join(channel)
             c.privmsg("ChanServ", f"REGISTER {channel}")
             _services_reply(c, "ChanServ", r"is now registered")
+    finally:
+        for c in clients:
+            c.close()
+
+
+def add_certificates(address: tuple[str, int],
+                     certificates: Mapping[str, tuple[str, str]]) -> None:
+    """Register client certificates (CertFP) to existing Atheme accounts: account →
+    (password, SHA-256 fingerprint). Each account logs in by SASL PLAIN and sends
+    `NickServ CERT ADD <fingerprint>`; from then on SASL EXTERNAL with that certificate
+    logs in to the account. A fingerprint already on the account's list is fine."""
+    clients = connect_all(Client(*address, name, user="cert", sasl=(name, pw))
+                          for name, (pw, _) in certificates.items())
+    try:
+        for c in clients:
+            c.privmsg("NickServ", f"CERT ADD {certificates[c.nick][1]}")
+        for c in clients:
+            reply = c.wait_for(lambda l: l.command == "NOTICE" and l.nick == "NickServ"
+                               and ("ingerprint" in l.text or _REFUSED.search(l.text))).text
+            if not re.search(r"^Added fingerprint|already on your fingerprint list", reply):
+                raise StackError(f"NickServ refused {c.nick}'s certificate: {reply}")
     finally:
         for c in clients:
             c.close()
@@ -370,7 +417,8 @@ class Bot:
                  sasl: Optional[tuple[str, str]] = None, owner: Optional[tuple[str, str]] = None,
                  settings: Optional[Mapping[str, object]] = None, log_level: str = "INFO",
                  plugins_dir: Union[str, Path] = PLUGINS_DIR, ssl: bool = False,
-                 vhost: str = ""):
+                 vhost: str = "", server_fingerprints: Sequence[str] = (),
+                 certfile: Union[str, Path] = ""):
         self.nick, self.server, self.channel = nick, server, channel
         self.network = network
         self.plugins = list(dict.fromkeys([*BASE_PLUGINS, *plugins]))
@@ -381,6 +429,11 @@ class Bot:
         self.plugins_dir = plugins_dir
         self.ssl = ssl
         self.vhost = vhost  # source address, e.g. 127.0.0.2: on loopback any 127/8 works
+        # TLS: the server certificate's pinned fingerprints (ssl.serverFingerprints), and a
+        # client certificate + key (PEM) to present: with it the bot logs in by SASL EXTERNAL
+        # (CertFP), before PLAIN if `sasl` is given too.
+        self.server_fingerprints = list(server_fingerprints)
+        self.certfile = str(certfile) if certfile else ""
         self.dir = Path(root) / nick
         self.conf_path = self.dir / "conf" / f"{nick}.conf"
         self.log_path = self.dir / "logs" / "messages.log"
@@ -393,13 +446,16 @@ class Bot:
         for sub in ("conf", "data/tmp", "data/web", "backup", "logs"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         account, secret = self.sasl or ("", "")
+        mechanisms = (["EXTERNAL"] if self.certfile else []) + (["PLAIN"] if self.sasl else [])
         plugin_lines = "\n".join(f"supybot.plugins.{p}: True" for p in self.plugins)
         extra = "\n".join(f"{k}: {v}" for k, v in self.settings.items())
         render("bot/agent.conf", self.conf_path, {
             "nick": self.nick, "ident": re.sub(r"[^A-Za-z0-9]", "", self.nick)[:9] or "agent",
             "network": self.network, "server": f"{self.server[0]}:{self.server[1]}",
             "ssl": self.ssl, "vhost": self.vhost, "channel": self.channel, "sasl_username": account, "sasl_password": secret,
-            "sasl_required": bool(self.sasl), "bot_dir": self.dir,
+            "sasl_required": bool(self.sasl or self.certfile), "bot_dir": self.dir,
+            "sasl_mechanisms": " ".join(mechanisms) or "PLAIN", "certfile": self.certfile,
+            "server_fingerprints": " ".join(self.server_fingerprints),
             "plugins_dir": self.plugins_dir, "log_stdout": False, "log_level": self.log_level,
             "plugins": " ".join(self.plugins), "plugin_lines": plugin_lines, "extra": extra})
         for db in ("channels.conf", "networks.conf", "ignores.conf", "users.conf"):
@@ -513,3 +569,95 @@ def stop_bots(bots: Iterable[Bot]) -> None:
         except subprocess.TimeoutExpired:
             pass
         b.stop()
+
+
+# --- linked servers and bots on several networks ------------------------------------------
+class LinkedNgIRCd(NgIRCd):
+    """One ngIRCd of a network of linked ngIRCds (made by `ngircd_network`): ngircd.conf
+    plus one conf/ircd/ngircd-link.conf block per peer."""
+
+    def __init__(self, run_dir: Path, name: str, port: Optional[int] = None,
+                 host: str = LOCALHOST):
+        super().__init__(run_dir, port, host, name)
+        self.links: list[tuple["LinkedNgIRCd", str, str, bool]] = []  # peer, mine, theirs, active
+
+    def link(self, peer: "LinkedNgIRCd") -> None:
+        """Link to `peer` (call before both start): this server connects, the peer waits."""
+        mine, theirs = password(), password()
+        self.links.append((peer, mine, theirs, True))
+        peer.links.append((self, theirs, mine, False))
+
+    def start(self, timeout: float = 10.0) -> "LinkedNgIRCd":
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run_dir, 0o777)  # as root ngIRCd switches to `nobody` and writes its pid
+        conf = render("ircd/ngircd.conf", self.run_dir / "ngircd.conf", {
+            "server_name": self.name, "host": self.host, "port": self.port,
+            "run_dir": self.run_dir, "oper_name": self.oper[0], "oper_password": self.oper[1]})
+        blocks = [render("ircd/ngircd-link.conf", self.run_dir / f"link-{n}.conf", {
+            "peer_name": peer.name, "peer_host": peer.host, "peer_port": peer.port,
+            "passive": "no" if active else "yes", "my_password": mine,
+            "peer_password": theirs}).read_text() for n, (peer, mine, theirs, active)
+            in enumerate(self.links)]
+        with open(conf, "a") as f:
+            f.write("\n" + "\n".join(blocks))
+        self.proc = Proc(f"ngircd {self.name}", [require_binary("ngircd"), "-n", "-f", str(conf)],
+                         self.run_dir / "ngircd.log", cwd=self.run_dir)
+        wait_port(self.host, self.port, timeout, self.proc)
+        return self
+
+
+def ngircd_network(run_dir: Path, count: int = 3, timeout: float = 15.0) -> list[LinkedNgIRCd]:
+    """`count` ngIRCd servers on loopback, one IRC network: servers 2..count link to
+    server 1 (a star; ngIRCd links in ~1 s, retrying every 5 s). Returns them started
+    and linked, server 1 first; stop each with `.stop()`."""
+    servers = [LinkedNgIRCd(Path(run_dir) / f"s{n}", f"s{n}.threatnet.test")
+               for n in range(1, count + 1)]
+    for server in servers[1:]:
+        server.link(servers[0])
+    try:
+        for server in servers:
+            server.start()
+        wait_linked(servers, timeout)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+def wait_linked(servers: Sequence[NgIRCd], timeout: float = 15.0) -> None:
+    """Until LUSERS on every server counts them all (251 "... on N servers")."""
+    deadline = time.monotonic() + timeout
+    for n, server in enumerate(servers):
+        client = server.client(f"linkprobe{n}").connect()
+        try:
+            while True:
+                client.mark()
+                client.send("LUSERS")
+                line = client.wait_for(command="251")
+                found = re.search(r"on (\d+) servers?", line.text)
+                if found and int(found.group(1)) >= len(servers):
+                    break
+                if time.monotonic() > deadline:
+                    logs = ", ".join(str(s.run_dir / "ngircd.log") for s in servers)
+                    raise StackError(f"{server.name}: {line.text!r} after {timeout} s "
+                                     f"(logs {logs})")
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+
+def network_settings(networks: Mapping[str, tuple[tuple[str, int], Sequence[str]]], *,
+                     vhost: str = "") -> dict[str, str]:
+    """Registry settings (a Bot's `settings`) that put one bot on several IRC networks:
+    network name -> (server address, channels). List the Bot's own network first (its
+    `network`, server and channel are rendered into the template, and `wait_joined`
+    waits for that one); wait for the others with `bot.wait_log(rf"Join to #c on NET
+    synced")`. Plain TCP, no SASL."""
+    settings = {"supybot.networks": " ".join(networks)}
+    for name, ((host, port), channels) in networks.items():
+        settings.update({f"supybot.networks.{name}.servers": f"{host}:{port}",
+                         f"supybot.networks.{name}.ssl": "False",
+                         f"supybot.networks.{name}.vhost": vhost,
+                         f"supybot.networks.{name}.channels": " ".join(channels)})
+    return settings

@@ -27,13 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ircclient import Client, IRCError  # noqa: E402
 from stack import (CACHE_SETTINGS, GUARD_SETTINGS, LIVE, ROOT,  # noqa: E402
-                   Bot, InspIRCdAtheme, StackError, free_port, password, port_is_free,
-                   register_accounts, stop_all)
+                   Bot, InspIRCdAtheme, StackError, add_certificates, free_port, password,
+                   port_is_free, register_accounts, stop_all)
+import tlscert  # noqa: E402
 
 RUN = ROOT / "run"
 LOCAL = RUN / "local"
 OWNER = "admin"
 DEFAULT_PORT = 6667
+DEFAULT_TLS_PORT = 6697
 
 
 
@@ -126,6 +128,10 @@ def run_local(args: argparse.Namespace) -> int:
     if not port_is_free(port):
         old, port = port, free_port()
         note = f"  (port {old} is taken on 127.0.0.1, so this run uses {port})"
+    tls_port = args.tls_port
+    if not port_is_free(tls_port) or tls_port == port:
+        old, tls_port = tls_port, free_port()
+        note += f"\n  (TLS port {old} is taken on 127.0.0.1, so this run uses {tls_port})"
     # Fresh configs, services database and owner password every run; a bot's data/ (its
     # whitelist and cache snapshot) survives between runs.
     for stale in ("ircd", "credentials.txt", "network.json"):
@@ -133,19 +139,23 @@ def run_local(args: argparse.Namespace) -> int:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     nick, channel = args.nick, args.channel
     bot_password, owner_password = password(), password()
-    say(f"Starting InspIRCd + Atheme services on 127.0.0.1:{port} ...{note}")
-    server = InspIRCdAtheme(LOCAL / "ircd", port=port).start()
+    say(f"Starting InspIRCd + Atheme services on 127.0.0.1:{port} and TLS port {tls_port}"
+        f" ...{note}")
+    server = InspIRCdAtheme(LOCAL / "ircd", port=port, tls_port=tls_port).start()
     say(f"Registering services account {nick!r} and channel {channel} (founder {nick}) ...")
     server.register_accounts({nick: bot_password}, {channel: nick})
-    bot = Bot(LOCAL / "bots", nick, server.address, channel,
+    # Over TLS, pinning the certificate the server was just given (no CA, no "verify off").
+    bot = Bot(LOCAL / "bots", nick, server.tls_address, channel,
               plugins=("ThreatNetCache", "ThreatNetGuard"), sasl=(nick, bot_password),
-              owner=(OWNER, owner_password), settings=guard_settings(args))
+              owner=(OWNER, owner_password), settings=guard_settings(args), ssl=True,
+              server_fingerprints=[server.tls_fingerprint])
     (bot.dir / "conf" / "users.conf").unlink(missing_ok=True)  # new owner password each run
     say(f"Starting the ThreatNet bot {nick!r} (ThreatNetCache + ThreatNetGuard) ...")
     bot.start(timeout=60)
     topic = wait_topic(server.host, port, channel)
     state = {"pid": os.getpid(), "host": server.host, "port": port, "channel": channel,
-             "network": server.network, "bot": nick, "accounts": True}
+             "network": server.network, "bot": nick, "accounts": True,
+             "tls_port": tls_port, "tls_fingerprint": server.tls_fingerprint}
     (LOCAL / "network.json").write_text(json.dumps(state, indent=2) + "\n")
     creds = private_file(LOCAL / "credentials.txt",
                          f"owner_user={OWNER}\nowner_password={owner_password}\n"
@@ -155,12 +165,16 @@ def run_local(args: argparse.Namespace) -> int:
 ThreatNet is running.
 
   IRC server   127.0.0.1:{port}  (plain text, InspIRCd {server.name} + Atheme services)
+  TLS          127.0.0.1:{tls_port}  self-signed certificate {(LOCAL / "ircd" / "tls" / "server.crt").relative_to(ROOT)}
+               SHA-256 fingerprint {server.tls_fingerprint}
+               (new each run; the bot and agents pin it: supybot.networks.{server.network}.ssl.serverFingerprints)
   channel      {channel}   topic: {topic or '(not set yet: the bot sets it once ChanServ ops it)'}
-  bot          {nick}   (account {nick}; ChanServ ops it because {channel} is registered to it)
+  bot          {nick}   (over TLS, account {nick}; ChanServ ops it because {channel} is registered to it)
 
 Connect any IRC client, e.g.:
   irssi -c 127.0.0.1 -p {port} -n $USER        then  /join {channel}
-  weechat: /server add tn 127.0.0.1/{port}; /connect tn; /join {channel}
+  weechat over TLS: /server add tn 127.0.0.1/{tls_port} -tls -tls_fingerprint={server.tls_fingerprint}
+                    /connect tn; /join {channel}
 
 Admin commands (owner user {OWNER}, password {owner_password}):
   /msg {nick} identify {OWNER} {owner_password}
@@ -170,8 +184,11 @@ Admin commands (owner user {OWNER}, password {owner_password}):
 In the channel anyone can ask:  !tn status   !tn check 11.22.33.44
 A voiced agent (or you, once whitelisted) posts a threat as a channel line: 11.22.33.44 ssh brute force
 
-Services: /msg NickServ REGISTER <password> <email> makes an account; SASL PLAIN works.
-Another agent against this network:  make agent NAME=agent1 FEED=/var/log/auth.log
+Services: /msg NickServ REGISTER <password> <email> makes an account; SASL PLAIN works, and
+SASL EXTERNAL over TLS with a client certificate added by /msg NickServ CERT ADD <fingerprint>
+(scripts/threatnet_agentcert.py makes one and prints the steps).
+Another agent against this network (TLS, logged in by its own certificate):
+  make agent NAME=agent1 FEED=/var/log/auth.log
 Credentials: {creds.relative_to(ROOT)} (mode 600). Logs: {LOCAL.relative_to(ROOT)}/ircd/, {bot.dir.relative_to(ROOT)}/logs/messages.log
 
 Press Ctrl-C to stop everything.""")
@@ -211,14 +228,23 @@ def run_remote(args: argparse.Namespace) -> int:
     run_dir = RUN / f"{network}-{port}"
     owner_password = password()
     plugins = ("ThreatNetCache",) if args.listener_only else ("ThreatNetCache", "ThreatNetGuard")
+    settings = guard_settings(args) if "ThreatNetGuard" in plugins else dict(CACHE_SETTINGS)
+    tls = bool(args.tls or args.server_fingerprint)
+    if tls and not args.server_fingerprint:
+        settings["supybot.protocols.ssl.verifyCertificates"] = True  # CA-signed, then
     bot = Bot(run_dir / "bots", args.nick, (host, port), args.channel, network=network,
-              plugins=plugins, sasl=sasl, owner=(OWNER, owner_password), ssl=args.tls,
-              settings=guard_settings(args) if "ThreatNetGuard" in plugins else CACHE_SETTINGS)
+              plugins=plugins, sasl=sasl, owner=(OWNER, owner_password), ssl=tls,
+              settings=settings, server_fingerprints=_pins(args),
+              certfile=args.certfile or "")
     (bot.dir / "conf" / "users.conf").unlink(missing_ok=True)
     creds = private_file(run_dir / "credentials.txt",
                          f"owner_user={OWNER}\nowner_password={owner_password}\n")
-    say(f"Joining {args.channel} on {host}:{port}{' (TLS)' if args.tls else ''} as {args.nick}"
-        f"{f' with SASL account {sasl[0]}' if sasl else ' without SASL'} ...")
+    login = (f" with client certificate {args.certfile} (SASL EXTERNAL)" if args.certfile
+             else f" with SASL account {sasl[0]}" if sasl else " without SASL")
+    pinned = " pinning " + ", ".join(_pins(args)) if args.server_fingerprint else \
+        " (certificate checked against the system's CAs)"
+    say(f"Joining {args.channel} on {host}:{port}{' over TLS' + pinned if tls else ''} as "
+        f"{args.nick}{login} ...")
     bot.start(timeout=120)
     say(f"""
 The ThreatNet bot {args.nick} is in {args.channel} on {host}:{port} ({', '.join(plugins)}).
@@ -232,6 +258,18 @@ Log: {bot.log_path.relative_to(ROOT)}
 Press Ctrl-C to stop the bot.""")
     watch()
     return 0
+
+
+def _pins(args: argparse.Namespace) -> list[str]:
+    """--server-fingerprint: SHA-256 fingerprints of the server certificate (colons allowed)."""
+    pins = [fp.replace(":", "").lower() for fp in (args.server_fingerprint or "").split(",")
+            if fp.strip()]
+    for fp in pins:
+        if not tlscert.is_fingerprint(fp):
+            raise SystemExit(f"--server-fingerprint {fp!r}: expected 64 hex digits (SHA-256)")
+    if args.certfile and not Path(args.certfile).is_file():
+        raise SystemExit(f"--certfile {args.certfile}: no such file")
+    return pins
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -251,6 +289,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     name, channel = args.name, args.channel or state["channel"]
     agent_dir = LOCAL / "agents"
     sasl = sasl_credentials(args)
+    certfile, fingerprint, tls = args.certfile or "", "", {}
     if state.get("accounts") and not sasl:
         # A services account per agent so the owner can whitelist it by account.
         secret_file = agent_dir / name / "sasl.txt"
@@ -258,13 +297,29 @@ def cmd_agent(args: argparse.Namespace) -> int:
         private_file(secret_file, secret + "\n")
         register_accounts((state["host"], state["port"]), {name: secret})
         sasl = (name, secret)
+        if state.get("tls_port"):
+            # ... and a client certificate registered to it: the agent logs in by SASL
+            # EXTERNAL over TLS, so `account:NAME` means "holds this certificate".
+            cert = agent_dir / name / "agent.pem"
+            if not cert.exists():
+                tlscert.client_certificate(cert, name)
+            fingerprint = tlscert.file_fingerprint(cert)
+            add_certificates((state["host"], state["port"]), {name: (secret, fingerprint)})
+            certfile, sasl = str(cert), None
+    if state.get("tls_port"):
+        tls = {"ssl": True, "server_fingerprints": [state["tls_fingerprint"]]}
+        state = {**state, "port": state["tls_port"]}
+    elif args.server_fingerprint or args.tls:
+        tls = {"ssl": True, "server_fingerprints": _pins(args)}
     settings = dict(CACHE_SETTINGS)
     if args.feed:
         settings.update(feed_settings(args.feed))
     owner_password = password()
+    if tls and not tls["server_fingerprints"]:
+        settings["supybot.protocols.ssl.verifyCertificates"] = True  # CA-signed, then
     bot = Bot(agent_dir, name, (state["host"], state["port"]), channel,
               network=state["network"], plugins=("ThreatNetCache",), sasl=sasl,
-              owner=(OWNER, owner_password), settings=settings)
+              owner=(OWNER, owner_password), settings=settings, certfile=certfile, **tls)
     (bot.dir / "conf" / "users.conf").unlink(missing_ok=True)  # new owner password each run
     private_file(bot.dir / "credentials.txt",
                  f"owner_user={OWNER}\nowner_password={owner_password}\n")
@@ -273,7 +328,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     bot.start(timeout=60)
     bot_nick = state.get("bot", "the channel bot")
     say(f"""
-Agent {name} joined {channel}{f' as services account {sasl[0]}' if sasl else ''}.
+Agent {name} joined {channel}{f' as services account {sasl[0]}' if sasl else ''}{
+    f' over TLS, logged in to account {name} by its certificate (SASL EXTERNAL)' + chr(10)
+    + f'  {Path(certfile).relative_to(ROOT)} (fingerprint {fingerprint})' if fingerprint
+    else ''}.
 It is voiced only once whitelisted; as the channel bot's owner:
   /msg {bot_nick} tn whitelist add account:{name} {channel}
 It caches every threat a voiced agent posts; ask it (every agent answers in the channel):
@@ -315,7 +373,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     run.add_argument("--nick", default="threatnet")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help="local port (default 6667)")
     run.add_argument("--block", type=int, help="block period in the topic (default 3600)")
-    run.add_argument("--tls", action="store_true", help="use TLS to --server")
+    run.add_argument("--tls", action="store_true", help="use TLS to --server (the "
+                     "certificate must be CA-signed, unless --server-fingerprint pins it)")
+    run.add_argument("--tls-port", type=int, default=DEFAULT_TLS_PORT,
+                     help="local TLS port (default 6697)")
+    run.add_argument("--server-fingerprint", help="--server's certificate SHA-256 "
+                     "fingerprint(s), comma separated: TLS, pinned")
+    run.add_argument("--certfile", help="client certificate + key (PEM) for SASL EXTERNAL "
+                     "(scripts/threatnet_agentcert.py)")
     run.add_argument("--sasl-file", help="file with `user:password` (else THREATNET_SASL_USER"
                                          " and THREATNET_SASL_PASSWORD)")
     run.add_argument("--listener-only", action="store_true",
@@ -326,6 +391,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     agent.add_argument("--server", help="HOST:PORT instead of the local network")
     agent.add_argument("--channel")
     agent.add_argument("--sasl-file")
+    agent.add_argument("--tls", action="store_true", help="TLS to --server")
+    agent.add_argument("--server-fingerprint", help="pinned server certificate SHA-256")
+    agent.add_argument("--certfile", help="client certificate + key (PEM): SASL EXTERNAL")
     args = parser.parse_args(argv)
     if args.command == "agent" and args.channel is None and args.server:
         args.channel = "#threatnet"

@@ -16,6 +16,7 @@ from threatnet.envelope import Envelope, Trust
 from threatnet.filter import Chain, NetworkFilter
 from threatnet.language import MAX_LINE_BYTES, parse_message
 from threatnet.outbox import Outbox
+from threatnet.signature import KeyRing, Signer, TrustedKey, derive_key_id, generate_key, verify
 
 T0 = 1_700_000_000.0
 BLOCK = 3600
@@ -369,6 +370,17 @@ def test_via_tag_survives_a_full_line(clock: Clock, ip: str, char: str) -> None:
     assert line.endswith(f"{char} via north")
     relayed = parse_message(line)
     assert relayed.ip == ip and len(relayed.comment.encode()) > MAX_LINE_BYTES - 60
+
+
+def test_signed_line_crosses_untagged_and_still_verifies(clock: Clock) -> None:
+    key = generate_key()
+    key_id = derive_key_id(key.public_key())
+    bridges = make([Bridge("nb", A, B)], clock)
+    line = Signer(key, key_id).sign(parse_message("192.0.2.1 ssh"), clock.now)
+    bridges.receive(A, env(A, line))
+    assert bridges.take() == [(B, line)]
+    ring = KeyRing({key_id: TrustedKey(key.public_key(), "")})
+    assert verify(parse_message(line), ring, clock.now, BLOCK).comment == "ssh"
 
 
 def test_empty_comment_gets_only_the_tag(clock: Clock) -> None:

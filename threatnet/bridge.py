@@ -38,6 +38,7 @@ from threatnet.envelope import Trust
 from threatnet.filter import Chain, Filter
 from threatnet.language import MAX_LINE_BYTES, ThreatMessage, format_message
 from threatnet.outbox import Outbox
+from threatnet.signature import strip_signature
 
 if TYPE_CHECKING:
     from threatnet.envelope import Envelope
@@ -360,8 +361,10 @@ class BridgeSet:
 
 def _tagged(msg: ThreatMessage, network: str) -> ThreatMessage:
     """``msg`` with ``via <network>`` ending its comment, unless a bridge already
-    tagged it. The comment is cut to make room, so the tag survives format_message."""
-    if _VIA.search(msg.comment):
+    tagged it or it is signed (its signature must stay the final word, over the
+    comment as signed). The comment is cut to make room, so the tag survives
+    format_message."""
+    if _VIA.search(msg.comment) or strip_signature(msg.comment)[1] is not None:
         return msg
     tag = f"via {network}"
     room = MAX_LINE_BYTES - len(msg.ip) - len(tag.encode("utf-8", "replace")) - 2  # 2 spaces

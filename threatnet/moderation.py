@@ -16,8 +16,11 @@ from threatnet.cache import DEFAULT_TIMEOUT, ThreatCache
 from threatnet.filter import NetworkFilter
 from threatnet.language import ThreatError, parse_message
 from threatnet.offenders import Strikes
+from threatnet.signature import KeyRing, verify
 
 _BOGONS = NetworkFilter("discard", ["BOGONS"], name="bogon")
+_NO_KEYS = KeyRing()  # the form of a signature is checked, not whose it is
+_FOREVER = float("inf")
 
 
 class Rules(NamedTuple):
@@ -32,6 +35,7 @@ class Rules(NamedTuple):
     kick_bogons: bool = True
     kick_repeats: bool = True
     repeat_grace: float = 10.0  # a repeat this soon is a race between honest agents
+    require_signature: bool = False  # kick threat lines without a well-formed sig= word
 
 
 class Verdict(NamedTuple):
@@ -77,6 +81,13 @@ class Moderator:
             return Verdict("kick", reason)
         if rules.kick_bogons and not _BOGONS.accepts(msg.key):
             return Verdict("kick", f"bogon address {msg.ip}")
+        if rules.require_signature:
+            form = verify(msg, _NO_KEYS, 0.0, _FOREVER, _FOREVER)
+            if form == "unsigned":
+                return Verdict("kick", "unsigned threat line: this channel takes signed "
+                                       "lines only")
+            if form == "bad signature":
+                return Verdict("kick", "malformed signature")
         if self.cache.timeout != rules.block:
             self.cache.timeout = rules.block
         current = self.cache.check(msg.key)

@@ -91,7 +91,7 @@ def _b64decode(text: str, size: int) -> bytes | None:
     Canonical means re-encoding gives the same text: unused low bits of the last
     character must be zero, so one key or signature has exactly one spelling.
     """
-    if not _B64.fullmatch(text):
+    if not _B64.fullmatch(text) or len(text) % 4 == 1:  # 4n+1 characters: never base64
         return None
     data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     return data if len(data) == size and _b64encode(data) == text else None

@@ -7,6 +7,8 @@ pollInterval (the poll timer re-reads them; the hot path never reads the
 registry); the timer intervals and the outbox settings when the plugin is
 reloaded.
 """
+import shlex
+
 import supybot.conf as conf
 import supybot.registry as registry
 
@@ -19,8 +21,8 @@ def configure(advanced):
 
 
 class TrustMode(registry.OnlySomeStrings):
-    """Must be one of: voiced, all, accounts."""
-    validStrings = ("voiced", "all", "accounts")
+    """Must be one of: voiced, all, accounts, signed."""
+    validStrings = ("voiced", "all", "accounts", "signed")
 
 
 class Networks(registry.SpaceSeparatedListOfStrings):
@@ -66,7 +68,8 @@ _channel("blockPeriod", registry.PositiveInteger(3600, """Seconds a threat stays
 _channel("trust", TrustMode("voiced", """Whose threat lines count: "voiced" (voiced,
     halfopped or opped senders, plus trustedAccounts: the ThreatNet security
     model), "accounts" (only senders logged in to one of trustedAccounts) or
-    "all" (everyone: an open channel)."""))
+    "all" (everyone: an open channel) or "signed" (no IRC-level trust: only lines
+    validly signed by a key in signatures.keyring, see signatures.require)."""))
 _channel("trustedAccounts", registry.SpaceSeparatedListOfStrings([], """Services
     accounts whose threat lines count even when they are not voiced."""))
 _channel("discard", Networks(["BOGONS"], """Networks whose threats are dropped,
@@ -102,3 +105,131 @@ conf.registerNetworkValue(ThreatNetCache.outbox, "burst", registry.PositiveInteg
 conf.registerNetworkValue(ThreatNetCache.outbox, "size", registry.PositiveInteger(1000,
     """Reports waiting at most; when full, the oldest waiting report is dropped
     (and counted)."""))
+
+# The Network Bridge: plugins.ThreatNetCache.bridges and .bridge.<name>.* (bridging.py).
+from importlib import reload as _reload  # noqa: E402
+
+from . import bridging  # noqa: E402
+
+_reload(bridging)  # a plugin reload picks up its code too (config is reloaded first)
+bridging.register_config(ThreatNetCache, Networks)
+
+
+# -- Threat Response (plugins/ThreatNetCache/responders.py builds them): per channel,
+# live (rebuilt within pollInterval of a change, without blocking the bot).
+
+from importlib import reload as _reload_module  # noqa: E402
+
+from . import http as _http, responders as _responders  # noqa: E402
+
+_reload_module(_responders)  # a plugin reload picks up their code too
+_reload_module(_http)
+
+class AbsolutePath(registry.String):
+    """An absolute file path, or empty for none."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        if v and not v.startswith("/"):
+            self.error(f"{v!r} is not an absolute path")
+        super().setValue(v)
+
+
+class Argv(registry.String):
+    """A command and its arguments, split like a shell would (quotes and
+    backslashes), but never run through a shell; empty for none."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        try:
+            shlex.split(v)
+        except ValueError as e:
+            self.error(f"cannot split {v!r} into arguments: {e}")
+        super().setValue(v)
+
+
+class NftFamily(registry.OnlySomeStrings):
+    """Must be one of: inet, ip, ip6, bridge, netdev."""
+    validStrings = ("inet", "ip", "ip6", "bridge", "netdev")
+
+
+conf.registerGroup(ThreatNetCache, "responders")
+
+
+def _responder_filters(group, what):
+    conf.registerChannelValue(group, "keep", Networks([], f"""Networks {what} acts
+        on, e.g. only your own customer ranges (empty: all). Same syntax as discard."""),
+        opSettable=False)
+    conf.registerChannelValue(group, "discard", Networks([], f"""Networks {what}
+        never acts on, e.g. your own servers. Same syntax as discard."""), opSettable=False)
+
+
+_dnsbl = conf.registerGroup(ThreatNetCache.responders, "dnsbl")
+conf.registerChannelValue(_dnsbl, "ip4file", AbsolutePath("", """rbldnsd ip4set file
+    listing the channel's current IPv4 threats (empty: none). The DNSBL is on when
+    ip4file or ip6file is set."""), opSettable=False)
+conf.registerChannelValue(_dnsbl, "ip6file", AbsolutePath("", """rbldnsd ip6trie file
+    listing the channel's current IPv6 threats (empty: none)."""), opSettable=False)
+conf.registerChannelValue(_dnsbl, "zone", registry.String("", """The DNSBL zone name,
+    as rbldnsd serves the files (header and TXT text only)."""), opSettable=False)
+conf.registerChannelValue(_dnsbl, "ttl", registry.PositiveInteger(3600, """Largest
+    $TTL served; it is lowered as the nearest expiry comes closer."""), opSettable=False)
+_responder_filters(_dnsbl, "the DNSBL")
+
+_firewall = conf.registerGroup(ThreatNetCache.responders, "firewall")
+conf.registerChannelValue(_firewall, "enable", registry.Boolean(False, """Whether to
+    add the channel's current threats to nftables sets (needs root or CAP_NET_ADMIN;
+    see conf/nftables/threatnet.nft)."""), opSettable=False)
+conf.registerChannelValue(_firewall, "family", NftFamily("inet", """nftables family of
+    the table."""), opSettable=False)
+conf.registerChannelValue(_firewall, "table", registry.String("threatnet", """nftables
+    table holding the sets."""), opSettable=False)
+conf.registerChannelValue(_firewall, "set4", registry.String("tn_v4", """Set of IPv4
+    threat addresses."""), opSettable=False)
+conf.registerChannelValue(_firewall, "set6", registry.String("tn_v6", """Set of IPv6
+    threat addresses."""), opSettable=False)
+conf.registerChannelValue(_firewall, "set6net", registry.String("tn_v6net", """Set of
+    IPv6 /64 threat networks (first address of each)."""), opSettable=False)
+conf.registerChannelValue(_firewall, "nft", Argv("nft", """The nft command (e.g.
+    "ip netns exec fw nft")."""), opSettable=False)
+conf.registerChannelValue(_firewall, "ruleset", AbsolutePath("", """nft file loaded at
+    the head of every resync, e.g. conf/nftables/threatnet.nft (empty: missing sets
+    are created, but no chain drops their traffic)."""), opSettable=False)
+conf.registerChannelValue(_firewall, "conntrack", registry.Boolean(False, """Whether
+    to also end the established connections of each new threat (conntrack -D)."""),
+    opSettable=False)
+_responder_filters(_firewall, "the firewall")
+
+_command = conf.registerGroup(ThreatNetCache.responders, "command")
+conf.registerChannelValue(_command, "argv", Argv("", """A program run for each new
+    threat as ARGV IP COMMENT REPORTER TTL (never through a shell; end it with -- if
+    the program parses options). Empty: none."""), opSettable=False)
+conf.registerChannelValue(_command, "expireArgv", Argv("", """A program run as
+    EXPIREARGV IP when a threat expires. Empty: none."""), opSettable=False)
+conf.registerChannelValue(_command, "timeout", registry.PositiveFloat(30.0, """Seconds
+    a program may run before it is killed."""), opSettable=False)
+_responder_filters(_command, "the command")
+
+
+# -- The HTTP API (plugins/ThreatNetCache/http.py), on Limnoria's HTTP server:
+# supybot.servers.http.hosts4 / hosts6 / port decide where it listens.
+
+conf.registerGroup(ThreatNetCache, "http")
+conf.registerGlobalValue(ThreatNetCache.http, "enable", registry.Boolean(False, """Whether
+    to serve /threatnet/ on Limnoria's HTTP server. Off by default: that server binds
+    every interface (supybot.servers.http.hosts4 0.0.0.0, hosts6 ::0) unless told
+    otherwise. (live)"""))
+conf.registerGlobalValue(ThreatNetCache.http, "clients", Networks(
+    ["127.0.0.0/8", "::1"], """Client addresses allowed to use /threatnet/; any other
+    gets 403. Same syntax as discard. (live)"""))
+conf.registerGlobalValue(ThreatNetCache.http, "token", registry.String("", """Bearer
+    token POST /threatnet/report requires (Authorization: Bearer TOKEN). Empty: the
+    report endpoint is disabled. (live)""", private=True))
+conf.registerGlobalValue(ThreatNetCache.http, "maxWait", registry.PositiveInteger(60,
+    """Longest wait, in seconds, a GET /threatnet/events long-poll may ask for. (live)"""))
+
+# Signed threat lines: plugins.ThreatNetCache.signatures.* (signing.py).
+from . import signing  # noqa: E402
+
+_reload(signing)  # a plugin reload picks up its code too (config is reloaded first)
+signing.register_config(ThreatNetCache)

@@ -16,17 +16,23 @@ import supybot.ircmsgs as ircmsgs
 import supybot.ircutils as ircutils
 import supybot.schedule as schedule
 import supybot.world as world
+from supybot import httpserver
 from supybot.commands import additional, wrap
 
 import threatnet_irc.converters  # noqa: F401  registers threatIp
 from threatnet.address import parse_ip
-from threatnet.cache import ThreatCache
 from threatnet.envelope import Envelope, Trust
 from threatnet.feed import LogFeed
 from threatnet.filter import Chain, NetworkFilter
 from threatnet.language import ThreatError, format_message, parse_message
 from threatnet.outbox import Outbox
 from threatnet.topic import TopicError, parse_topic
+
+from . import bridging
+from . import signing
+from .http import SUBDIR, ThreatNetHttp
+from .responders import (ChannelResponses, RespondingCache, describe, read_spec, route_logs,
+                         to_threat)
 
 # Whitespace parse_message strips before the address.
 _WS = frozenset(" \t\n\r\x0b\x0c")
@@ -69,7 +75,7 @@ class _Channel:
     def __init__(self, network, channel):
         self.network = network
         self.channel = channel
-        self.cache = ThreatCache(clock=_now)
+        self.cache = RespondingCache(clock=_now)
         self.settings = None  # the registry values below were built from
         self.listen = None  # Chain: trust, discard, cache
         self.screen = None  # Chain for our own reports: discard, ownNetworks
@@ -81,6 +87,10 @@ class _Channel:
         self.feeds = {}  # "extractor:/path" -> LogFeed
         self.feed_errors = {}  # "extractor:/path" -> last error logged
         self.senders = {}  # nick -> (voiced, opped, account, account-tag on), see inFilter
+        self.bridge = None  # its Side if a Network Bridge runs over it (bridging.py)
+        self.responses = None  # ChannelResponses, set on attach (responders.py)
+        self.signature_check = None  # RequireSignature in the listen chain (signing.py)
+        self.signing = None  # signing.ChannelSigning: key ring and signer
 
     def configure(self, settings, log):
         """Rebuild the chains and feeds if the registry values changed."""
@@ -88,13 +98,16 @@ class _Channel:
             return
         self.settings = settings
         block, mode, accounts, discard, own, feeds = settings
-        if mode == "accounts" and not accounts:
-            trust = _TrustNobody()
+        if mode == "signed":  # no IRC-level trust: the signature is the trust
+            trusting = [] if self.signature_check is not None else [_TrustNobody()]
+        elif mode == "accounts" and not accounts:
+            trusting = [_TrustNobody()]
         else:
-            trust = Trust(mode, accounts)
+            trusting = [Trust(mode, accounts)]
+        signed = [self.signature_check] if self.signature_check is not None else []
         discarding = [NetworkFilter("discard", discard)] if discard else []
         owning = [NetworkFilter("discard", own, name="own network")] if own else []
-        self.listen = Chain([trust, *discarding, self.cache])
+        self.listen = Chain([*trusting, *signed, *discarding, self.cache])
         self.screen = Chain(discarding + owning)
         self.config_block = block
         self._apply_block()
@@ -107,6 +120,14 @@ class _Channel:
                 log.info("%s on %s: reporting from %s", self.channel,
                          self.network, spec)
 
+    def set_signature_check(self, check, log):
+        """Put a RequireSignature into the listen chain, after the trust rule (or
+        instead of it, trust mode "signed"), or take it out (None)."""
+        if check is not self.signature_check:
+            self.signature_check = check
+            settings, self.settings = self.settings, None
+            self.configure(settings, log)
+
     def set_topic(self, text):
         """A threatnet:// topic sets the block period (block=, else the protocol's
         default); any other topic leaves it to the blockPeriod setting."""
@@ -117,36 +138,74 @@ class _Channel:
         self._apply_block()
 
     def _apply_block(self):
+        old = self.cache.timeout
         self.cache.timeout = self.topic_block or self.config_block
+        if self.signature_check is not None:  # a signature is good for one block period
+            self.signature_check.max_age = self.cache.timeout
+        if self.cache.timeout != old and self.responses is not None \
+                and self.responses.active:
+            self.responses.resync(self.threats())  # every expiry moved
+
+    # Threat Response: these only enqueue; responders work on threads of their own.
+
+    def threats(self):
+        """The current threats as responders see them."""
+        timeout = self.cache.timeout
+        return [to_threat(e, timeout) for e in self.cache]
+
+    def respond(self, responses):
+        """Tell ``responses`` (ChannelResponses) of every threat the cache keeps from
+        now on, while it has responders running."""
+        self.responses = responses
+        self.cache.on_keep = responses.added if responses.active else None
+
+    def expired(self, entries):
+        """cache.expire() returned these entries."""
+        responses = self.responses
+        if entries and responses is not None and responses.active:
+            timeout = self.cache.timeout
+            for entry in entries:
+                responses.expired(entry.key, entry.first_seen + timeout)
 
     def close(self):
         for feed in self.feeds.values():
             feed.close()
 
 
-def _describe(entry):
-    """Who reported a cache entry, when, and until when it is current."""
+def _describe(entry, verified=None):
+    """Who reported a cache entry, when, and until when it is current; with a
+    signature.Verified for the entry, its key and the comment it signed."""
     who = entry.nick or "?"
     if entry.account:
         who += f" (account {entry.account})"
+    if verified is not None:
+        who += f", signed by key {verified.key_id},"
     ago = int(_now() - entry.first_seen)
-    comment = f': "{entry.comment}"' if entry.comment else ""
+    text = entry.comment if verified is None else verified.comment
+    comment = f': "{text}"' if text else ""
     return f"reported by {who} {ago} s ago{comment}; expires in {math.ceil(entry.expires_in)} s"
 
 
 class ThreatNetCache(callbacks.Plugin):
     """Makes the bot a ThreatNet agent: it keeps a Threat Cache of every
     enabled channel (plugins.ThreatNetCache.enable) and can report threats of
-    its own, by command or from log files. Commands: tn status, tn check,
-    tn report, tn feeds."""
+    its own, by command or from log files; responds to threats (DNSBL,
+    firewall, command) and serves them over HTTP. Commands: tn status,
+    tn check, tn report, tn feeds, tn responders."""
     threaded = False
 
     def __init__(self, irc):
         super().__init__(irc)
-        self.tn.parent = self
+        self.tn.parent = self.tn.bridge.parent = self
         self._channels = {}  # (network, lowered channel) -> _Channel
         self._joined = {}  # (network, channel as joined) -> _Channel: no folding per line
         self._outboxes = {}  # network -> Outbox of (_Channel, ThreatMessage)
+        self.bridging = bridging.Bridging(self)  # before _sync: it marks bridged channels
+        self._responses = {}  # (network, lowered channel) -> ChannelResponses, kept on part
+        self._http = None  # ThreatNetHttp while plugins.ThreatNetCache.http.enable
+        self._unroute_logs = route_logs()
+        self._sync_http()
+        self.signatures = signing.Signing(self)
         self._sync()  # channels already joined, after a reload
         schedule.addPeriodicEvent(self._poll, self.registryValue("pollInterval"), _POLL,
                                   now=False)
@@ -158,11 +217,18 @@ class ThreatNetCache(callbacks.Plugin):
 
     def die(self):
         for name in (_POLL, _EXPIRE, _SNAPSHOT):
-            schedule.removePeriodicEvent(name)
+            try:
+                schedule.removePeriodicEvent(name)
+            except KeyError:  # running right now: a Ctrl-C landed inside the timer
+                pass
         world.flushers.remove(self._flush)
+        self._close_http()
         self._flush()
         for st in self._channels.values():
             st.close()
+        for responses in self._responses.values():
+            responses.stop()
+        self._unroute_logs()
         super().die()
 
     # -- the listener (hot path)
@@ -203,6 +269,8 @@ class ThreatNetCache(callbacks.Plugin):
         envelope = Envelope(threat, nick, account, msg.host, st.channel, st.network,
                             voiced, opped)
         st.heard[st.listen.check(threat, envelope) or "kept"] += 1
+        if st.bridge is not None:
+            self.bridging.heard(st, envelope)
 
     def _sender(self, irc, st, nick):
         """(voiced, opped, account, account-tag on) of a sender, memoised until the
@@ -256,7 +324,9 @@ class ThreatNetCache(callbacks.Plugin):
                 self._detach(_key(irc.network, channel))
 
     def doKick(self, irc, msg):
-        if len(msg.args) > 1 and ircutils.strEqual(msg.args[1], irc.nick):
+        # One KICK may name several users (as irc.state reads it: one channel).
+        if len(msg.args) > 1 and any(ircutils.strEqual(user, irc.nick)
+                                     for user in msg.args[1].split(",")):
             self._detach(_key(irc.network, msg.args[0]))
 
     def reset(self):
@@ -271,15 +341,19 @@ class ThreatNetCache(callbacks.Plugin):
             return
         st = _Channel(irc.network, channel)
         st.configure(self._settings(irc, channel), self.log)
+        self.signatures.configure(irc, st)
         st.set_topic(irc.state.channels[channel].topic)
         loaded = st.cache.load(self._path(key), self.registryValue("restartGrace"))
         if loaded.error:
             self.log.warning("%s", loaded.error)
+        if not self._respond(irc, channel, st):
+            st.responses.resync(st.threats())  # running since an earlier attach
         self.log.info("Listening to %s on %s (%s threats restored, %s)",
                       channel, irc.network, loaded.loaded,
                       "synced" if st.cache.synced else "quiet period")
         self._channels[key] = st
         self._joined[irc.network, channel] = st
+        self.bridging.attach(st)
 
     def _detach(self, key):
         st = self._channels.pop(key, None)
@@ -309,13 +383,50 @@ class ThreatNetCache(callbacks.Plugin):
                     self._attach(irc, channel)
                 else:
                     st.configure(self._settings(irc, channel), self.log)
+                    self.signatures.configure(irc, st)
+                    self._respond(irc, channel, st)
         for key in set(self._channels) - live:
             self._detach(key)
+
+    # -- Threat Response and the HTTP API
+
+    def _respond(self, irc, channel, st):
+        """Wire the channel's responders from the registry (rebuilt when the settings
+        change); True if they were (re)started with the cache as it is now."""
+        key = _key(irc.network, channel)
+        responses = self._responses.get(key)
+        if responses is None:
+            responses = self._responses[key] = ChannelResponses(irc.network, channel, _now,
+                                                                self.log)
+        st.respond(responses)
+        spec = read_spec(lambda name: self.registryValue(name, channel, irc.network),
+                         self._http is not None)
+        if spec == responses.spec:
+            return False
+        responses.configure(spec, self._http.changes if self._http else None, st.threats)
+        st.respond(responses)  # started or stopped responders
+        return True
+
+    def _sync_http(self):
+        """Serve /threatnet/ while plugins.ThreatNetCache.http.enable is on."""
+        enabled = self.registryValue("http.enable")
+        if enabled and self._http is None:
+            self._http = ThreatNetHttp(self)
+            httpserver.hook(SUBDIR, self._http)
+        elif not enabled and self._http is not None:
+            self._close_http()
+
+    def _close_http(self):
+        http, self._http = self._http, None
+        if http is not None:
+            http.close()  # first: requests waiting for the main loop give up
+            httpserver.unhook(SUBDIR)
 
     # -- timers and persistence
 
     def _poll(self):
         """Poll timer: registry changes, feeds, then the outboxes."""
+        self._sync_http()
         self._sync()
         for st in list(self._channels.values()):
             irc = world.getIrc(st.network)
@@ -333,10 +444,12 @@ class ThreatNetCache(callbacks.Plugin):
             irc = world.getIrc(network)
             if len(box) and irc is not None:
                 self._drain(irc, box)
+        self.bridging.poll()
 
     def _expire(self):
         for st in self._channels.values():
-            st.cache.expire()
+            st.expired(st.cache.expire())
+        self.bridging.expire()
 
     def _path(self, key):
         network, channel = key
@@ -354,6 +467,7 @@ class ThreatNetCache(callbacks.Plugin):
     def _flush(self):
         for key, st in self._channels.items():
             self._save(key, st)
+        self.bridging.flush()
 
     # -- the provider
 
@@ -361,6 +475,11 @@ class ThreatNetCache(callbacks.Plugin):
         """The one path for a threat of our own, from `tn report` or a feed:
         raise Refused, or queue it in the network's outbox and send what the
         rate allows now. The IP counts as current from when it is sent."""
+        try:
+            signing.signer(st)
+        except ValueError as e:
+            raise Refused("unsigned", f"cannot sign reports to {st.channel}, so none are "
+                                      f"sent: {e}") from None
         left = st.cache.quiet_left
         if left:
             raise Refused("quiet", f"{st.channel} is in its quiet period: "
@@ -393,6 +512,14 @@ class ThreatNetCache(callbacks.Plugin):
             dropped[0].pending.pop(dropped[1].key, None)
         self._drain(irc, box)
 
+    def _report(self, irc, st, ip, comment):
+        """The one report path of `tn report` and POST /threatnet/report: ``ip`` (one
+        strict address) with ``comment`` as a threat of our own, through _submit.
+        Raises ThreatError or Refused; returns (threat, queued)."""
+        threat = parse_message(f"{ip} {comment}")
+        self._submit(irc, st, threat)
+        return threat, threat.key in st.pending
+
     def _drain(self, irc, box):
         """Send what the outbox releases, with irc.sendMsg: queueMsg is throttled
         to about a line a second and its enqueue is quadratic."""
@@ -403,9 +530,17 @@ class ThreatNetCache(callbacks.Plugin):
             if st.cache.check(threat.key) is not None:  # another agent was faster
                 st.refused["duplicate"] = st.refused.get("duplicate", 0) + 1
                 continue
+            try:
+                signer = signing.signer(st)
+            except ValueError:  # the key went bad while this waited: never send unsigned
+                st.refused["unsigned"] = st.refused.get("unsigned", 0) + 1
+                continue
             st.cache.keep(threat, irc.nick, irc.state.nicksToAccounts.get(irc.nick))
-            irc.sendMsg(ircmsgs.privmsg(st.channel, format_message(threat)))
+            line = format_message(threat) if signer is None else signer.sign(threat, _now())
+            irc.sendMsg(ircmsgs.privmsg(st.channel, line))
             st.reported += 1
+            if st.bridge is not None:
+                self.bridging.reported(irc, st, line)
 
     def _channel(self, irc, channel):
         st = self._channels.get(_key(irc.network, channel))
@@ -418,6 +553,8 @@ class ThreatNetCache(callbacks.Plugin):
     # a threat line to every other agent.
     class tn(callbacks.Commands):
         """ThreatNet agent commands."""
+
+        bridge = bridging.bridge  # tn bridge status
 
         def status(self, irc, msg, args, channel):
             """[<channel>]
@@ -438,7 +575,8 @@ class ThreatNetCache(callbacks.Plugin):
             irc.reply(f"{st.channel}: online {int(running)} s, seen {seen} ({rate:.2f}/s), "
                       f"kept {heard['kept']}, discarded {seen - heard['kept']} "
                       f"(duplicate {heard['duplicate']}, filtered {heard['filtered']}, "
-                      f"untrusted {heard['untrusted']}), cache {stats.size}, expired "
+                      f"untrusted {heard['untrusted']}{signing.discarded(st)}), "
+                      f"cache {stats.size}, expired "
                       f"{stats.expired}, block {st.cache.timeout} s, reported {st.reported}, "
                       f"{sync}")
         status = wrap(status, ["channel"])
@@ -456,7 +594,8 @@ class ThreatNetCache(callbacks.Plugin):
                 queued = " (queued for report)" if key in st.pending else ""
                 irc.reply(f"Not a current threat in {st.channel}: {ip}{queued}")
             else:
-                irc.reply(f"Current threat in {st.channel}: {entry.ip}, {_describe(entry)}")
+                irc.reply(f"Current threat in {st.channel}: {entry.ip}, "
+                          f"{_describe(entry, signing.verified(st, entry))}")
         check = wrap(check, ["threatIp", "channel"])
 
         def report(self, irc, msg, args, channel, ip, comment):
@@ -471,12 +610,14 @@ class ThreatNetCache(callbacks.Plugin):
             parent = self.parent
             st = parent._channel(irc, channel)
             try:
-                threat = parse_message(f"{ip} {comment}")
-                parent._submit(irc.getRealIrc(), st, threat)
+                threat, queued = parent._report(irc.getRealIrc(), st, ip, comment)
             except (ThreatError, Refused) as e:
                 irc.error(str(e), Raise=True)
             line = format_message(threat)
-            if threat.key in st.pending:
+            signer = st.signing.signer if st.signing is not None else None
+            if signer is not None:
+                line += f" (signed with key {signer.key_id})"
+            if queued:
                 irc.reply(f"Queued for {st.channel} "
                           f"({len(parent._outboxes[st.network])} waiting): {line}")
             else:
@@ -504,6 +645,22 @@ class ThreatNetCache(callbacks.Plugin):
             irc.reply(f"{st.channel}: feeds: {'; '.join(parts) or 'none'}; reported "
                       f"{st.reported}, refused: {refused}; outbox: {outbox}")
         feeds = wrap(feeds, ["admin", "channel"])
+
+        def responders(self, irc, msg, args, channel):
+            """[<channel>]
+
+            The Threat Responses of <channel> (DNSBL, firewall, command, and the
+            HTTP API's stream): threats each holds, applies, errors, and whether
+            it is ok, applying, or failing (with the error and the next retry).
+            Needs the admin capability.
+            """
+            st = self.parent._channel(irc, channel)
+            responses = st.responses
+            parts = [describe(s) for s in responses.status()]
+            parts += [f"{name}: NOT STARTED: {reason}" for name, reason in responses.problems]
+            irc.reply(f"{st.channel}: " + ("; ".join(parts) or "no responders (see "
+                                           "plugins.ThreatNetCache.responders)"))
+        responders = wrap(responders, ["admin", "channel"])
 
 
 Class = ThreatNetCache

@@ -90,6 +90,10 @@ conf.registerChannelValue(G.kick, "repeats", registry.Boolean(True, """Whether t
 conf.registerChannelValue(G.kick, "repeatGrace", registry.NonNegativeInteger(10, """A
     repeat within this many seconds of the first report is a race between honest agents,
     not poisoning: it is not kicked."""))
+conf.registerChannelValue(G.kick, "unsigned", registry.Boolean(False, """Whether to
+    kick a voiced agent whose threat line carries no signature, or a malformed one (the
+    channel's listeners require signed lines: ThreatNetCache signatures.require). Only
+    the form is checked here; whose key signed is the listeners' business."""))
 conf.registerChannelValue(G.kick, "tolerantWindow", registry.PositiveInteger(600, """When
     the topic has the "tolerant" flag, a malformed line gets a warning by notice, and a second
     one within this many seconds gets a kick."""))

@@ -262,7 +262,8 @@ class ThreatNetGuard(callbacks.Plugin):
                      flood_lines=get("flood.lines"), flood_seconds=get("flood.seconds"),
                      commands_from_anyone=get("commands.fromAnyone"),
                      kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
-                     repeat_grace=get("kick.repeatGrace"))
+                     repeat_grace=get("kick.repeatGrace"),
+                     require_signature=get("kick.unsigned"))
 
     def _is_command(self, irc, msg):
         """Whether the line addresses one of the bot's commands (any loaded plugin's)."""

@@ -52,6 +52,8 @@ class ResponderStatus(NamedTuple):
     failures: int  # consecutive failures (0 when healthy)
     last_error: str | None  # reason of the latest failure, None once it recovered
     retry_in: float  # seconds to the next retry (0 when healthy)
+    errors: int = 0  # failed applies in all
+    lag: float = 0.0  # seconds since the oldest change not yet applied (0 when idle)
 
 
 class _Worker:
@@ -77,14 +79,21 @@ class _Worker:
         self.needs_resync = True  # the target may hold anything until the first resync
         self.not_before = 0.0
         self.failures = 0
+        self.errors = 0
         self.applies = 0
         self.last_error: str | None = None
+        # Lag: when the oldest change still queued (under cond) or folded but not yet
+        # applied (worker state) arrived.
+        self.queued_since: float | None = None
+        self.unapplied_since: float | None = None
 
     # -- any thread
 
     def post(self, event: _Event) -> None:
-        self.events.append(event)
         with self.cond:
+            self.events.append(event)
+            if self.queued_since is None:
+                self.queued_since = self.clock()
             self.cond.notify_all()
 
     def idle(self) -> bool:
@@ -94,9 +103,12 @@ class _Worker:
     def status(self) -> ResponderStatus:
         with self.cond:
             pending = not self.idle()
-        retry = max(0.0, self.not_before - self.clock()) if self.failures else 0.0
+            since = [t for t in (self.queued_since, self.unapplied_since) if t is not None]
+        now = self.clock()
+        retry = max(0.0, self.not_before - now) if self.failures else 0.0
+        lag = max(0.0, now - min(since)) if pending and since else 0.0
         return ResponderStatus(self.responder.name, len(self.state), pending, self.applies,
-                               self.failures, self.last_error, retry)
+                               self.failures, self.last_error, retry, self.errors, lag)
 
     # -- worker thread
 
@@ -110,13 +122,20 @@ class _Worker:
                     self.cond.wait(timeout)
                 stopping = self.stopping
                 self.busy = True
+                taken = len(self.events)  # folded by this step; later ones keep queued_since
+                if self.queued_since is not None:
+                    if self.unapplied_since is None or self.queued_since < self.unapplied_since:
+                        self.unapplied_since = self.queued_since
+                    self.queued_since = None
             try:
-                self._step(final=stopping)
+                self._step(stopping, taken)
             except Exception:  # never let the thread die
                 log.exception("%s: internal error in the response worker", self.responder.name)
                 self.not_before = self.clock() + self.backoff_first
             with self.cond:
                 self.busy = self._dirty()
+                if not self.busy:
+                    self.unapplied_since = None  # nothing of it is left to apply
                 self.cond.notify_all()
             if stopping:
                 break
@@ -149,10 +168,10 @@ class _Worker:
     def _dirty(self) -> bool:
         return bool(self.needs_resync or self.added or self.removed)
 
-    def _step(self, final: bool) -> None:
+    def _step(self, final: bool, taken: int) -> None:
         now = self.clock()
         events = self.events
-        for _ in range(len(events)):  # only those queued by now: a flood cannot starve apply
+        for _ in range(taken):  # only those queued by now: a flood cannot starve apply
             self._fold(events.popleft(), now)
         self._expire(now)
         due = self._due()
@@ -214,6 +233,7 @@ class _Worker:
         self.added.clear()
         self.removed.clear()
         self.needs_resync = False
+        self.unapplied_since = None
         self.applies += 1
         self.not_before = now + responder.interval
         if self.failures:
@@ -224,6 +244,7 @@ class _Worker:
 
     def _failed(self, e: Exception) -> None:
         self.failures += 1
+        self.errors += 1
         delay = min(self.backoff_cap, self.backoff_first * 2 ** (self.failures - 1))
         self.not_before = self.clock() + delay
         self.needs_resync = True  # the target's state is unknown now: redo all of it

@@ -1,0 +1,462 @@
+"""The Network Bridge in ThreatNetCache: its registry settings, and the Limnoria glue
+around threatnet.bridge.BridgeSet (which holds every rule: combined cache, loop
+safety, quiet periods, block periods, trust, filters, pacing).
+
+One plugin instance serves every network Limnoria is connected to, so one
+``Bridging`` serves every bridge. The plugin calls it at these points:
+
+- ``attach(st)`` when it starts listening to a channel: a bridged channel's state
+  gets ``st.bridge`` set (to its ``Side``), which is all the hot path tests;
+- ``heard(st, envelope)`` from doPrivmsg for every valid threat line of a bridged
+  channel, trusted or not;
+- ``reported(irc, st, line)`` when it posted a threat of its own there;
+- ``poll()`` from its poll timer (registry changes, then the paced queues),
+  ``expire()`` and ``flush()`` (snapshots) from its other timers.
+
+Relays leave through BridgeSet's per-target Outboxes, sent with ``irc.sendMsg``
+(never queueMsg: throttled to ~1 line/s and quadratic to enqueue).
+
+Settings (documented in conf/ThreatNetCache.conf): ``bridges`` names the bridges;
+each name has a group ``bridge.<name>`` with ``a``/``b`` ("network #channel"),
+``direction``, ``trustA``/``trustB``, and per direction ``aToB``/``bToA`` groups
+with ``keep``, ``discard`` and ``dropListed``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from itertools import takewhile
+from urllib.parse import quote
+
+import supybot.callbacks as callbacks
+import supybot.conf as conf
+import supybot.ircmsgs as ircmsgs
+import supybot.ircutils as ircutils
+import supybot.registry as registry
+import supybot.world as world
+from supybot.commands import wrap
+
+from threatnet.bridge import Bridge, BridgeSet, Lookup, Side
+from threatnet.cache import ThreatCache
+from threatnet.envelope import Envelope, Trust
+from threatnet.filter import Chain, NetworkFilter
+from threatnet.language import parse_message
+from threatnet.outbox import Outbox
+
+DIRECTIONS = ("a->b", "b->a", "both")
+TRUST_MODES = ("voiced", "accounts", "all")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
+
+
+def _now():
+    """time.time looked up per call, so Limnoria's test clock applies."""
+    return time.time()
+
+
+# -- parsing the settings ---------------------------------------------------------------
+
+def parse_side(text):
+    """A Side from "network #channel"; the channel IRC-lowercased, as the plugin keys
+    its channels. Raises ValueError with the reason."""
+    words = text.split()
+    if len(words) != 2:
+        raise ValueError(f"{text!r}: write a side as <network> <#channel>, "
+                         "e.g. \"libera #threatnet\"")
+    network, channel = words
+    if not ircutils.isChannel(channel):
+        raise ValueError(f"{text!r}: {channel!r} is not a channel name")
+    if not registry.isValidRegistryName(network):
+        raise ValueError(f"{text!r}: {network!r} is not a network name")
+    return Side(network, ircutils.toLower(channel))
+
+
+def parse_trust(text):
+    """A Trust from "voiced [account ...]", "accounts account ...", "all"; "" gives
+    None: the channel's own rule (ChannelRule). Raises ValueError."""
+    words = text.split()
+    if not words:
+        return None
+    mode, accounts = words[0].lower(), words[1:]
+    if mode not in TRUST_MODES:
+        raise ValueError(f"{text!r}: a trust rule starts with one of "
+                         f"{', '.join(TRUST_MODES)} (or is empty: the channel's own rule)")
+    if mode == "all" and accounts:
+        raise ValueError(f"{text!r}: \"all\" takes no accounts")
+    return Trust(mode, accounts)  # ValueError for "accounts" without any
+
+
+class ChannelRule:
+    """A side's default trust rule: what the channel's own listener verifies, as it
+    does now (its trust and trustedAccounts settings, and signatures.require), i.e.
+    the filters of its listen chain before the first network filter or cache. The
+    rejecting filter's reason ("untrusted", "unsigned", ...) is the drop reason.
+    Nothing is verified on a side the plugin does not listen to."""
+
+    name = "untrusted"
+
+    def __init__(self, bridging, side):
+        self.bridging = bridging
+        self.side = side
+        self._chain = None
+        self._screens = ()
+
+    def screen(self, msg, envelope=None):
+        st = self.bridging._state(self.side)
+        chain = st.listen if st is not None else None
+        if chain is None:
+            return self.name
+        if chain is not self._chain:
+            self._chain = chain
+            self._screens = tuple(f.screen for f in takewhile(
+                lambda f: not isinstance(f, (NetworkFilter, ThreatCache)), chain.filters))
+        for screen in self._screens:
+            reason = screen(msg, envelope)
+            if reason is not None:
+                return reason
+        return None
+
+    def __repr__(self):
+        return "the channel's own rule"
+
+
+# -- registry -------------------------------------------------------------------------
+
+class SideValue(registry.String):
+    """A network and a channel on it, e.g. "libera #threatnet"; the network name as
+    in supybot.networks."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        if v.strip():
+            try:
+                parse_side(v)
+            except ValueError as e:
+                self.error(str(e))
+        super().setValue(v.strip())
+
+
+class Direction(registry.OnlySomeStrings):
+    validStrings = DIRECTIONS
+
+
+class TrustRule(registry.String):
+    """Empty (the channel's own trust and trustedAccounts settings), or "voiced
+    [account ...]", "accounts account ...", "all"."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        try:
+            parse_trust(v)
+        except ValueError as e:
+            self.error(str(e))
+        super().setValue(" ".join(v.split()))
+
+
+class BridgeNames(registry.SpaceSeparatedListOfStrings):
+    """Space-separated bridge names (a letter, then letters, digits, - or _); each
+    has its settings under plugins.ThreatNetCache.bridge.<name>."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        seen = set()
+        for name in v:
+            if not _NAME.match(name):
+                self.error(f"bad bridge name {name!r}: a letter, then up to 31 letters, "
+                           "digits, - or _")
+            if name.lower() in seen:
+                self.error(f"bridge {name!r} is named twice")
+            seen.add(name.lower())
+        super().setValue(v)
+        for name in v:
+            register_bridge(name)
+
+
+_networks_class = None  # config.Networks, handed over by register_config
+
+
+def register_config(plugin_group, networks_class):
+    """Register ``bridges`` and the ``bridge`` group (called by config.py)."""
+    global _networks_class
+    _networks_class = networks_class
+    conf.registerGroup(plugin_group, "bridge")
+    conf.registerGlobalValue(plugin_group, "bridges", BridgeNames([], """Names of the
+        Network Bridges this agent runs; each is configured under
+        plugins.ThreatNetCache.bridge.<name> (a, b, direction, trustA, trustB,
+        aToB/bToA.keep, .discard, .dropListed). The bot must be in both channels of
+        each bridge, with plugins.ThreatNetCache.enable on there. (live)"""))
+    for name in plugin_group.bridges():
+        register_bridge(name)
+
+
+def register_bridge(name):
+    """The settings group of one bridge (idempotent: registering again keeps values)."""
+    plugin_group = conf.supybot.plugins.ThreatNetCache
+    try:
+        parent = plugin_group.bridge
+    except registry.NonExistentRegistryEntry:
+        return  # bridges set before the group exists: register_config registers them
+    group = conf.registerGroup(parent, name)
+    conf.registerGlobalValue(group, "a", SideValue("", """Side a: "<network> <#channel>",
+        the network named as in supybot.networks."""))
+    conf.registerGlobalValue(group, "b", SideValue("", """Side b: "<network>
+        <#channel>"."""))
+    conf.registerGlobalValue(group, "direction", Direction("both", """Which way threats
+        cross: a->b, b->a or both."""))
+    for side in ("A", "B"):
+        conf.registerGlobalValue(group, "trust" + side, TrustRule("", f"""Which lines on
+            side {side.lower()} are Verified Threats, to relay and to count as current
+            there: empty for the channel's own trust and trustedAccounts settings, or
+            "voiced [account ...]", "accounts <account> ...", "all"."""))
+    for way in ("aToB", "bToA"):
+        sub = conf.registerGroup(group, way)
+        conf.registerGlobalValue(sub, "keep", _networks_class([], """Relay only threats
+            in these networks (CIDRs, IPs, keywords); empty: every network."""))
+        conf.registerGlobalValue(sub, "discard", _networks_class(["BOGONS"], """Never
+            relay threats in these networks (CIDRs, IPs, keywords BOGONS, RFC1918,
+            RFC3330, LOCAL)."""))
+        conf.registerGlobalValue(sub, "dropListed", registry.Boolean(False, """Do not
+            relay threats the local lookup lists (e.g. our DNSBL already does), dropped
+            as "listed". Needs a predicate wired in code (Bridging.listed); with none
+            wired nothing is listed."""))
+    return group
+
+
+def _group(plugin_group, name):
+    """The settings group of a bridge; registered only if it is not yet (this runs on
+    every poll, and registering builds every value again)."""
+    try:
+        group = plugin_group.bridge.get(name)
+        group.get("bToA").get("dropListed")
+        return group
+    except registry.NonExistentRegistryEntry:
+        return register_bridge(name)
+
+
+def bridge_settings():
+    """Every configured bridge as (name, raw values), in ``bridges`` order."""
+    plugin_group = conf.supybot.plugins.ThreatNetCache
+    result = []
+    for name in plugin_group.bridges():
+        group = _group(plugin_group, name)
+        ways = tuple((group.get(w).keep(), group.get(w).discard(), group.get(w).dropListed())
+                     for w in ("aToB", "bToA"))
+        result.append((name, (group.a(), group.b(), group.direction(), group.trustA(),
+                              group.trustB(), tuple((tuple(k), tuple(d), bool(l))
+                                                    for k, d, l in ways))))
+    return result
+
+
+# -- the glue -----------------------------------------------------------------------
+
+class Bridging:
+    """Every bridge of one ThreatNetCache instance (``plugin``)."""
+
+    def __init__(self, plugin):
+        self.plugin = plugin
+        # A predicate on keys for dropListed, e.g. "our DNSBL lists it": wire a
+        # responder's in-memory set here. It must answer from memory, never wait.
+        # None (the default) lists nothing.
+        self.listed = None
+        self.errors = {}  # bridge name -> why it is not running
+        self._settings = None
+        self._rules = {}  # Side -> its ChannelRule (one per side: BridgeSet compares them)
+        self.set = BridgeSet((), self._synced, block=self._block, outbox=self._outbox,
+                             clock=_now)
+        self.configure()
+
+    # -- BridgeSet's view of the plugin
+
+    def _state(self, side):
+        return self.plugin._channels.get(side)  # keyed (network, lowered channel) too
+
+    def _synced(self, side):
+        st = self._state(side)
+        return st is not None and st.cache.synced and world.getIrc(side.network) is not None
+
+    def _block(self, side):
+        st = self._state(side)
+        if st is not None:
+            return st.cache.timeout
+        return self.plugin.registryValue("blockPeriod", side.channel, side.network)
+
+    def _outbox(self, side):
+        def get(name):
+            return self.plugin.registryValue("outbox." + name, network=side.network)
+        return Outbox(get("rate"), get("burst"), get("size"), clock=_now)
+
+    def _lookup(self, key):
+        listed = self.listed
+        return listed is not None and bool(listed(key))
+
+    # -- configuration
+
+    def configure(self):
+        """Apply registry changes: rebuild the bridges if any of their settings changed
+        (a side's default rule follows its channel's settings by itself). Bad bridges
+        are left out, their errors logged and shown by `tn bridge status`."""
+        specs = bridge_settings()
+        if specs == self._settings:
+            return
+        self._settings = specs
+        errors = {}
+        bridges = []
+        trust_of = {}
+        for name, raw in specs:
+            try:
+                bridge = self._build(name, raw)
+                for side, rule in ((bridge.a, bridge.trust_a), (bridge.b, bridge.trust_b)):
+                    known = trust_of.get(side)
+                    if known is not None and repr(known[1]) != repr(rule):
+                        raise ValueError(f"{side} is trusted by {rule!r} here but by "
+                                         f"{known[1]!r} in bridge {known[0]}")
+            except ValueError as e:
+                errors[name] = str(e)
+                continue
+            for side, rule in ((bridge.a, bridge.trust_a), (bridge.b, bridge.trust_b)):
+                trust_of.setdefault(side, (name, rule))
+            bridges.append(bridge)
+        before = self.set.sides
+        after = {side for bridge in bridges for side in (bridge.a, bridge.b)}
+        for side in before - after:  # its cache is dropped: keep what it knew
+            self._save(side)
+        try:
+            self.set.configure(bridges)
+        except ValueError as e:  # not expected after the checks above
+            errors["*"] = str(e)
+        grace = self.plugin.registryValue("restartGrace")
+        for side in self.set.sides - before:
+            loaded = self.set.cache(side).load(self._path(side), grace)
+            if loaded.error:
+                self.plugin.log.warning("Bridge cache of %s: %s", side, loaded.error)
+        for name, error in errors.items():
+            if self.errors.get(name) != error:
+                self.plugin.log.error("Bridge %s is not running: %s", name, error)
+        self.errors = errors
+        sides = self.set.sides
+        for st in self.plugin._channels.values():
+            self.attach(st, sides)
+        if bridges:
+            self.plugin.log.info("Bridges: %s", "; ".join(
+                f"{b.name} ({b.a} {b.direction} {b.b})" for b in bridges))
+
+    def _build(self, name, raw):
+        a_text, b_text, direction, trust_a, trust_b, ways = raw
+        if not a_text or not b_text:
+            missing = " and ".join(s for s, t in (("a", a_text), ("b", b_text)) if not t)
+            raise ValueError(f"plugins.ThreatNetCache.bridge.{name}.{missing} not set")
+        a, b = parse_side(a_text), parse_side(b_text)
+        chains = []
+        for keep, discard, drop_listed in ways:
+            filters = []
+            if keep:
+                filters.append(NetworkFilter("keep", keep, name="not kept"))
+            if discard:
+                filters.append(NetworkFilter("discard", discard))
+            if drop_listed:
+                filters.append(Lookup(self._lookup))
+            chains.append(Chain(filters))
+        trusts = [parse_trust(text) or self._rules.setdefault(side, ChannelRule(self, side))
+                  for side, text in ((a, trust_a), (b, trust_b))]
+        return Bridge(name, a, b, direction, chains[0], chains[1], trusts[0], trusts[1])
+
+    # -- hooks called by the plugin
+
+    def attach(self, st, sides=None):
+        """Mark a listened channel as bridged (or not)."""
+        side = Side(st.network, ircutils.toLower(st.channel))
+        st.bridge = side if side in (self.set.sides if sides is None else sides) else None
+
+    def heard(self, st, envelope):
+        """A valid threat line on a bridged channel (hot path of bridged channels)."""
+        for verdict in self.set.receive(st.bridge, envelope):
+            if verdict.reason is None:
+                self.send()
+                return
+
+    def reported(self, irc, st, line):
+        """We posted ``line`` (as sent: signed, if we sign) to a bridged channel
+        ourselves: servers do not echo it, so the bridge hears it here."""
+        chan = irc.state.channels.get(st.channel)
+        voiced = chan is not None and (chan.isVoice(irc.nick) or chan.isHalfop(irc.nick))
+        opped = chan is not None and chan.isOp(irc.nick)
+        envelope = Envelope(parse_message(line, _now()), irc.nick,
+                            irc.state.nicksToAccounts.get(irc.nick), "", st.channel,
+                            st.network, voiced, opped)
+        self.heard(st, envelope)
+
+    def send(self):
+        """Send what the target queues release now."""
+        for side, line in self.set.take():
+            irc = world.getIrc(side.network)
+            st = self._state(side)
+            if irc is None or st is None:  # gone since take() checked: nothing to do
+                continue
+            irc.sendMsg(ircmsgs.privmsg(st.channel, line))
+            # Our own channel cache knows it too (`tn check`, our own reports, responders).
+            st.cache.keep(parse_message(line, _now()), irc.nick,
+                          irc.state.nicksToAccounts.get(irc.nick))
+
+    def poll(self):
+        self.configure()
+        self.send()
+
+    def expire(self):
+        self.set.expire()
+
+    # -- persistence
+
+    def _path(self, side):
+        return conf.supybot.directories.data.dirize(os.path.join(
+            "ThreatNetCache", "bridge", quote(side.network, safe=""),
+            quote(side.channel, safe="") + ".json"))
+
+    def _save(self, side):
+        path = self._path(side)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self.set.cache(side).snapshot(path)
+        except OSError as e:
+            self.plugin.log.error("Cannot save %s: %s", path, e)
+
+    def flush(self):
+        """Snapshot every side's bridge cache (with the channel snapshots)."""
+        for side in self.set.sides:
+            self._save(side)
+
+    # -- status
+
+    def status(self):
+        """One line per configured bridge: its counters, or why it is not running."""
+        lines = []
+        running = {s.name: s for s in self.set.status()}
+        for name, _ in bridge_settings():
+            status = running.get(name)
+            if status is None:
+                lines.append(f"{name}: not running: {self.errors.get(name, 'not configured')}")
+                continue
+            text = status.format()
+            away = [str(side) for side in (status.a, status.b) if self._state(side) is None]
+            if away:
+                text += f"; not listening to {' and '.join(away)}"
+            lines.append(text)
+        return lines
+
+
+class bridge(callbacks.Commands):
+    """Network Bridge commands."""
+
+    def status(self, irc, msg, args):
+        """takes no arguments
+
+        Each Network Bridge: threats relayed per direction, dropped by reason
+        (duplicate, echo, quiet, untrusted, filtered, not kept, listed,
+        overflow), and each target's queue (waiting/size). Needs the admin
+        capability.
+        """
+        lines = self.parent.bridging.status()
+        if not lines:
+            irc.reply("No bridges (see plugins.ThreatNetCache.bridges).")
+        for line in lines:
+            irc.reply(line)
+    status = wrap(status, ["admin"])
