@@ -216,10 +216,18 @@ class NgIRCd:
         conf = render("ircd/ngircd.conf", self.run_dir / "ngircd.conf", {
             "server_name": self.name, "host": self.host, "port": self.port,
             "run_dir": self.run_dir, "oper_name": self.oper[0], "oper_password": self.oper[1]})
-        self.proc = Proc("ngircd", [require_binary("ngircd"), "-n", "-f", str(conf)],
+        extra = self.extra_config()
+        if extra:
+            with open(conf, "a") as f:
+                f.write("\n" + extra)
+        self.proc = Proc(f"ngircd {self.name}", [require_binary("ngircd"), "-n", "-f", str(conf)],
                          self.run_dir / "ngircd.log", cwd=self.run_dir)
         wait_port(self.host, self.port, timeout, self.proc)
         return self
+
+    def extra_config(self) -> str:
+        """Blocks appended to ngircd.conf (a linked server adds its [Server] blocks)."""
+        return ""
 
     def stop(self) -> None:
         if self.proc:
@@ -587,23 +595,12 @@ class LinkedNgIRCd(NgIRCd):
         self.links.append((peer, mine, theirs, True))
         peer.links.append((self, theirs, mine, False))
 
-    def start(self, timeout: float = 10.0) -> "LinkedNgIRCd":
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.run_dir, 0o777)  # as root ngIRCd switches to `nobody` and writes its pid
-        conf = render("ircd/ngircd.conf", self.run_dir / "ngircd.conf", {
-            "server_name": self.name, "host": self.host, "port": self.port,
-            "run_dir": self.run_dir, "oper_name": self.oper[0], "oper_password": self.oper[1]})
-        blocks = [render("ircd/ngircd-link.conf", self.run_dir / f"link-{n}.conf", {
+    def extra_config(self) -> str:
+        return "\n".join(render("ircd/ngircd-link.conf", self.run_dir / f"link-{n}.conf", {
             "peer_name": peer.name, "peer_host": peer.host, "peer_port": peer.port,
             "passive": "no" if active else "yes", "my_password": mine,
             "peer_password": theirs}).read_text() for n, (peer, mine, theirs, active)
-            in enumerate(self.links)]
-        with open(conf, "a") as f:
-            f.write("\n" + "\n".join(blocks))
-        self.proc = Proc(f"ngircd {self.name}", [require_binary("ngircd"), "-n", "-f", str(conf)],
-                         self.run_dir / "ngircd.log", cwd=self.run_dir)
-        wait_port(self.host, self.port, timeout, self.proc)
-        return self
+            in enumerate(self.links))
 
 
 def ngircd_network(run_dir: Path, count: int = 3, timeout: float = 15.0) -> list[LinkedNgIRCd]:

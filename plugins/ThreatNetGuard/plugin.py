@@ -17,14 +17,15 @@ import supybot.ircutils as ircutils
 import supybot.registry as registry
 import supybot.schedule as schedule
 import supybot.world as world
-from supybot.commands import addConverter, getopts, wrap
+from supybot.commands import getopts, wrap
 
+import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
 from threatnet.address import AddressError, parse_ip
 from threatnet.moderation import Moderator, Rules
 from threatnet.modes import DEFAULT_MODES, batch, line_room
 from threatnet.offenders import Strikes, TempBans, ban_mask, offender
 from threatnet.topic import TopicError, parse_topic
-from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore, parse_entry
+from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 
 TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
 SETTINGS_TTL = 1  # seconds a setting is cached: changes apply within this
@@ -35,18 +36,6 @@ _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every li
 
 def _now():
     return time.time()  # looked up per call: tests fast-forward a mocked time.time
-
-
-def getWhitelistEntry(irc, msg, args, state):
-    """One whitelist entry (IP, CIDR or account:NAME), passed on in canonical form."""
-    try:
-        state.args.append(parse_entry(args[0]).text)
-    except WhitelistError as e:
-        state.error(f"{args[0]!r} is not a whitelist entry: {e.reason}", Raise=True)
-    del args[0]
-
-
-addConverter("whitelistEntry", getWhitelistEntry)
 
 
 class _Channel:
