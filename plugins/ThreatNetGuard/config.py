@@ -53,68 +53,75 @@ class TopicFlags(registry.SpaceSeparatedListOfStrings):
 ThreatNetGuard = conf.registerPlugin("ThreatNetGuard")
 G = ThreatNetGuard
 
-conf.registerChannelValue(G, "enable", registry.Boolean(False, """Whether the bot guards
+
+def _channel(group, name, value):
+    """A channel value only admins may set: a channel op of the bot must not be able
+    to switch the security model off (Limnoria lets #chan,op set opSettable values)."""
+    conf.registerChannelValue(group, name, value, opSettable=False)
+
+
+_channel(G, "enable", registry.Boolean(False, """Whether the bot guards
     this channel: voices whitelisted agents, kicks other senders and keeps the topic. It
     must be a channel operator to act; without op it only logs."""))
 conf.registerGlobalValue(G, "whitelist", registry.String("ThreatNetGuard.whitelist.yaml",
     """The whitelist file (YAML, see conf/whitelist.yaml); a relative path is in the bot's
     data directory. Edits made by hand are picked up within a few seconds."""))
-conf.registerChannelValue(G, "modes", KeptModes("nt", """Channel modes the bot keeps
+_channel(G, "modes", KeptModes("nt", """Channel modes the bot keeps
     set, without parameters: "nt" (no outside messages, ops set the topic), "mnt" to also
     let the server drop unvoiced lines (then unvoiced users cannot use the bot's commands
     in the channel either). Empty: leave modes alone."""))
-conf.registerChannelValue(G, "whoxJoins", registry.Boolean(False, """Whether to send a
+_channel(G, "whoxJoins", registry.Boolean(False, """Whether to send a
     WHOX query for each joining user whose host is not an IP address, to learn the real IP.
     Useful only when the bot is an IRC operator: others see 255.255.255.255."""))
 
 conf.registerGroup(G, "commands")
-conf.registerChannelValue(G.commands, "fromAnyone", registry.Boolean(True, """Whether
+_channel(G.commands, "fromAnyone", registry.Boolean(True, """Whether
     users who are not voiced may address the bot's commands in the channel (e.g. !tn status)
     without being kicked. Voiced agents and ops always may."""))
-conf.registerChannelValue(G.commands, "replyWindow", registry.NonNegativeInteger(10, """A
+_channel(G.commands, "replyWindow", registry.NonNegativeInteger(10, """A
     line addressed to someone ("nick: ...") who gave a command in the channel within this
     many seconds is another bot's answer to it, and is let through like a command; 0 lets
     no answers through (agents must then reply in private)."""))
 
 conf.registerGroup(G, "flood")
-conf.registerChannelValue(G.flood, "lines", registry.NonNegativeInteger(100, """A sender
+_channel(G.flood, "lines", registry.NonNegativeInteger(100, """A sender
     of more than this many lines within flood.seconds is kicked; 0 disables the limit."""))
-conf.registerChannelValue(G.flood, "seconds", registry.PositiveInteger(10, """The flood
+_channel(G.flood, "seconds", registry.PositiveInteger(10, """The flood
     window, in seconds."""))
 
 conf.registerGroup(G, "kick")
-conf.registerChannelValue(G.kick, "bogons", registry.Boolean(True, """Whether to kick a
+_channel(G.kick, "bogons", registry.Boolean(True, """Whether to kick a
     voiced agent who reports a bogon address (private, reserved, documentation ranges)."""))
-conf.registerChannelValue(G.kick, "repeats", registry.Boolean(True, """Whether to kick a
+_channel(G.kick, "repeats", registry.Boolean(True, """Whether to kick a
     voiced agent who repeats a threat that is still current (it ignored its Threat Cache)."""))
-conf.registerChannelValue(G.kick, "repeatGrace", registry.NonNegativeInteger(10, """A
+_channel(G.kick, "repeatGrace", registry.NonNegativeInteger(10, """A
     repeat within this many seconds of the first report is a race between honest agents,
     not poisoning: it is not kicked."""))
-conf.registerChannelValue(G.kick, "unsigned", registry.Boolean(False, """Whether to
+_channel(G.kick, "unsigned", registry.Boolean(False, """Whether to
     kick a voiced agent whose threat line carries no signature, or a malformed one (the
     channel's listeners require signed lines: ThreatNetCache signatures.require). Only
     the form is checked here; whose key signed is the listeners' business."""))
-conf.registerChannelValue(G.kick, "tolerantWindow", registry.PositiveInteger(600, """When
+_channel(G.kick, "tolerantWindow", registry.PositiveInteger(600, """When
     the topic has the "tolerant" flag, a malformed line gets a warning by notice, and a second
     one within this many seconds gets a kick."""))
 
 conf.registerGroup(G, "ban")
-conf.registerChannelValue(G.ban, "kicks", registry.NonNegativeInteger(3, """This many kicks
+_channel(G.ban, "kicks", registry.NonNegativeInteger(3, """This many kicks
     within ban.window seconds get a temporary ban; 0 never bans."""))
-conf.registerChannelValue(G.ban, "window", registry.PositiveInteger(3600, """The window for
+_channel(G.ban, "window", registry.PositiveInteger(3600, """The window for
     counting kicks, in seconds."""))
-conf.registerChannelValue(G.ban, "duration", registry.PositiveInteger(3600, """How long a
+_channel(G.ban, "duration", registry.PositiveInteger(3600, """How long a
     temporary ban lasts, in seconds. The bot lifts it itself."""))
 
 conf.registerGroup(G, "topic")
-conf.registerChannelValue(G.topic, "uri", TopicUri(
+_channel(G.topic, "uri", TopicUri(
     "threatnet://threatnet.invalid/datn2004/ip-comment", """The protocol URI at the start
     of the channel topic: threatnet://<host>/<path>."""))
-conf.registerChannelValue(G.topic, "block", BlockPeriod(3600, """The block
+_channel(G.topic, "block", BlockPeriod(3600, """The block
     period in seconds advertised in the topic: how long a threat stays current."""))
-conf.registerChannelValue(G.topic, "flags", TopicFlags([], """Flags
+_channel(G.topic, "flags", TopicFlags([], """Flags
     advertised in the topic, e.g. "tolerant" (warn before kicking for a malformed line)."""))
-conf.registerChannelValue(G.topic, "keep", registry.Boolean(True, """Whether to set the
+_channel(G.topic, "keep", registry.Boolean(True, """Whether to set the
     topic and restore it when someone who is not allowed changes it."""))
-conf.registerChannelValue(G.topic, "opsMayChange", registry.Boolean(False, """Whether a
+_channel(G.topic, "opsMayChange", registry.Boolean(False, """Whether a
     topic set by a channel operator stands; the block period and flags are then read from it."""))

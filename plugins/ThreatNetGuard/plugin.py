@@ -78,6 +78,14 @@ class ThreatNetGuard(callbacks.Plugin):
         self._load_whitelist()
         schedule.addPeriodicEvent(self._tick, TICK, name="ThreatNetGuard.tick", now=False)
 
+    def reset(self):
+        """A reconnect (Limnoria has already emptied that network's state): WHOX IPs
+        learned on the old connection say nothing about who holds those nicks now."""
+        for network, net in self._networks.items():
+            irc = world.getIrc(network)
+            if irc is None or not irc.state.channels:
+                net.ips.clear()
+
     def die(self):
         schedule.removeEvent("ThreatNetGuard.tick")
         for network in self._flushes:
@@ -176,7 +184,8 @@ class ThreatNetGuard(callbacks.Plugin):
         if modes:
             irc.sendMsg(ircmsgs.mode(channel, "+" + modes))
         self._keep_topic(irc, channel)
-        self._evaluate_channel(irc, channel)
+        if channel not in irc.startedSync:  # accounts and IPs arrive with the WHO reply
+            self._evaluate_channel(irc, channel)
         self._lift_bans(irc, channel)
 
     # -- sending modes in batches
@@ -277,8 +286,10 @@ class ThreatNetGuard(callbacks.Plugin):
             return
         state = irc.state.channels[channel]
         nick = msg.nick
-        if nick not in state.users or state.isHalfopPlus(nick):
-            return  # outsiders cannot be kicked (+n keeps them out); ops are left alone
+        if nick not in state.users or state.isHalfopPlus(nick) or channel in irc.startedSync:
+            # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
+            # the bot's join syncs, nobody's account is known yet
+            return
         account = irc.state.nicksToAccounts.get(nick)
         trusted = self._evaluate(irc, channel, nick)  # also voices one who spoke before its +v
         rules = self._rules(irc, channel)
@@ -389,6 +400,11 @@ class ThreatNetGuard(callbacks.Plugin):
         if len(msg.args) >= 2:
             self._sync(irc, msg.args[1])
 
+    def do315(self, irc, msg):
+        """End of WHO: after the bot's join, every member's account and IP are known."""
+        if len(msg.args) >= 2 and irc.isChannel(msg.args[1]):
+            self._sync(irc, msg.args[1])
+
     def doJoin(self, irc, msg):
         if not msg.args or ircutils.strEqual(msg.nick, irc.nick):
             return  # our own join: wait for NAMES (do366)
@@ -410,7 +426,8 @@ class ThreatNetGuard(callbacks.Plugin):
             key = None if ip == HIDDEN_IP else parse_ip(ip)
         except AddressError:
             key = None
-        if key is None:
+        # A late reply for a nick that left must not vouch for whoever takes it next.
+        if key is None or not any(nick in s.users for s in irc.state.channels.values()):
             ips.pop(nick, None)
         else:
             ips[nick] = key
@@ -448,17 +465,21 @@ class ThreatNetGuard(callbacks.Plugin):
 
     def doMode(self, irc, msg):
         channel = msg.args[0] if msg.args else None
-        if not self._guarded(irc, channel) or ircutils.strEqual(msg.nick, irc.nick):
-            return  # our own changes are not news
+        if not self._guarded(irc, channel):
+            return
+        # Our own MODE lines are checked too: a +v set through another plugin or by
+        # hand must still match the whitelist (_evaluate changes nothing that does).
+        own = ircutils.strEqual(msg.nick, irc.nick)
         changes = ircutils.separateModes(msg.args[1:])
-        if any(mode == "+o" and ircutils.strEqual(str(arg), irc.nick) for mode, arg in changes):
+        if not own and any(mode == "+o" and ircutils.strEqual(str(arg), irc.nick)
+                           for mode, arg in changes):
             self._sync(irc, channel)
             return
         if not self._acting(irc, channel):
             return
         kept = self._get("modes", irc, channel)
         lost = "".join(mode[1] for mode, _ in changes if mode[0] == "-" and mode[1] in kept)
-        if lost:
+        if lost and not own:
             irc.sendMsg(ircmsgs.mode(channel, "+" + lost))
         for mode, arg in changes:
             if mode in ("+v", "-v", "-o", "-h"):  # voice is the whitelist's to give

@@ -36,6 +36,8 @@ class GuardTestCase(ChannelPluginTestCase):
         self.write_whitelist(WHITELIST)
         self.assertIsNone(self.guard._load_whitelist())
         self.feed(f":irc.test 005 test {self.isupport} :are supported by this server")
+        # The WHO Limnoria sends on join has been answered: the join is synced.
+        self.feed(":irc.test 315 test #test :End of /WHO list.")
         if self.opped:
             self.op_bot()
 
