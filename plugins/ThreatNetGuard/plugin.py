@@ -315,13 +315,26 @@ class ThreatNetGuard(callbacks.Plugin):
         if kicks and c.kicks.hit(who, kicks, self._get("ban.window", irc, channel)):
             c.kicks.forget(who)
             mask = ban_mask(host, account, irc.state.supported.get("extban"))
-            seconds = self._get("ban.duration", irc, channel)
-            c.bans.add(mask, seconds)
-            irc.sendMsg(ircmsgs.mode(channel, ("+b", mask)))  # before the kick: no rejoin between
-            reason = f"{reason} (banned for {seconds} s)"
+            if mask.startswith("*!*@") and self._shared_with_agent(irc, channel, nick, host):
+                # NAT, a shared shell: a host ban would lock the agent out with the offender
+                reason = f"{reason} (not banned: a whitelisted agent shares this host)"
+            else:
+                seconds = self._get("ban.duration", irc, channel)
+                c.bans.add(mask, seconds)
+                # before the kick: no rejoin in between
+                irc.sendMsg(ircmsgs.mode(channel, ("+b", mask)))
+                reason = f"{reason} (banned for {seconds} s)"
         irc.sendMsg(ircmsgs.kick(channel, nick, reason))
         self.log.info("ThreatNetGuard: kicked %s (%s) from %s on %s: %s",
                       nick, who, channel, irc.network, reason)
+
+    def _shared_with_agent(self, irc, channel, nick, host):
+        """Whether another member of the channel who qualifies for voice uses ``host``."""
+        hostmasks, accounts = irc.state.nicksToHostmasks, irc.state.nicksToAccounts
+        return any(
+            other != nick and hostmasks.get(other, "").rpartition("@")[2] == host
+            and self._whitelist.qualifies(channel, self._ip(irc, other), accounts.get(other))
+            for other in irc.state.channels[channel].users)
 
     def _lift_bans(self, irc, channel):
         c = self._channel(irc, channel)

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Soak: many agents posting threats through a real server to listener bots, for a while.
+
+One ngIRCd on loopback, one channel bot (ThreatNetCache + ThreatNetGuard, whitelisting
+the agents' address), --listeners listener bots (ThreatNetCache only, real supybot
+processes) and --agents raw-client agents from the whitelisted address, voiced by the
+bot, posting distinct threats at --rate lines/s in total for --seconds, each from an
+address of its own in 127.0.2.0/24 (the Guard counts floods per host: 20 agents behind
+one address at 10 lines/s each are one sender at 200/s). Meanwhile a
+probe measures the Guard under load, every --probe-every seconds: a new agent joins
+(time to its +v) and a stranger posts a threat line (time to its KICK).
+
+Then prints: threats sent, threats lost per bot (sent minus what its `tn status` says
+it kept), how many lines the server relayed to a raw client (and how long after the
+agents stopped the last arrived), RSS and CPU of each bot (start, peak, end), Guard voice and kick latency
+(median, p95, max), and anything the bots logged as errors. Asserts nothing.
+
+    .venv/bin/python bench/soak.py [--agents 20] [--rate 200] [--seconds 30]
+                                   [--listeners 3] [--probe-every 2]
+
+The defaults are sized for a 2-core machine running everything (server, 4 bots, 20
+clients, the probe); with more cores raise --rate and --agents.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from ircclient import Client, connect_all  # noqa: E402
+from stack import (CACHE_SETTINGS, GUARD_SETTINGS, Bot, NgIRCd, start_bots, stop_all,  # noqa: E402
+                   stop_bots)
+
+CHANNEL = "#soak"
+AGENT_NET = "127.0.2.0/24"  # each agent its own address: the Guard counts floods per host
+STRANGER_IP = "127.0.0.3"
+LISTENER_IP = "127.0.0.4"
+G = "supybot.plugins.ThreatNetGuard."
+
+
+def rss_cpu(pid: int) -> tuple[float, float]:
+    """(RSS in MiB, CPU seconds so far) of a process."""
+    with open(f"/proc/{pid}/status") as f:
+        rss = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def threat_ip(n: int) -> str:
+    """The n-th distinct public address (21.0.0.1, 21.0.0.2, ...)."""
+    n += 1
+    return f"{21 + n // 16777216}.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
+
+
+def is_voice(line, nick):
+    return line.command == "MODE" and line.params[1].startswith("+v") and nick in line.params[2:]
+
+
+def quantiles(values):
+    if not values:
+        return "n/a"
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+    return (f"median {statistics.median(values) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, "
+            f"max {values[-1] * 1000:.1f} ms (n={len(values)})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=200.0, help="threat lines/s, all agents")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--listeners", type=int, default=3)
+    parser.add_argument("--probe-every", type=float, default=2.0)
+    parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    args = parser.parse_args()
+
+    run = Path(tempfile.mkdtemp(prefix="threatnet-soak-"))
+    server = NgIRCd(run / "ngircd").start()
+    bots: list[Bot] = []
+    clients: list[Client] = []
+    try:
+        per_agent = args.rate / args.agents
+        guard = Bot(run / "bots", "guard", server.address, CHANNEL,
+                    plugins=["ThreatNetCache", "ThreatNetGuard"],
+                    settings={**CACHE_SETTINGS, **GUARD_SETTINGS,
+                              # an honest agent at per_agent lines/s must not be a flood
+                              G + "flood.lines": int(per_agent * 10 * 3) + 10,
+                              G + "ban.kicks": 0})  # the probe's strangers are kicked only
+        guard.dir.mkdir(parents=True, exist_ok=True)
+        (guard.dir / "data").mkdir(exist_ok=True)
+        (guard.dir / "data" / "ThreatNetGuard.whitelist.yaml").write_text(
+            f'channels:\n  "{CHANNEL}":\n    - {AGENT_NET}\n')
+        guard.start()
+        bots.append(guard)
+        listeners = [Bot(run / "bots", f"listener{i}", server.address, CHANNEL,
+                         plugins=["ThreatNetCache"], settings=CACHE_SETTINGS,
+                         vhost=LISTENER_IP) for i in range(args.listeners)]
+        start_bots(listeners)
+        bots += listeners
+
+        watcher = Client(*server.address, "watcher")
+        agents = [Client(*server.address, f"agent{i}", source=f"127.0.2.{i + 1}")
+                  for i in range(args.agents)]
+        clients += [watcher, *agents]
+        connect_all(clients)
+        watcher.join(CHANNEL)
+        for a in agents:
+            a.join(CHANNEL)
+        waiting = {a.nick for a in agents}
+        while waiting:  # the bot batches voices: +vvvv a b c d
+            line = watcher.wait_for(lambda l: l.command == "MODE" and l.params[1].startswith("+v"),
+                                    timeout=20)
+            waiting -= set(line.params[2:])
+        watcher.mark()
+
+        usage = {b.nick: [rss_cpu(b.proc.pid)] for b in bots}
+        sent = [0] * args.agents
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def post(i: int) -> None:
+            a = agents[i]
+            n = 0
+            tick = 0.05
+            while not stop.is_set():
+                due = int((time.monotonic() - started) * per_agent)
+                if due > n:
+                    a.send_many(f"PRIVMSG {CHANNEL} :{threat_ip(j * args.agents + i)} soak"
+                                for j in range(n, due))
+                    n = due
+                time.sleep(tick)
+            sent[i] = n
+
+        threads = [threading.Thread(target=post, args=(i,), daemon=True)
+                   for i in range(args.agents)]
+        for t in threads:
+            t.start()
+
+        voice_lat, kick_lat = [], []
+        probe = 0
+        while time.monotonic() - started < args.seconds:
+            time.sleep(args.probe_every)
+            probe += 1
+            p = Client(*server.address, f"probe{probe}", source="127.0.2.250").connect()
+            s = Client(*server.address, f"stranger{probe}", source=STRANGER_IP).connect()
+            clients += [p, s]
+            s.join(CHANNEL)
+            p.mark()
+            t0 = time.monotonic()
+            p.join(CHANNEL)
+            p.wait_for(lambda l: is_voice(l, p.nick), timeout=10)
+            voice_lat.append(time.monotonic() - t0)
+            s.mark()
+            t0 = time.monotonic()
+            s.privmsg(CHANNEL, "22.0.0.1 from a stranger")
+            s.wait_for(lambda l: l.command == "KICK" and l.params[1] == s.nick, timeout=10)
+            kick_lat.append(time.monotonic() - t0)
+            p.close()
+            s.close()
+            for b in bots:
+                usage[b.nick].append(rss_cpu(b.proc.pid))
+        stop.set()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        total = sum(sent)
+        # Let the backlog drain: until the watcher (a raw client in the channel) has every
+        # line, or nothing new arrived for 5 s.
+        def relayed():
+            return sum(1 for l in list(watcher.lines)
+                       if l.command == "PRIVMSG" and l.nick.startswith("agent"))
+        drain_started = last_change = time.monotonic()
+        count = relayed()
+        while count < total and time.monotonic() - last_change < 5:
+            time.sleep(0.2)
+            if (now := relayed()) != count:
+                count, last_change = now, time.monotonic()
+        drained = time.monotonic() - drain_started
+        time.sleep(0.5)  # the bots read the same lines as the watcher
+
+        watcher.mark()
+        watcher.privmsg(CHANNEL, "!tn status")
+        kept, statuses = {}, {}
+        while len(kept) < len(bots):
+            line = watcher.wait_for(lambda l: l.command == "PRIVMSG" and l.nick not in kept
+                                    and l.nick in {b.nick for b in bots}, timeout=15)
+            kept[line.nick] = int(re.search(r"kept (\d+)", line.text).group(1))
+            statuses[line.nick] = line.text
+        for b in bots:
+            usage[b.nick].append(rss_cpu(b.proc.pid))
+
+        print(f"soak: {args.agents} agents, {args.rate:g} threats/s offered for "
+              f"{args.seconds:g} s, {args.listeners} listeners + the channel bot, ngIRCd, "
+              f"{os.cpu_count()} CPUs")
+        print(f"threats sent: {total} ({total / elapsed:.0f}/s achieved)")
+        for b in bots:
+            lost = total - kept[b.nick]
+            rss = [u[0] for u in usage[b.nick]]
+            cpu = usage[b.nick][-1][1] - usage[b.nick][0][1]
+            print(f"  {b.nick:<10} kept {kept[b.nick]:>6}  lost {lost:>5}  RSS {rss[0]:.1f} -> "
+                  f"peak {max(rss):.1f} -> {rss[-1]:.1f} MiB  CPU {cpu:.1f} s "
+                  f"({100 * cpu / elapsed:.0f}% of one core)")
+        print(f"  e.g. {statuses[bots[-1].nick]}")
+        kicks = [l for l in watcher.lines if l.command == "KICK" and l.params[1].startswith("agent")]
+        if kicks:  # an agent's lines after its kick are refused by the server (404)
+            print(f"agents kicked by the Guard: {len(kicks)}, e.g. {kicks[0].raw}")
+        print(f"threat lines the server relayed to a raw client in the channel: {count}, the "
+              f"last {drained:.1f} s after the agents stopped")
+        dropped = [(a.nick, next((l.raw for l in reversed(a.lines) if l.command in
+                                  ("ERROR", "KICK", "404")), "")) for a in agents if a.closed]
+        if dropped:
+            print(f"agents disconnected by the server: {len(dropped)}, e.g. {dropped[:3]}")
+        print(f"Guard voice latency (join -> +v) under load: {quantiles(voice_lat)}")
+        print(f"Guard kick latency (stranger's line -> KICK) under load: {quantiles(kick_lat)}")
+        errors = [(b.nick, e) for b in bots for e in b.errors()]
+        print(f"bot errors logged: {len(errors)}")
+        for nick, e in errors[:10]:
+            print(f"  {nick}: {e[:200]}")
+        return 0
+    finally:
+        stop_event = locals().get("stop")
+        if stop_event is not None:
+            stop_event.set()
+            for t in locals().get("threads", []):
+                t.join()
+        for c in clients:
+            c.close()
+        stop_bots(bots)
+        server.stop()
+        stop_all()
+        if args.keep:
+            print(f"run directory kept: {run}")
+        else:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
