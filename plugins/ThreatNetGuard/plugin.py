@@ -30,6 +30,7 @@ from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
 SETTINGS_TTL = 1  # seconds a setting is cached: changes apply within this
 HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real IP
+SYNC_WAIT = 30  # seconds to wait for the WHO reply after the bot joins before judging anyway
 
 _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every line
 
@@ -117,6 +118,13 @@ class ThreatNetGuard(callbacks.Plugin):
                                             _now() + SETTINGS_TTL)
         return cached[0]
 
+    @staticmethod
+    def syncing(irc, channel):
+        """Whether the bot's join of ``channel`` still waits for its WHO reply (RPL_ENDOFWHO
+        ends it; a server that never sends one is waited for SYNC_WAIT seconds)."""
+        started = irc.startedSync.get(channel)
+        return started is not None and _now() - started < SYNC_WAIT
+
     def _guarded(self, irc, channel):
         return bool(channel) and channel in irc.state.channels \
             and self._get("enable", irc, channel)
@@ -184,7 +192,7 @@ class ThreatNetGuard(callbacks.Plugin):
         if modes:
             irc.sendMsg(ircmsgs.mode(channel, "+" + modes))
         self._keep_topic(irc, channel)
-        if channel not in irc.startedSync:  # accounts and IPs arrive with the WHO reply
+        if not self.syncing(irc, channel):  # accounts and IPs arrive with the WHO reply
             self._evaluate_channel(irc, channel)
         self._lift_bans(irc, channel)
 
@@ -286,7 +294,7 @@ class ThreatNetGuard(callbacks.Plugin):
             return
         state = irc.state.channels[channel]
         nick = msg.nick
-        if nick not in state.users or state.isHalfopPlus(nick) or channel in irc.startedSync:
+        if nick not in state.users or state.isHalfopPlus(nick) or self.syncing(irc, channel):
             # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
             # the bot's join syncs, nobody's account is known yet
             return
@@ -402,6 +410,9 @@ class ThreatNetGuard(callbacks.Plugin):
                     if _now() - asked > window:
                         del c.askers[nick]
                 if self._acting(irc, channel):
+                    if channel in irc.startedSync and not self.syncing(irc, channel):
+                        del irc.startedSync[channel]  # no WHO reply came: judge without it
+                        self._sync(irc, channel)
                     self._lift_bans(irc, channel)
                     if c.topic != self._wanted_topic(irc, channel):  # the config changed
                         self._keep_topic(irc, channel)

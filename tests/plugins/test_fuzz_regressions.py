@@ -6,7 +6,7 @@ Each docstring names the finding and the fix that closed it; they guard against 
 """
 import supybot.ircmsgs as ircmsgs
 import supybot.schedule as schedule
-from supybot.test import ChannelPluginTestCase
+from supybot.test import ChannelPluginTestCase, timeFastForward
 
 from guard_helpers import GuardTestCase
 
@@ -189,3 +189,19 @@ class GuardSettingsTestCase(GuardTestCase):
                 for child in [c for c in list(group._children) if c.startswith(("#", ":"))]:
                     group.unregister(child)
             self.guard._settings.clear()
+
+
+class SyncWaitTestCase(GuardTestCase):
+    opped = False
+
+    def test_members_are_judged_when_no_who_reply_comes(self):
+        """The Guard waits for the WHO reply of its join before judging members; a server
+        that never sends RPL_ENDOFWHO must not leave the channel unguarded for good."""
+        self.feed(":test!user@host.domain.tld PART #test")
+        self.feed(":test!user@host.domain.tld JOIN #test")
+        self.feed(":irc.test 353 test = #test :test +eve")
+        self.feed(":irc.test 366 test #test :End of /NAMES list.")
+        self.feed(":ChanServ!ChanServ@services.test MODE #test +o test")
+        self.assertNotIn("MODE #test -v eve", self.lines(), "judged before the WHO reply")
+        timeFastForward(31)
+        self.assertIn("MODE #test -v eve", self.lines())
