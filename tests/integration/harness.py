@@ -91,3 +91,24 @@ class Lab:
         for c in self.clients:
             c.close()
         stop_bots(self.bots)
+
+
+def voice_change(line, sign, nick):
+    """Whether a MODE line gives (sign "+") or takes ("-") ``nick``'s voice."""
+    if line.command != "MODE" or len(line.params) < 3:
+        return False
+    current, args = "+", list(line.params[2:])
+    for ch in line.params[1]:
+        if ch in "+-":
+            current = ch
+        elif ch in "vohbkeIq" or (ch == "l" and current == "+"):
+            arg = args.pop(0) if args else ""
+            if ch == "v" and current == sign and arg.lower() == nick.lower():
+                return True
+    return False
+
+
+def never_voiced(client, nick, timeout=1.5):
+    """True if ``client`` sees no +v for ``nick`` within ``timeout`` seconds."""
+    return client.wait_for(lambda l: voice_change(l, "+", nick), timeout=timeout,
+                           required=False) is None

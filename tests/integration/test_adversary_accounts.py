@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from harness import CACHE, GUARD, OWNER, Lab, identify, write_whitelist
+from harness import (CACHE, GUARD, OWNER, Lab, identify, never_voiced, voice_change,
+                     write_whitelist)
 
 G = "supybot.plugins.ThreatNetGuard."
 CHANNEL = "#tnadvacc"
@@ -24,25 +25,6 @@ COMMAND_LIMIT = 6  # supybot.abuse.flood.command.maximum, per 60 s
 # Limnoria counts commands per host: clients that give commands get addresses of their own.
 WATCHER_IP, OWNER_IP, FLOODER_IP, CALM_IP = "127.0.0.20", "127.0.0.24", "127.0.0.25", "127.0.0.26"
 STRANGER_IPS = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
-
-
-def voice_change(line, sign, nick):
-    if line.command != "MODE" or len(line.params) < 3:
-        return False
-    current, args = "+", list(line.params[2:])
-    for ch in line.params[1]:
-        if ch in "+-":
-            current = ch
-        elif ch in "vohbkeIq" or (ch == "l" and current == "+"):
-            arg = args.pop(0) if args else ""
-            if ch == "v" and current == sign and arg.lower() == nick.lower():
-                return True
-    return False
-
-
-def never_voiced(client, nick, timeout=1.5):
-    return client.wait_for(lambda l: voice_change(l, "+", nick), timeout=timeout,
-                           required=False) is None
 
 
 @pytest.fixture(scope="module")

@@ -12,29 +12,12 @@ import time
 
 import pytest
 
-from harness import AGENT_IP, CACHE, GUARD, OWNER, STRANGER_IP, Lab, write_whitelist
+from harness import (AGENT_IP, CACHE, GUARD, OWNER, STRANGER_IP, Lab, never_voiced,
+                     voice_change, write_whitelist)
 
 G = "supybot.plugins.ThreatNetGuard."
 CHANNEL = "#tnadvip"
 FLOOD_IP = "127.0.0.40"
-
-
-def voiced(line, nick, sign="+"):
-    if line.command != "MODE" or len(line.params) < 3:
-        return False
-    current, args = "+", list(line.params[2:])
-    for ch in line.params[1]:
-        if ch in "+-":
-            current = ch
-        elif ch in "vohbkeIq" or (ch == "l" and current == "+"):
-            arg = args.pop(0) if args else ""
-            if ch == "v" and current == sign and arg.lower() == nick.lower():
-                return True
-    return False
-
-
-def never_voiced(client, nick, timeout=1.5):
-    return client.wait_for(lambda l: voiced(l, nick), timeout=timeout, required=False) is None
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +35,7 @@ def adv(ngircd, stack_dir):
     (watcher,) = lab.connect(lab.client("watchip"))
     watcher.join(CHANNEL)
     listener.start()
-    watcher.wait_for(lambda l: voiced(l, listener.nick))
+    watcher.wait_for(lambda l: voice_change(l, "+", listener.nick))
     yield lab, guard, listener, watcher
     errors = [e for b in (guard, listener) for e in b.errors() if "Traceback" in e
               or "Uncaught" in e]
@@ -78,7 +61,7 @@ def test_impostor_taking_an_online_agents_nick_by_nick_change_gets_no_voice(adv)
                                  lab.client("impip", source=STRANGER_IP))
     watcher.mark()
     real.join(CHANNEL)
-    watcher.wait_for(lambda l: voiced(l, "agentip2"))
+    watcher.wait_for(lambda l: voice_change(l, "+", "agentip2"))
     impostor.join(CHANNEL)
     real.send("NICK agentip2away")
     real.wait_for(lambda l: l.command == "NICK")
@@ -101,7 +84,7 @@ def test_bogons_are_counted_not_kicked_and_repeats_are_kicked_as_configured(adv)
     (a,) = lab.connect(lab.client("agentip3", source=AGENT_IP))
     watcher.mark()
     a.join(CHANNEL)
-    watcher.wait_for(lambda l: voiced(l, "agentip3"))
+    watcher.wait_for(lambda l: voice_change(l, "+", "agentip3"))
     watcher.privmsg(CHANNEL, "!tn status")
     before = {n: status_counts(t) for n, t in
               _answers(watcher, [guard.nick, listener.nick]).items()}
@@ -135,7 +118,7 @@ def test_flooding_agent_is_kicked_then_banned_by_host_for_a_while(adv):
     watcher.mark()
     for round_ in range(2):
         a.join(CHANNEL)
-        watcher.wait_for(lambda l: voiced(l, "floodip"))
+        watcher.wait_for(lambda l: voice_change(l, "+", "floodip"))
         a.send_many(f"PRIVMSG {CHANNEL} :19.0.{round_}.{i} flood" for i in range(1, 8))
         kick = watcher.wait_for(lambda l: l.command == "KICK" and l.params[1] == "floodip")
         assert kick.text.startswith("flood: more than 5 lines in 10 s"), kick.text
@@ -148,7 +131,7 @@ def test_flooding_agent_is_kicked_then_banned_by_host_for_a_while(adv):
     watcher.wait_for(lambda l: l.command == "MODE" and l.params[1:] == ["-b", f"*!*@{FLOOD_IP}"],
                      timeout=15)
     a.join(CHANNEL)
-    watcher.wait_for(lambda l: voiced(l, "floodip"))
+    watcher.wait_for(lambda l: voice_change(l, "+", "floodip"))
     a.close()
 
 
