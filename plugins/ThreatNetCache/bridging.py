@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from itertools import takewhile
 from urllib.parse import quote
 
@@ -37,6 +36,7 @@ import supybot.registry as registry
 import supybot.world as world
 from supybot.commands import wrap
 
+from threatnet_irc.clock import now as _now
 from threatnet.bridge import Bridge, BridgeSet, Lookup, Side
 from threatnet.cache import ThreatCache
 from threatnet.envelope import Envelope, Trust
@@ -47,11 +47,6 @@ from threatnet.outbox import Outbox
 DIRECTIONS = ("a->b", "b->a", "both")
 TRUST_MODES = ("voiced", "accounts", "all")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
-
-
-def _now():
-    """time.time looked up per call, so Limnoria's test clock applies."""
-    return time.time()
 
 
 # -- parsing the settings ---------------------------------------------------------------

@@ -7,7 +7,6 @@ the poll timer, never per channel line: doPrivmsg is the hot path.
 """
 import math
 import os
-import time
 from urllib.parse import quote
 
 import supybot.callbacks as callbacks
@@ -19,6 +18,7 @@ import supybot.world as world
 from supybot import httpserver
 from supybot.commands import additional, wrap
 
+from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers threatIp
 from threatnet.address import parse_ip
 from threatnet.envelope import Envelope, Trust
@@ -41,11 +41,6 @@ _SENDERS_MAX = 1000  # memoised senders per channel; a PING clears them anyway
 # schedule event names
 _POLL, _EXPIRE, _SNAPSHOT = ("ThreatNetCache.poll", "ThreatNetCache.expire",
                              "ThreatNetCache.snapshot")
-
-
-def _now():
-    """time.time looked up per call, so Limnoria's test clock (timeFastForward) applies."""
-    return time.time()
 
 
 def _key(network, channel):

@@ -27,11 +27,11 @@ chain. Relative paths are in the bot's data directory.
 from __future__ import annotations
 
 import os
-import time
 
 import supybot.conf as conf
 import supybot.registry as registry
 
+from threatnet_irc.clock import now as _now
 from threatnet.language import ThreatMessage
 from threatnet.signature import KeyFileError, KeyRing, RequireSignature, Verified, \
     load_signer, verify
@@ -40,10 +40,6 @@ from threatnet.signature import KeyFileError, KeyRing, RequireSignature, Verifie
 REASONS = ("unsigned", "bad signature", "unknown key", "expired signature",
            "future signature")
 _FOREVER = float("inf")
-
-
-def _now():
-    return time.time()  # looked up per call: Limnoria's test clock applies
 
 
 def register_config(group):

@@ -7,7 +7,6 @@ live in threatnet/ (whitelist, moderation, offenders, modes, topic).
 """
 import functools
 import os
-import time
 
 import supybot.callbacks as callbacks
 import supybot.conf as conf
@@ -19,6 +18,7 @@ import supybot.schedule as schedule
 import supybot.world as world
 from supybot.commands import getopts, wrap
 
+from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
 from threatnet.address import AddressError, parse_ip
 from threatnet.moderation import Moderator, Rules
@@ -33,10 +33,6 @@ HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real 
 SYNC_WAIT = 30  # seconds to wait for the WHO reply after the bot joins before judging anyway
 
 _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every line
-
-
-def _now():
-    return time.time()  # looked up per call: tests fast-forward a mocked time.time
 
 
 class _Channel:
