@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 
 from threatnet.address import parse_ip
-from threatnet.bridge import Bridge, BridgeSet, BridgeStatus, Lookup, Side, Verdict
+from threatnet.bridge import Bridge, BridgeSet, BridgeStatus, Side, Verdict
 from threatnet.cache import SYNC_SLACK
 from threatnet.envelope import Envelope, Trust
-from threatnet.filter import Chain, NetworkFilter
+from threatnet.filter import Chain, Lookup, NetworkFilter
 from threatnet.language import MAX_LINE_BYTES, parse_message
 from threatnet.outbox import Outbox
 from threatnet.signature import KeyRing, Signer, TrustedKey, derive_key_id, generate_key, verify

@@ -70,22 +70,6 @@ class Side(NamedTuple):
         return f"{self.network} {self.channel}"
 
 
-class Lookup:
-    """A Threat Filter from a predicate on keys: rejects (as ``name``) what ``listed``
-    is true for, e.g. addresses the local DNSBL already lists.
-
-    It runs for every threat the bridge routes, so ``listed`` must answer from
-    memory, never wait on the network.
-    """
-
-    def __init__(self, listed: Callable[[int], bool], name: str = "listed") -> None:
-        self.listed = listed
-        self.name = name
-
-    def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:
-        return self.name if self.listed(msg.key) else None
-
-
 @dataclass(frozen=True)
 class Bridge:
     """A configured bridge between sides ``a`` and ``b``.

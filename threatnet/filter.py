@@ -9,7 +9,7 @@ ThreatNet::Filter::Network over IPv4 and IPv6, ``NullFilter`` keeps everything.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from netaddr import IPAddress, IPNetwork, IPRange, IPSet
@@ -142,6 +142,22 @@ class NullFilter:
 
     def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:
         return None
+
+
+class Lookup:
+    """A Threat Filter from a predicate on keys: rejects (as ``name``) what ``listed``
+    is true for, e.g. addresses the local DNSBL already lists.
+
+    It runs for every threat the bridge routes, so ``listed`` must answer from
+    memory, never wait on the network.
+    """
+
+    def __init__(self, listed: Callable[[int], bool], name: str = "listed") -> None:
+        self.listed = listed
+        self.name = name
+
+    def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:
+        return self.name if self.listed(msg.key) else None
 
 
 class Chain:

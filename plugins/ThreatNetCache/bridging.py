@@ -37,10 +37,10 @@ import supybot.world as world
 from supybot.commands import wrap
 
 from threatnet_irc.clock import now as _now
-from threatnet.bridge import Bridge, BridgeSet, Lookup, Side
+from threatnet.bridge import Bridge, BridgeSet, Side
 from threatnet.cache import ThreatCache
 from threatnet.envelope import Envelope, Trust
-from threatnet.filter import Chain, NetworkFilter
+from threatnet.filter import Chain, Lookup, NetworkFilter
 from threatnet.language import parse_message
 from threatnet.outbox import Outbox
 
