@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import random
 import shutil
@@ -27,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 CHANNEL, NICK = "#threatnet", "agent"
-NETWORKS = {"ThreatNetCache": "bench", "no-op": "baseline"}  # plugin -> its own Irc
+NOOP, NOOP_NOIGNORE = "no-op", "no-op noIgnore"
+NETWORKS = {"ThreatNetCache": "bench", NOOP: "baseline", NOOP_NOIGNORE: "baseline2"}  # own Irc
 
 
 def open_registry(tmp: str) -> None:
@@ -76,12 +78,13 @@ def make_irc(plugin: str):
 
     class Noop(callbacks.Plugin):
         """Does nothing with channel lines: the baseline."""
+        noIgnore = plugin == NOOP_NOIGNORE
 
         def doPrivmsg(self, irc, msg):
             pass
 
     irc = irclib.Irc(NETWORKS[plugin], callbacks=[])  # not Limnoria's shared plugin list
-    if plugin == "no-op":
+    if plugin != "ThreatNetCache":
         irc.addCallback(Noop(irc))
     else:
         supyplugin.loadPluginClass(irc, supyplugin.loadPluginModule(plugin))
@@ -103,22 +106,25 @@ def cpu_seconds(irc, lines: list[str]) -> float:
     return time.process_time() - start
 
 
-def compare(lines: list[str], chunk: int) -> tuple[dict[str, float], float]:
-    """Lines/s of each plugin over all lines, and the median of the per-chunk rate
-    ratios: both plugins get each chunk in turn, so drift in machine load cancels."""
-    ircs = {plugin: make_irc(plugin) for plugin in ("ThreatNetCache", "no-op")}
+def compare(lines: list[str], chunk: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Lines/s of each plugin over all lines, and per no-op the median of the
+    per-chunk rate ratios: every Irc gets each chunk in turn (in a rotating order),
+    so drift in machine load cancels."""
+    ircs = {plugin: make_irc(plugin) for plugin in NETWORKS}
     seconds = dict.fromkeys(ircs, 0.0)
-    ratios = []
+    ratios: dict[str, list[float]] = {NOOP: [], NOOP_NOIGNORE: []}
+    orders = list(itertools.permutations(ircs))
     for n, start in enumerate(range(0, len(lines), chunk)):
         part = lines[start:start + chunk]
-        order = list(ircs) if n % 2 else list(reversed(ircs))
-        took = {plugin: cpu_seconds(ircs[plugin], part) for plugin in order}
+        took = {plugin: cpu_seconds(ircs[plugin], part) for plugin in orders[n % len(orders)]}
         for plugin, t in took.items():
             seconds[plugin] += t
-        ratios.append(took["no-op"] / took["ThreatNetCache"])
-    ircs["no-op"]._reallyDie()
-    ircs["ThreatNetCache"]._reallyDie()  # the last Irc: runs the plugin's die()
-    return {p: len(lines) / t for p, t in seconds.items()}, statistics.median(ratios)
+        for noop, chunk_ratios in ratios.items():
+            chunk_ratios.append(took[noop] / took["ThreatNetCache"])
+    for plugin in (NOOP, NOOP_NOIGNORE, "ThreatNetCache"):  # the last: runs the plugin's die()
+        ircs[plugin]._reallyDie()
+    return ({p: len(lines) / t for p, t in seconds.items()},
+            {noop: statistics.median(r) for noop, r in ratios.items()})
 
 
 def main() -> None:
@@ -135,10 +141,11 @@ def main() -> None:
         for name, lines in workloads(args.lines, args.seed, args.ipv6).items():
             gc.collect()
             gc.freeze()  # the generated input is the bench's: keep it out of GC passes
-            rates, ratio = compare(lines, args.chunk)
-            print(f"{name:>12}: no-op {rates['no-op']:>7,.0f} lines/s, ThreatNetCache "
-                  f"{rates['ThreatNetCache']:>7,.0f} lines/s, ratio {ratio:.1%} "
-                  f"(median of {len(range(0, args.lines, args.chunk))} alternating chunks)")
+            rates, ratios = compare(lines, args.chunk)
+            print(f"{name:>12}: no-op {rates[NOOP]:>7,.0f} lines/s, ThreatNetCache "
+                  f"{rates['ThreatNetCache']:>7,.0f} lines/s, ratio {ratios[NOOP]:.1%}; "
+                  f"vs a no-op with noIgnore {ratios[NOOP_NOIGNORE]:.1%} "
+                  f"(medians of {len(range(0, args.lines, args.chunk))} chunks)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

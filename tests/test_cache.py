@@ -228,6 +228,23 @@ def test_without_aggregation_each_ipv6_address_counts(cache: ThreatCache) -> Non
     assert cache.keep(msg("2001:db8:1:2::1")) and cache.keep(msg("2001:db8:1:2::2"))
 
 
+
+@pytest.mark.parametrize("aggregate", [False, True])
+def test_on_keep_hears_each_kept_threat_once(clock: Clock, aggregate: bool) -> None:
+    cache = ThreatCache(timeout=60, clock=clock, aggregate_v6=aggregate)
+    heard: list[Entry] = []
+    cache.keep(msg("192.0.2.9"))  # before a hook is set: not heard
+    cache.on_keep = heard.append
+    assert cache.keep(msg("192.0.2.1", "scan"), "bot", "acct")
+    assert not cache.keep(msg("192.0.2.1", "again"))
+    assert cache.keep(msg("2001:db8:1:2::"))  # the /64's own first address
+    assert cache.keep(msg("2001:db8:1:3::5")) and cache.keep(msg("2001:db8:1:3::6")) != aggregate
+    assert heard[0] == Entry("192.0.2.1", T0, "bot", "acct", "scan", 60, parse_ip("192.0.2.1"))
+    expected = (["192.0.2.1", "2001:db8:1:2::/64", "2001:db8:1:3::/64"] if aggregate else
+                ["192.0.2.1", "2001:db8:1:2::", "2001:db8:1:3::5", "2001:db8:1:3::6"])
+    assert [e.ip for e in heard] == expected
+    assert [e.ip for e in heard] == [e.ip for e in cache][1:]
+
 # --- snapshots -------------------------------------------------------------------------------
 
 

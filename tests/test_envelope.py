@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from threatnet.cache import ThreatCache
-from threatnet.envelope import Envelope, Trust
+from threatnet.envelope import Envelope, Trust, new_envelope
 from threatnet.filter import Chain
 from threatnet.language import parse_message
 
@@ -15,6 +15,12 @@ def env(nick: str = "agent", account: str | None = None, voiced: bool = False,
         opped: bool = False) -> Envelope:
     return Envelope(MSG, nick, account, "agent.example.net", "#threatnet", "libera",
                     voiced, opped)
+
+
+def test_new_envelope_is_an_envelope_from_all_fields() -> None:
+    fields = (MSG, "agent", "acct", "agent.example.net", "#threatnet", "libera", True, False)
+    built = new_envelope(fields)
+    assert type(built) is Envelope and built == Envelope(*fields) and built.voiced
 
 
 # (trust, sender, trusted?)

@@ -94,7 +94,7 @@ class ThreatCache:
 
     __slots__ = ("_clock", "_timeout", "_aggregate_v6", "_index", "_base", "_head", "_keys",
                  "_times", "_sources", "_shared", "_pending", "_kept", "_discard", "_expired",
-                 "_started", "_listening_since")
+                 "_started", "_listening_since", "on_keep")
     name = "duplicate"
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, clock: Callable[[], float] = time.time,
@@ -112,6 +112,9 @@ class ThreatCache:
         self._pending: list[Entry] = []  # superseded entries, reported by the next expire()
         self._kept = self._discard = self._expired = 0
         self._started = self._listening_since = clock()
+        # Called with the new Entry for every threat kept, whichever path kept it (e.g.
+        # a host of responders); None costs the hot path one attribute test.
+        self.on_keep: Callable[[Entry], None] | None = None
 
     # -- the block period and synchronisation
 
@@ -171,6 +174,9 @@ class ThreatCache:
         source = (nick, account, msg.comment)
         self._sources.append(self._shared.setdefault(source, source))
         self._kept += 1
+        if self.on_keep is not None:  # no address formatting unless aggregated
+            ip = self._ip_text(key) if self._aggregate_v6 else msg.ip
+            self.on_keep(Entry(ip, now, nick, account, msg.comment, self._timeout, key))
         return True
 
     def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:

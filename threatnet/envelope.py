@@ -8,6 +8,7 @@ not trusted as a whole (ThreatNet::IRC::Envelope).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
@@ -38,6 +39,11 @@ class Envelope(NamedTuple):
     network: str = ""
     voiced: bool = False
     opped: bool = False
+
+
+# Envelope from a tuple of all eight fields, without NamedTuple's Python-level
+# __new__ (about 4x faster): the listener builds one per channel line.
+new_envelope = partial(tuple.__new__, Envelope)
 
 
 class Trust:

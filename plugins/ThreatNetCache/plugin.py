@@ -21,7 +21,8 @@ from supybot.commands import additional, wrap
 from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers threatIp
 from threatnet.address import parse_ip
-from threatnet.envelope import Envelope, Trust
+from threatnet.cache import ThreatCache
+from threatnet.envelope import Trust, new_envelope
 from threatnet.feed import LogFeed
 from threatnet.filter import Chain, NetworkFilter
 from threatnet.language import ThreatError, format_message, parse_message
@@ -31,7 +32,7 @@ from threatnet.topic import TopicError, parse_topic
 from . import bridging
 from . import signing
 from .http import SUBDIR, ThreatNetHttp
-from .responders import (ChannelResponses, RespondingCache, describe, read_spec, route_logs,
+from .responders import (ChannelResponses, describe, read_spec, responding, route_logs,
                          to_threat)
 
 # Whitespace parse_message strips before the address.
@@ -70,7 +71,7 @@ class _Channel:
     def __init__(self, network, channel):
         self.network = network
         self.channel = channel
-        self.cache = RespondingCache(clock=_now)
+        self.cache = ThreatCache(clock=_now)
         self.settings = None  # the registry values below were built from
         self.listen = None  # Chain: trust, discard, cache
         self.screen = None  # Chain for our own reports: discard, ownNetworks
@@ -152,7 +153,7 @@ class _Channel:
         """Tell ``responses`` (ChannelResponses) of every threat the cache keeps from
         now on, while it has responders running."""
         self.responses = responses
-        self.cache.on_keep = responses.added if responses.active else None
+        self.cache.on_keep = responding(responses, self.cache) if responses.active else None
 
     def expired(self, entries):
         """cache.expire() returned these entries."""
@@ -188,6 +189,10 @@ class ThreatNetCache(callbacks.Plugin):
     firewall, command) and serves them over HTTP. Commands: tn status,
     tn check, tn report, tn feeds, tn responders."""
     threaded = False
+    # Limnoria's ignores (defaultIgnore, the command-flood ignore) are about commands:
+    # a voiced agent that is ignored still speaks for the channel. Command handling
+    # (Owner) still honours them.
+    noIgnore = True
 
     def __init__(self, irc):
         super().__init__(irc)
@@ -261,8 +266,8 @@ class ThreatNetCache(callbacks.Plugin):
         tags = msg.server_tags
         if tagged or "account" in tags:  # with account-tag, untagged means logged out
             account = tags.get("account") or None
-        envelope = Envelope(threat, nick, account, msg.host, st.channel, st.network,
-                            voiced, opped)
+        envelope = new_envelope((threat, nick, account, msg.host, st.channel, st.network,
+                                 voiced, opped))
         st.heard[st.listen.check(threat, envelope) or "kept"] += 1
         if st.bridge is not None:
             self.bridging.heard(st, envelope)

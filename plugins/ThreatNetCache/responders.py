@@ -21,7 +21,6 @@ import shlex
 import threading
 from typing import NamedTuple
 
-from threatnet.cache import ThreatCache
 from threatnet.filter import NetworkFilter
 from threatnet.response import (CommandResponder, DnsblResponder, FirewallResponder,
                                 ThreatResponse)
@@ -32,30 +31,14 @@ GATE_TIMEOUT = 60.0  # seconds a new host waits at most for the one it replaces
 STOP_TIMEOUT = 5.0  # seconds die() waits for responders to apply what is pending
 
 
-class RespondingCache(ThreatCache):
-    """A channel's Threat Cache that calls ``on_keep(threat)`` for every threat it
-    keeps, whichever path kept it (heard, our own report, a bridge relay), so
-    responders hear of them all. Restored snapshots are not kept one by one: the
-    responders start from, or resync to, the whole cache after a restore."""
-
-    __slots__ = ("on_keep",)
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self.on_keep = None  # set only while the channel has responders
-
-    def keep(self, msg, nick="", account=None):
-        if not super().keep(msg, nick, account):
-            return False
-        if self.on_keep is not None:
-            if self._aggregate_v6:  # the entry may be a /64: ask for it
-                threat = to_threat(self.check(msg.key), self._timeout)
-            else:  # the row keep() just appended (cache.py's columns): no lookup, and
-                # no address formatting, on the listener's hot path
-                threat = Threat(msg.key, msg.ip, msg.comment, nick,
-                                self._times[-1] + self._timeout)
-            self.on_keep(threat)
-        return True
+def responding(responses, cache):
+    """An on_keep hook for ``cache`` (threatnet.cache) that tells ``responses`` of
+    every threat kept, whichever path kept it (heard, our own report, a bridge
+    relay). Restored snapshots are not kept one by one: the responders start
+    from, or resync to, the whole cache after a restore."""
+    def kept(entry):
+        responses.added(to_threat(entry, cache.timeout))
+    return kept
 
 
 def to_threat(entry, timeout):

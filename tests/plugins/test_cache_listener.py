@@ -1,6 +1,8 @@
 """ThreatNetCache as an Event Listener: trust rules, filters, dedupe, topic, expiry, status."""
 import logging
 
+import supybot.conf as conf
+import supybot.ircdb as ircdb
 import supybot.ircmsgs as ircmsgs
 from hypothesis import given, settings, strategies as st
 from supybot.drivers import parseMsg
@@ -42,6 +44,17 @@ class TrustTestCase(CacheTestCase):
         self.server("MODE", self.channel, "-v", "alice")
         self.hear("45.0.0.1", nick="alice")
         self.assertStatus("untrusted 1")
+
+    def testLimnoriaIgnoresDoNotSilenceAnAgent(self):
+        """An agent Limnoria ignores (command flood, defaultIgnore) is still heard."""
+        ircdb.ignores.add("alice!*@*")
+        try:
+            with conf.supybot.defaultIgnore.context(True):
+                self.hear("45.0.0.1", nick="alice")
+                self.hear("45.0.0.2", nick="mallory")
+        finally:
+            ircdb.ignores.remove("alice!*@*")
+        self.assertStatus("kept 1,", "untrusted 1")
 
     def testStatusChangesApplyToTheNextLine(self):
         """The hot path memoises senders; any other message invalidates that."""
