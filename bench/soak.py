@@ -6,20 +6,26 @@ the agents' address), --listeners listener bots (ThreatNetCache only, real supyb
 processes) and --agents raw-client agents from the whitelisted address, voiced by the
 bot, posting distinct threats at --rate lines/s in total for --seconds, each from an
 address of its own in 127.0.2.0/24 (the Guard counts floods per host: 20 agents behind
-one address at 10 lines/s each are one sender at 200/s). Meanwhile a
-probe measures the Guard under load, every --probe-every seconds: a new agent joins
-(time to its +v) and a stranger posts a threat line (time to its KICK).
+one address at 10 lines/s each are one sender at 200/s). A probe measures the Guard,
+first --idle-probes times with no load and then every --probe-every seconds under load:
+a new agent joins (time to its +v) and a stranger posts a threat line (time to its
+KICK). A probe that gets no answer within --probe-timeout counts as a miss.
 
-Then prints: threats sent, threats lost per bot (sent minus what its `tn status` says
-it kept), how many lines the server relayed to a raw client (and how long after the
-agents stopped the last arrived), RSS and CPU of each bot (start, peak, end), Guard voice and kick latency
-(median, p95, max), and anything the bots logged as errors. Asserts nothing.
+When the agents stop, `!tn status` goes to the channel: a bot answers it only after
+it has read every line before it, so its answer is its final count and its delay is
+how far it had fallen behind. Then prints: threats sent, threats lost per bot (sent
+minus what its `tn status` says it kept) and when it caught up, how many lines the
+server relayed to a raw client, RSS and CPU of each bot (start, peak, end), Guard
+voice and kick latency idle and under load (median, p95, max, misses), and anything
+the bots logged as errors. Asserts nothing.
 
     .venv/bin/python bench/soak.py [--agents 20] [--rate 200] [--seconds 30]
                                    [--listeners 3] [--probe-every 2]
 
 The defaults are sized for a 2-core machine running everything (server, 4 bots, 20
-clients, the probe); with more cores raise --rate and --agents.
+clients, the probe); the proposal's soak is --rate 1000 --seconds 60, which needs
+about four cores to keep up (each bot spends ~0.8 ms of CPU per line): on fewer the
+bots fall behind and catch up after the agents stop.
 """
 from __future__ import annotations
 
@@ -69,12 +75,38 @@ def is_voice(line, nick):
 
 
 def quantiles(values):
+    """Median, p95 and max of latencies; None is a probe that got no answer."""
+    misses = values.count(None)
+    values = sorted(v for v in values if v is not None)
+    missed = f", {misses} missed" if misses else ""
     if not values:
-        return "n/a"
-    values = sorted(values)
+        return f"n/a{missed}"
     p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
     return (f"median {statistics.median(values) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, "
-            f"max {values[-1] * 1000:.1f} ms (n={len(values)})")
+            f"max {values[-1] * 1000:.1f} ms (n={len(values)}{missed})")
+
+
+def probe_guard(server, name: str, timeout: float) -> tuple[float | None, float | None]:
+    """One probe of the Guard: (join -> +v, stranger's line -> KICK) in seconds, None
+    for no answer within ``timeout``."""
+    p = Client(*server.address, f"probe{name}", source="127.0.2.250").connect()
+    s = Client(*server.address, f"stranger{name}", source=STRANGER_IP).connect()
+    try:
+        s.join(CHANNEL)
+        p.mark()
+        t0 = time.monotonic()
+        p.join(CHANNEL)
+        voiced = p.wait_for(lambda l: is_voice(l, p.nick), timeout=timeout, required=False)
+        voice = time.monotonic() - t0 if voiced else None
+        s.mark()
+        t0 = time.monotonic()
+        s.privmsg(CHANNEL, "22.0.0.1 from a stranger")
+        kicked = s.wait_for(lambda l: l.command == "KICK" and l.params[1] == s.nick,
+                            timeout=timeout, required=False)
+        return voice, (time.monotonic() - t0 if kicked else None)
+    finally:
+        p.close()
+        s.close()
 
 
 def main() -> int:
@@ -84,6 +116,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--listeners", type=int, default=3)
     parser.add_argument("--probe-every", type=float, default=2.0)
+    parser.add_argument("--idle-probes", type=int, default=5, help="probes before the load")
+    parser.add_argument("--probe-timeout", type=float, default=30.0)
+    parser.add_argument("--drain-timeout", type=float, default=600.0,
+                        help="seconds to wait for each bot's final `tn status`")
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     args = parser.parse_args()
 
@@ -125,6 +161,7 @@ def main() -> int:
                                     timeout=20)
             waiting -= set(line.params[2:])
         watcher.mark()
+        idle = [probe_guard(server, f"i{n}", args.probe_timeout) for n in range(args.idle_probes)]
 
         usage = {b.nick: [rss_cpu(b.proc.pid)] for b in bots}
         sent = [0] * args.agents
@@ -136,11 +173,15 @@ def main() -> int:
             n = 0
             tick = 0.05
             while not stop.is_set():
-                due = int((time.monotonic() - started) * per_agent)
+                # exactly --seconds of load: the due count stops growing at the end
+                elapsed = min(time.monotonic() - started, args.seconds)
+                due = int(elapsed * per_agent)
                 if due > n:
                     a.send_many(f"PRIVMSG {CHANNEL} :{threat_ip(j * args.agents + i)} soak"
                                 for j in range(n, due))
                     n = due
+                if elapsed >= args.seconds:
+                    break
                 time.sleep(tick)
             sent[i] = n
 
@@ -149,56 +190,40 @@ def main() -> int:
         for t in threads:
             t.start()
 
-        voice_lat, kick_lat = [], []
-        probe = 0
-        while time.monotonic() - started < args.seconds:
-            time.sleep(args.probe_every)
-            probe += 1
-            p = Client(*server.address, f"probe{probe}", source="127.0.2.250").connect()
-            s = Client(*server.address, f"stranger{probe}", source=STRANGER_IP).connect()
-            clients += [p, s]
-            s.join(CHANNEL)
-            p.mark()
-            t0 = time.monotonic()
-            p.join(CHANNEL)
-            p.wait_for(lambda l: is_voice(l, p.nick), timeout=10)
-            voice_lat.append(time.monotonic() - t0)
-            s.mark()
-            t0 = time.monotonic()
-            s.privmsg(CHANNEL, "22.0.0.1 from a stranger")
-            s.wait_for(lambda l: l.command == "KICK" and l.params[1] == s.nick, timeout=10)
-            kick_lat.append(time.monotonic() - t0)
-            p.close()
-            s.close()
+        # Probes start on a fixed schedule, each on a thread of its own: a Guard that
+        # lags answers late, and that must not thin out the probes.
+        loaded: list[tuple[float | None, float | None]] = []
+        probes = []
+        while (due := len(probes) + 1) * args.probe_every < args.seconds:
+            time.sleep(max(0.0, started + due * args.probe_every - time.monotonic()))
+            probes.append(threading.Thread(
+                target=lambda n=due: loaded.append(probe_guard(server, str(n), args.probe_timeout)),
+                daemon=True))
+            probes[-1].start()
             for b in bots:
                 usage[b.nick].append(rss_cpu(b.proc.pid))
-        stop.set()
         for t in threads:
             t.join()
         elapsed = time.monotonic() - started
         total = sum(sent)
-        # Let the backlog drain: until the watcher (a raw client in the channel) has every
-        # line, or nothing new arrived for 5 s.
-        def relayed():
-            return sum(1 for l in list(watcher.lines)
-                       if l.command == "PRIVMSG" and l.nick.startswith("agent"))
-        drain_started = last_change = time.monotonic()
-        count = relayed()
-        while count < total and time.monotonic() - last_change < 5:
-            time.sleep(0.2)
-            if (now := relayed()) != count:
-                count, last_change = now, time.monotonic()
-        drained = time.monotonic() - drain_started
-        time.sleep(0.5)  # the bots read the same lines as the watcher
-
+        stopped = time.monotonic()
         watcher.mark()
         watcher.privmsg(CHANNEL, "!tn status")
-        kept, statuses = {}, {}
+        kept, statuses, caught_up = {}, {}, {}
+        nicks = {b.nick for b in bots}
         while len(kept) < len(bots):
             line = watcher.wait_for(lambda l: l.command == "PRIVMSG" and l.nick not in kept
-                                    and l.nick in {b.nick for b in bots}, timeout=15)
+                                    and l.nick in nicks, timeout=args.drain_timeout,
+                                    required=False)
+            if line is None:
+                break
             kept[line.nick] = int(re.search(r"kept (\d+)", line.text).group(1))
             statuses[line.nick] = line.text
+            caught_up[line.nick] = time.monotonic() - stopped
+        count = sum(1 for l in list(watcher.lines)
+                    if l.command == "PRIVMSG" and l.nick.startswith("agent"))
+        for t in probes:
+            t.join()
         for b in bots:
             usage[b.nick].append(rss_cpu(b.proc.pid))
 
@@ -207,24 +232,29 @@ def main() -> int:
               f"{os.cpu_count()} CPUs")
         print(f"threats sent: {total} ({total / elapsed:.0f}/s achieved)")
         for b in bots:
-            lost = total - kept[b.nick]
             rss = [u[0] for u in usage[b.nick]]
             cpu = usage[b.nick][-1][1] - usage[b.nick][0][1]
-            print(f"  {b.nick:<10} kept {kept[b.nick]:>6}  lost {lost:>5}  RSS {rss[0]:.1f} -> "
-                  f"peak {max(rss):.1f} -> {rss[-1]:.1f} MiB  CPU {cpu:.1f} s "
-                  f"({100 * cpu / elapsed:.0f}% of one core)")
-        print(f"  e.g. {statuses[bots[-1].nick]}")
+            if b.nick in kept:
+                outcome = (f"kept {kept[b.nick]:>6}  lost {total - kept[b.nick]:>5}  caught up "
+                           f"{caught_up[b.nick]:5.1f} s after the agents stopped")
+            else:
+                outcome = f"no `tn status` answer within {args.drain_timeout:g} s"
+            print(f"  {b.nick:<10} {outcome}  RSS {rss[0]:.1f} -> peak {max(rss):.1f} -> "
+                  f"{rss[-1]:.1f} MiB  CPU {cpu:.1f} s")
+        if statuses:
+            print(f"  e.g. {statuses[max(statuses, key=caught_up.get)]}")
         kicks = [l for l in watcher.lines if l.command == "KICK" and l.params[1].startswith("agent")]
         if kicks:  # an agent's lines after its kick are refused by the server (404)
             print(f"agents kicked by the Guard: {len(kicks)}, e.g. {kicks[0].raw}")
-        print(f"threat lines the server relayed to a raw client in the channel: {count}, the "
-              f"last {drained:.1f} s after the agents stopped")
+        print(f"threat lines the server relayed to a raw client in the channel: {count}")
         dropped = [(a.nick, next((l.raw for l in reversed(a.lines) if l.command in
                                   ("ERROR", "KICK", "404")), "")) for a in agents if a.closed]
         if dropped:
             print(f"agents disconnected by the server: {len(dropped)}, e.g. {dropped[:3]}")
-        print(f"Guard voice latency (join -> +v) under load: {quantiles(voice_lat)}")
-        print(f"Guard kick latency (stranger's line -> KICK) under load: {quantiles(kick_lat)}")
+        for when, probes in (("idle", idle), ("under load", loaded)):
+            voice, kick = [v for v, _ in probes], [k for _, k in probes]
+            print(f"Guard voice latency (join -> +v) {when}: {quantiles(voice)}")
+            print(f"Guard kick latency (stranger's line -> KICK) {when}: {quantiles(kick)}")
         errors = [(b.nick, e) for b in bots for e in b.errors()]
         print(f"bot errors logged: {len(errors)}")
         for nick, e in errors[:10]:

@@ -6,6 +6,25 @@ import tempfile
 from pathlib import Path
 
 
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def remove_stale(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temp files a killed ``atomic_write`` to ``path`` left behind, and
+    return them. Nothing ever reads them; call it only where this process is the
+    file's one writer, before its first write (e.g. at start)."""
+    target = Path(path)
+    removed = []
+    for tmp in target.parent.glob(f"{_temp_prefix(target)}*.tmp"):
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(tmp)
+    return removed
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644,
                  min_mtime: float | None = None) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename.
@@ -15,7 +34,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int =
     """
     target = Path(path)
     payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)

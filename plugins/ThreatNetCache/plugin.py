@@ -21,6 +21,7 @@ from supybot.commands import additional, wrap
 from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers threatIp
 from threatnet.address import parse_ip
+from threatnet.atomic import remove_stale
 from threatnet.cache import ThreatCache
 from threatnet.envelope import Trust, new_envelope
 from threatnet.feed import LogFeed
@@ -343,6 +344,8 @@ class ThreatNetCache(callbacks.Plugin):
         st.configure(self._settings(irc, channel), self.log)
         self.signatures.configure(irc, st)
         st.set_topic(irc.state.channels[channel].topic)
+        for tmp in remove_stale(self._path(key)):
+            self.log.info("Removed %s, left by an interrupted snapshot", tmp)
         loaded = st.cache.load(self._path(key), self.registryValue("restartGrace"))
         if loaded.error:
             self.log.warning("%s", loaded.error)

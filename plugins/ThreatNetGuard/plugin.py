@@ -21,6 +21,7 @@ from supybot.commands import getopts, wrap
 from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
 from threatnet.address import AddressError, parse_ip
+from threatnet.atomic import remove_stale
 from threatnet.moderation import Moderator, Rules
 from threatnet.modes import DEFAULT_MODES, batch, line_room
 from threatnet.offenders import Strikes, TempBans, ban_mask, offender
@@ -72,6 +73,8 @@ class ThreatNetGuard(callbacks.Plugin):
         self._whitelist_error = None
         self._whitelist_stamp = None
         self._flushes = set()  # networks with a flush scheduled
+        for tmp in remove_stale(self._whitelist_path()):
+            self.log.info("ThreatNetGuard: removed %s, left by an interrupted write", tmp)
         self._load_whitelist()
         schedule.addPeriodicEvent(self._tick, TICK, name="ThreatNetGuard.tick", now=False)
 

@@ -21,6 +21,7 @@ import pytest
 
 from harness import AGENT_IP, GUARD, OWNER, identify
 from threatnet.address import parse_ip
+from threatnet.atomic import remove_stale
 from threatnet.cache import ThreatCache
 from threatnet.language import parse_message
 from threatnet.whitelist import WhitelistStore
@@ -105,10 +106,9 @@ def test_whitelist_edits_survive_kill_9(tmp_path):
         acks = _kill_and_acks(pid, r, rng.uniform(0, 0.02))
         kills += 1
         last = acks[-1] if acks else done
-        leftovers = _temp_files(tmp_path, path.name)
+        leftovers = remove_stale(path)  # as the restarted Guard does
         mid_write += bool(leftovers)
-        for f in leftovers:
-            f.unlink()
+        assert not _temp_files(tmp_path, path.name)
         entries = WhitelistStore(path).load().entries(CHANNEL)  # raises if corrupt
         assert path.stat().st_size > 0
         assert path.read_text().startswith("# operator's comment"), "the comment was lost"
@@ -152,10 +152,9 @@ def test_cache_snapshots_survive_kill_9(tmp_path):
         pid, r = _run_child(body)
         acks = _kill_and_acks(pid, r, rng.uniform(0, 0.02))
         kills += 1
-        leftovers = _temp_files(tmp_path, path.name)
+        leftovers = remove_stale(path)  # as the restarted listener does
         mid_write += bool(leftovers)
-        for f in leftovers:
-            f.unlink()
+        assert not _temp_files(tmp_path, path.name)
         last = acks[-1] if acks else size
         if not path.exists():
             assert last == 0, "a snapshot was acknowledged but the file is missing"
@@ -191,7 +190,10 @@ def test_bot_started_with_a_bad_whitelist_fails_closed(case, ngircd, lab_factory
     path = bot.dir / "data" / "ThreatNetGuard.whitelist.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.format(channel=channel, ip=AGENT_IP))
+    stale = path.parent / f".{path.name}.k9x2q1.tmp"  # what a kill -9 mid-edit leaves
+    stale.write_text("channels: {}\n")
     bot.start()
+    assert not stale.exists(), "the temp file of an interrupted write was left"
     errors = [l for l in bot.read_log().splitlines()
               if l.startswith("ERROR") and "whitelist not loaded" in l]  # logged at load
     assert errors and reason in errors[0] and str(path) in errors[0], bot.read_log()[-2000:]
