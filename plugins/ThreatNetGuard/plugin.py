@@ -31,6 +31,7 @@ from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
 SETTINGS_TTL = 1  # seconds a setting is cached: changes apply within this
 HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real IP
+_MEMBERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
 SYNC_WAIT = 30  # seconds to wait for the WHO reply after the bot joins before judging anyway
 
 _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every line
@@ -73,6 +74,7 @@ class ThreatNetGuard(callbacks.Plugin):
         self._whitelist_error = None
         self._whitelist_stamp = None
         self._flushes = set()  # networks with a flush scheduled
+        self._members = {}  # (network, channel, nick) -> (expiry, *_member()), see _police
         for tmp in remove_stale(self._whitelist_path()):
             self.log.info("ThreatNetGuard: removed %s, left by an interrupted write", tmp)
         self._load_whitelist()
@@ -115,6 +117,22 @@ class ThreatNetGuard(callbacks.Plugin):
         if cached is None or cached[1] <= _now():
             cached = self._settings[key] = (self.registryValue(name, channel, irc.network),
                                             _now() + SETTINGS_TTL)
+        return cached[0]
+
+    def _addressing(self, irc, channel):
+        """How Limnoria's settings let a channel line address the bot: (prefix strings,
+        prefix chars, lowered nicks, by nick, by nick at the end, every line). Cached
+        like _get: Limnoria looks up all six per call."""
+        key = (irc.network, channel, "addressing")
+        cached = self._settings.get(key)
+        if cached is None or cached[1] <= _now():
+            by = conf.supybot.reply.whenAddressedBy
+            values = [v.getSpecific(network=irc.network, channel=channel)()
+                      for v in (by.strings, by.chars, by.nicks, by.nick, by.nick.atEnd,
+                                conf.supybot.reply.whenNotAddressed)]
+            values[0] = tuple(values[0])
+            values[2] = tuple(ircutils.toLower(n) for n in [irc.nick, *values[2]])
+            cached = self._settings[key] = (tuple(values), _now() + SETTINGS_TTL)
         return cached[0]
 
     @staticmethod
@@ -260,18 +278,39 @@ class ThreatNetGuard(callbacks.Plugin):
     # -- policing channel lines
 
     def _rules(self, irc, channel):
-        topic = self._topic(irc, channel)
-        get = functools.partial(self._get, irc=irc, channel=channel)
-        return Rules(block=topic.block, tolerant="tolerant" in topic.flags,
-                     tolerant_window=get("kick.tolerantWindow"),
-                     flood_lines=get("flood.lines"), flood_seconds=get("flood.seconds"),
-                     commands_from_anyone=get("commands.fromAnyone"),
-                     kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
-                     repeat_grace=get("kick.repeatGrace"),
-                     require_signature=get("kick.unsigned"))
+        """The channel's Rules, rebuilt when the topic changes or the settings cache
+        (SETTINGS_TTL) runs out: every line is judged by them."""
+        text = irc.state.channels[channel].topic
+        key = (irc.network, channel, "rules")
+        cached = self._settings.get(key)
+        if cached is None or cached[1] <= _now() or cached[0][0] != text:
+            topic = self._topic(irc, channel)
+            get = functools.partial(self._get, irc=irc, channel=channel)
+            rules = Rules(block=topic.block, tolerant="tolerant" in topic.flags,
+                          tolerant_window=get("kick.tolerantWindow"),
+                          flood_lines=get("flood.lines"), flood_seconds=get("flood.seconds"),
+                          commands_from_anyone=get("commands.fromAnyone"),
+                          kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
+                          repeat_grace=get("kick.repeatGrace"),
+                          require_signature=get("kick.unsigned"))
+            cached = self._settings[key] = ((text, rules), _now() + SETTINGS_TTL)
+        return cached[0][1]
+
+    def _may_address(self, irc, msg):
+        """False if the line cannot address the bot (by prefix, nick or whenNotAddressed):
+        the cheap test that spares most channel lines Limnoria's ``addressed``."""
+        strings, chars, nicks, by_nick, at_end, always = self._addressing(irc, msg.channel)
+        text = msg.args[1]
+        if always or not text or text[0] in chars or (strings and text.startswith(strings)):
+            return True
+        lowered = ircutils.toLower(text)
+        return (by_nick and lowered.startswith(nicks)) or \
+            (at_end and lowered.rstrip().endswith(nicks))
 
     def _is_command(self, irc, msg):
         """Whether the line addresses one of the bot's commands (any loaded plugin's)."""
+        if not self._may_address(irc, msg):
+            return False
         words = [callbacks.canonicalName(w) for w in callbacks.addressed(irc, msg).split()[:3]]
         return bool(words) and any(cb.getCommand(words) for cb in irc.callbacks
                                    if isinstance(cb, callbacks.Commands))
@@ -288,19 +327,20 @@ class ThreatNetGuard(callbacks.Plugin):
 
     def _police(self, irc, msg):
         channel = msg.channel
-        if channel is None or len(msg.args) < 2 or not ircutils.isUserHostmask(msg.prefix) \
-                or ircutils.strEqual(msg.nick, irc.nick) or not self._acting(irc, channel):
+        if channel is None or len(msg.args) < 2:
             return
-        state = irc.state.channels[channel]
         nick = msg.nick
-        if nick not in state.users or state.isHalfopPlus(nick) or self.syncing(irc, channel):
-            # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
-            # the bot's join syncs, nobody's account is known yet
+        key = (irc.network, channel, nick)
+        member = self._members.get(key)
+        if member is None or member[0] <= _now():
+            if len(self._members) >= _MEMBERS_MAX:
+                self._members.clear()
+            member = self._members[key] = (_now() + SETTINGS_TTL,
+                                           *self._member(irc, msg, channel, nick))
+        _, c, trusted, account = member
+        if c is None:
             return
-        account = irc.state.nicksToAccounts.get(nick)
-        trusted = self._evaluate(irc, channel, nick)  # also voices one who spoke before its +v
         rules = self._rules(irc, channel)
-        c = self._channel(irc, channel)
         text = msg.args[1]
         command = self._is_command(irc, msg)
         verdict = c.moderator.judge(text, offender(msg.host, account), rules, trusted=trusted,
@@ -313,6 +353,29 @@ class ThreatNetGuard(callbacks.Plugin):
                                              f"{rules.tolerant_window:g} s gets you kicked."))
         elif verdict.action == "kick":
             self._kick(irc, channel, nick, msg.host, account, verdict.reason)
+
+    def _member(self, irc, msg, channel, nick):
+        """(_Channel, trusted, account) for a sender the bot polices in ``channel``,
+        (None, False, None) for one it leaves alone. _police memoises this for
+        SETTINGS_TTL; any message that may change it clears the memo (inFilter)."""
+        if not ircutils.isUserHostmask(msg.prefix) or ircutils.strEqual(nick, irc.nick) \
+                or not self._acting(irc, channel):
+            return None, False, None
+        state = irc.state.channels[channel]
+        if nick not in state.users or state.isHalfopPlus(nick) or self.syncing(irc, channel):
+            # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
+            # the bot's join syncs, nobody's account is known yet
+            return None, False, None
+        account = irc.state.nicksToAccounts.get(nick)
+        trusted = self._evaluate(irc, channel, nick)  # also voices one who spoke before its +v
+        return self._channel(irc, channel), trusted, account
+
+    def inFilter(self, irc, msg):
+        # Anything but a channel line (MODE, JOIN, NICK, ACCOUNT, CHGHOST, WHO replies,
+        # ...) may change who is policed and trusted: forget the memo.
+        if msg.command not in ("PRIVMSG", "NOTICE"):
+            self._members.clear()
+        return msg
 
     def _kick(self, irc, channel, nick, host, account, reason):
         """Kick, and ban a repeat offender for a while (by account where the server can)."""
@@ -378,6 +441,7 @@ class ThreatNetGuard(callbacks.Plugin):
     def _apply(self, whitelist):
         """Use ``whitelist`` from now on and re-evaluate every guarded channel at once."""
         self._whitelist = whitelist
+        self._members.clear()
         for irc in world.ircs:
             for channel in list(irc.state.channels):
                 if self._acting(irc, channel):

@@ -1,4 +1,7 @@
 """Kick: unvoiced senders, malformed lines (tolerant mode), floods, bogons, repeats; kickbans."""
+import contextlib
+
+import supybot.conf as conf
 import supybot.schedule as schedule
 from guard_helpers import GUARD, GuardTestCase
 from supybot.test import timeFastForward
@@ -40,6 +43,37 @@ class KickTestCase(GuardTestCase):
             self.assertEqual(self.lines()[0], f"KICK #test eve {UNVOICED}")
             self.say("a1", "192.0.2.5", "@tn topic")
             self.assertEqual([m.command for m in self.out()], ["PRIVMSG"])
+
+    def test_every_way_to_address_the_bot_is_a_command(self):
+        """The cheap pre-test before Limnoria's ``addressed`` misses none of its forms."""
+        reply = conf.supybot.reply.whenAddressedBy
+        for line, setting, value in [
+                ("test: tn topic", None, None),
+                ("TEST, tn topic", None, None),
+                ("tn topic, test", reply.nick.atEnd, True),
+                ("bot: tn topic", reply.nicks, ["bot"]),
+                ("~~tn topic", reply.strings, ["~~"]),
+                ("tn topic", conf.supybot.reply.whenNotAddressed, True)]:
+            with (setting.context(value) if setting else contextlib.nullcontext()):
+                self.guard._settings.clear()  # the plugin caches them for a second
+                self.say("eve", "cloak.example", line)
+                self.assertEqual([m.command for m in self.out()], ["PRIVMSG"], line)
+        self.guard._settings.clear()
+        self.say("eve", "cloak.example", "tn topic, test")  # atEnd is off again
+        self.assertEqual(self.lines(), [f"KICK #test eve {UNVOICED}"])
+
+    def test_a_change_of_status_applies_to_the_next_line(self):
+        """Senders are memoised per line; any other message forgets them."""
+        self.say("a1", "192.0.2.5", "8.8.8.8")
+        self.feed(":a1!u@192.0.2.5 CHGHOST u cloak.example")
+        self.say("a1", "cloak.example", "8.8.4.4")  # no longer whitelisted: the line counts
+        self.assertIn(f"KICK #test a1 {UNVOICED}", self.lines())
+        self.say("a2", "192.0.2.6", "8.8.8.8")
+        self.write_whitelist("channels: {}\n")
+        self.assertIsNone(self.guard._load_whitelist())
+        self.lines()  # the devoices
+        self.say("a2", "192.0.2.6", "9.9.9.9")
+        self.assertEqual(self.lines(), [f"KICK #test a2 {UNVOICED}"])
 
     def test_ops_are_not_kicked(self):
         self.feed(":irc.test MODE #test +o eve")
