@@ -3,6 +3,11 @@ through a real ``irclib.Irc`` (parse, IRC state, every plugin hook) with only
 ThreatNetCache loaded, versus the same with a no-op plugin, in one run.
 
     .venv/bin/python bench/listener.py [--lines N] [--chunk C] [--ipv6 F] [--seed S]
+                                       [--plugin ThreatNetGuard]
+
+``--plugin ThreatNetGuard`` measures the channel bot's policing the same way: the
+reporters are whitelisted and the bot is op; its flood limit and bogon kicks are off,
+since here the lines arrive all at once and a kicked reporter would leave the hot path.
 
 Two workloads: channel traffic of threat lines from voiced agents (bench/core.py's
 mix of new threats, duplicates, IPv6 and bogons), and chatter that is not threat
@@ -28,18 +33,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 CHANNEL, NICK = "#threatnet", "agent"
+REPORTER_HOST = "198.51.100.{}"  # the reporters' hosts: the Guard whitelists the /24
+TOPIC = "threatnet://threatnet.invalid/datn2004/ip-comment block=3600"
 NOOP, NOOP_NOIGNORE = "no-op", "no-op noIgnore"
-NETWORKS = {"ThreatNetCache": "bench", NOOP: "baseline", NOOP_NOIGNORE: "baseline2"}  # own Irc
+PLUGIN = "plugin"  # the plugin measured
+NETWORKS = {PLUGIN: "bench", NOOP: "baseline", NOOP_NOIGNORE: "baseline2"}  # each its own Irc
+SETTINGS = {
+    "ThreatNetCache": {"enable": True},
+    "ThreatNetGuard": {"enable": True, "flood.lines": 0, "kick.bogons": False},
+}
 
 
-def open_registry(tmp: str) -> None:
-    """A throwaway registry, opened before supybot.conf is imported (as supybot does)."""
+def open_registry(tmp: str, plugin: str = "ThreatNetCache") -> None:
+    """A throwaway registry, opened before supybot.conf is imported (as supybot does),
+    and the Guard's whitelist (the reporters' network)."""
     for sub in ("conf", "data", "data/tmp", "logs", "backup"):
         os.makedirs(os.path.join(tmp, sub))
     path = os.path.join(tmp, "conf", "bench.conf")
     with open(path, "w") as f:
         servers = "".join(f"supybot.networks.{net}.servers: 127.0.0.1:6667\n"
                           for net in NETWORKS.values())
+        settings = "".join(f"supybot.plugins.{plugin}.{name}: {value}\n"
+                           for name, value in SETTINGS[plugin].items())
         f.write(f"""supybot.nick: {NICK}
 supybot.networks: {" ".join(NETWORKS.values())}
 {servers}supybot.directories.conf: {tmp}/conf
@@ -50,8 +65,9 @@ supybot.directories.backup: {tmp}/backup
 supybot.directories.plugins: {ROOT}/plugins
 supybot.log.stdout: False
 supybot.log.level: WARNING
-supybot.plugins.ThreatNetCache.enable: True
-""")
+{settings}""")
+    with open(os.path.join(tmp, "data", "ThreatNetGuard.whitelist.yaml"), "w") as f:
+        f.write(f'channels:\n  "{CHANNEL}":\n    - {REPORTER_HOST.format("0/24")}\n')
     import supybot.registry as registry
     registry.open_registry(path)
 
@@ -60,7 +76,7 @@ def workloads(count: int, seed: int, ipv6: float) -> dict[str, list[str]]:
     """Raw server lines: threat traffic from the voiced reporters, and plain chatter."""
     from core import REPORTERS, channel_lines
     rnd = random.Random(seed)
-    threats = [f":{REPORTERS[who][0]}!u@198.51.100.{who} PRIVMSG {CHANNEL} :{line}"
+    threats = [f":{REPORTERS[who][0]}!u@{REPORTER_HOST.format(who)} PRIVMSG {CHANNEL} :{line}"
                for line, who in channel_lines(count, rnd, ipv6)]
     words = ["hello", "anyone seen the new scanner?", "lunch", "brb", "ok", "+1"]
     chatter = [f":human{n % 50}!h@203.0.113.{n % 50} PRIVMSG {CHANNEL} :{rnd.choice(words)}"
@@ -68,8 +84,9 @@ def workloads(count: int, seed: int, ipv6: float) -> dict[str, list[str]]:
     return {"threat lines": threats, "chatter": chatter}
 
 
-def make_irc(plugin: str):
-    """An Irc joined to CHANNEL, with the reporters voiced and only ``plugin`` loaded."""
+def make_irc(which: str, plugin: str):
+    """An Irc joined to CHANNEL (opped, with its topic), with the reporters voiced and
+    only ``plugin`` loaded, or only one of the no-ops (``which``)."""
     import supybot.callbacks as callbacks
     import supybot.irclib as irclib
     import supybot.ircmsgs as ircmsgs
@@ -78,21 +95,25 @@ def make_irc(plugin: str):
 
     class Noop(callbacks.Plugin):
         """Does nothing with channel lines: the baseline."""
-        noIgnore = plugin == NOOP_NOIGNORE
+        noIgnore = which == NOOP_NOIGNORE
 
         def doPrivmsg(self, irc, msg):
             pass
 
-    irc = irclib.Irc(NETWORKS[plugin], callbacks=[])  # not Limnoria's shared plugin list
-    if plugin != "ThreatNetCache":
-        irc.addCallback(Noop(irc))
-    else:
+    irc = irclib.Irc(NETWORKS[which], callbacks=[])  # not Limnoria's shared plugin list
+    if which == PLUGIN:
         supyplugin.loadPluginClass(irc, supyplugin.loadPluginModule(plugin))
+    else:
+        irc.addCallback(Noop(irc))
     voiced = " ".join("+" + nick for nick, _ in REPORTERS)
     for raw in (f":{NICK}!a@192.0.2.1 JOIN {CHANNEL}",
+                f":irc.example.net 332 {NICK} {CHANNEL} :{TOPIC}",
                 f":irc.example.net 353 {NICK} = {CHANNEL} :@{NICK} {voiced}",
-                f":irc.example.net 366 {NICK} {CHANNEL} :End of /NAMES list."):
+                f":irc.example.net 366 {NICK} {CHANNEL} :End of /NAMES list.",
+                f":irc.example.net 315 {NICK} {CHANNEL} :End of /WHO list."):
         irc.feedMsg(ircmsgs.IrcMsg(raw))
+    while irc.takeMsg():  # what the plugin sent on joining (the Guard: modes)
+        pass
     return irc
 
 
@@ -106,24 +127,25 @@ def cpu_seconds(irc, lines: list[str]) -> float:
     return time.process_time() - start
 
 
-def compare(lines: list[str], chunk: int) -> tuple[dict[str, float], dict[str, float]]:
+def compare(lines: list[str], chunk: int,
+            plugin: str) -> tuple[dict[str, float], dict[str, float]]:
     """Lines/s of each plugin over all lines, and per no-op the median of the
     per-chunk rate ratios: every Irc gets each chunk in turn (in a rotating order),
     so drift in machine load cancels."""
-    ircs = {plugin: make_irc(plugin) for plugin in NETWORKS}
+    ircs = {which: make_irc(which, plugin) for which in NETWORKS}
     seconds = dict.fromkeys(ircs, 0.0)
     ratios: dict[str, list[float]] = {NOOP: [], NOOP_NOIGNORE: []}
     orders = list(itertools.permutations(ircs))
     for n, start in enumerate(range(0, len(lines), chunk)):
         part = lines[start:start + chunk]
-        took = {plugin: cpu_seconds(ircs[plugin], part) for plugin in orders[n % len(orders)]}
-        for plugin, t in took.items():
-            seconds[plugin] += t
+        took = {which: cpu_seconds(ircs[which], part) for which in orders[n % len(orders)]}
+        for which, t in took.items():
+            seconds[which] += t
         for noop, chunk_ratios in ratios.items():
-            chunk_ratios.append(took[noop] / took["ThreatNetCache"])
-    for plugin in (NOOP, NOOP_NOIGNORE, "ThreatNetCache"):  # the last: runs the plugin's die()
-        ircs[plugin]._reallyDie()
-    return ({p: len(lines) / t for p, t in seconds.items()},
+            chunk_ratios.append(took[noop] / took[PLUGIN])
+    for which in (NOOP, NOOP_NOIGNORE, PLUGIN):  # the last: runs the plugin's die()
+        ircs[which]._reallyDie()
+    return ({w: len(lines) / t for w, t in seconds.items()},
             {noop: statistics.median(r) for noop, r in ratios.items()})
 
 
@@ -134,16 +156,17 @@ def main() -> None:
     parser.add_argument("--ipv6", type=float, default=0.10,
                         help="share of new threats that are IPv6 (default 0.10)")
     parser.add_argument("--seed", type=int, default=2004)
+    parser.add_argument("--plugin", choices=sorted(SETTINGS), default="ThreatNetCache")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="threatnet-bench-")
     try:
-        open_registry(tmp)
+        open_registry(tmp, args.plugin)
         for name, lines in workloads(args.lines, args.seed, args.ipv6).items():
             gc.collect()
             gc.freeze()  # the generated input is the bench's: keep it out of GC passes
-            rates, ratios = compare(lines, args.chunk)
-            print(f"{name:>12}: no-op {rates[NOOP]:>7,.0f} lines/s, ThreatNetCache "
-                  f"{rates['ThreatNetCache']:>7,.0f} lines/s, ratio {ratios[NOOP]:.1%}; "
+            rates, ratios = compare(lines, args.chunk, args.plugin)
+            print(f"{name:>12}: no-op {rates[NOOP]:>7,.0f} lines/s, {args.plugin} "
+                  f"{rates[PLUGIN]:>7,.0f} lines/s, ratio {ratios[NOOP]:.1%}; "
                   f"vs a no-op with noIgnore {ratios[NOOP_NOIGNORE]:.1%} "
                   f"(medians of {len(range(0, args.lines, args.chunk))} chunks)")
     finally:
