@@ -36,16 +36,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from propagation import (CHANNEL, CONFIGS, PROBE_INIT, PROBE_PLUGIN, collect,  # noqa: E402
                          cpu_seconds, host_busy, ips, offer, percentile, probe_size)
-from stack import (BASE_PLUGINS, PLUGINS_DIR, Bot, NgIRCd, network_settings,  # noqa: E402
+from stack import (MINIMAL, PLUGINS_DIR, Bot, NgIRCd, network_settings,  # noqa: E402
                    ngircd_network, start_bots, stop_all, stop_bots)
 
 
 IDLE = 5.0  # seconds of no traffic, to measure a listener's idle CPU
 BRIDGE_BLOCK = 3  # the bridge bot's block period: its quiet period is over after 5 s
 P = "supybot.plugins.ThreatNetCache."
-# Registry lines that unload the plugins stack.Bot always adds (later lines win).
-MINIMAL = {"supybot.plugins.alwaysLoadImportant": False,
-           **{f"supybot.plugins.{name}": False for name in BASE_PLUGINS}}
 
 
 def bridge_bot(work: Path, main: NgIRCd, far: NgIRCd, plugins_dir: str) -> Bot:

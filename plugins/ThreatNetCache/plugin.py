@@ -18,6 +18,7 @@ import supybot.world as world
 from supybot import httpserver
 from supybot.commands import additional, wrap
 
+from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers threatIp
 from threatnet.address import parse_ip
@@ -201,6 +202,7 @@ class ThreatNetCache(callbacks.Plugin):
         self._channels = {}  # (network, lowered channel) -> _Channel
         self._joined = {}  # (network, channel as joined) -> _Channel: no folding per line
         self._outboxes = {}  # network -> Outbox of (_Channel, ThreatMessage)
+        self._addressing = {}  # may_address's settings cache
         self.bridging = bridging.Bridging(self)  # before _sync: it marks bridged channels
         self._responses = {}  # (network, lowered channel) -> ChannelResponses, kept on part
         self._http = None  # ThreatNetHttp while plugins.ThreatNetCache.http.enable
@@ -291,11 +293,13 @@ class ThreatNetCache(callbacks.Plugin):
         return sender
 
     def inFilter(self, irc, msg):
-        # Any message but a channel line (MODE, JOIN, NICK, ACCOUNT, WHO replies,
-        # ...) may change who is voiced, opped or logged in: forget the memo.
         if msg.command != "PRIVMSG":
+            # Any message but a channel line (MODE, JOIN, NICK, ACCOUNT, WHO replies,
+            # ...) may change who is voiced, opped or logged in: forget the memo.
             for st in self._channels.values():
                 st.senders.clear()
+        elif msg.channel is not None and len(msg.args) > 1:
+            may_address(irc, msg, self._addressing)  # spares Owner its costly test
         return msg
 
     # -- channel membership and topic

@@ -18,6 +18,7 @@ import supybot.schedule as schedule
 import supybot.world as world
 from supybot.commands import getopts, wrap
 
+from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
 from threatnet.address import AddressError, parse_ip
@@ -117,22 +118,6 @@ class ThreatNetGuard(callbacks.Plugin):
         if cached is None or cached[1] <= _now():
             cached = self._settings[key] = (self.registryValue(name, channel, irc.network),
                                             _now() + SETTINGS_TTL)
-        return cached[0]
-
-    def _addressing(self, irc, channel):
-        """How Limnoria's settings let a channel line address the bot: (prefix strings,
-        prefix chars, lowered nicks, by nick, by nick at the end, every line). Cached
-        like _get: Limnoria looks up all six per call."""
-        key = (irc.network, channel, "addressing")
-        cached = self._settings.get(key)
-        if cached is None or cached[1] <= _now():
-            by = conf.supybot.reply.whenAddressedBy
-            values = [v.getSpecific(network=irc.network, channel=channel)()
-                      for v in (by.strings, by.chars, by.nicks, by.nick, by.nick.atEnd,
-                                conf.supybot.reply.whenNotAddressed)]
-            values[0] = tuple(values[0])
-            values[2] = tuple(ircutils.toLower(n) for n in [irc.nick, *values[2]])
-            cached = self._settings[key] = (tuple(values), _now() + SETTINGS_TTL)
         return cached[0]
 
     @staticmethod
@@ -296,20 +281,9 @@ class ThreatNetGuard(callbacks.Plugin):
             cached = self._settings[key] = ((text, rules), _now() + SETTINGS_TTL)
         return cached[0][1]
 
-    def _may_address(self, irc, msg):
-        """False if the line cannot address the bot (by prefix, nick or whenNotAddressed):
-        the cheap test that spares most channel lines Limnoria's ``addressed``."""
-        strings, chars, nicks, by_nick, at_end, always = self._addressing(irc, msg.channel)
-        text = msg.args[1]
-        if always or not text or text[0] in chars or (strings and text.startswith(strings)):
-            return True
-        lowered = ircutils.toLower(text)
-        return (by_nick and lowered.startswith(nicks)) or \
-            (at_end and lowered.rstrip().endswith(nicks))
-
     def _is_command(self, irc, msg):
         """Whether the line addresses one of the bot's commands (any loaded plugin's)."""
-        if not self._may_address(irc, msg):
+        if not may_address(irc, msg, self._settings):
             return False
         words = [callbacks.canonicalName(w) for w in callbacks.addressed(irc, msg).split()[:3]]
         return bool(words) and any(cb.getCommand(words) for cb in irc.callbacks

@@ -10,6 +10,7 @@ from supybot.utils.str import decode_raw_line
 
 from cache_helpers import CacheTestCase, setting
 from threatnet.language import ThreatError, parse_message
+from threatnet_irc.addressing import may_address
 
 
 def address_forms(ip):
@@ -233,6 +234,31 @@ class ExpiryTestCase(CacheTestCase):
 
 
 class HotPathTestCase(CacheTestCase):
+    def testLinesThatCannotAddressTheBotAreTaggedSo(self):
+        """A threat line is tagged as no command, as Limnoria's addressed() would, so
+        Owner skips its costly test; anything that might address the bot is left to it."""
+        def line(text):
+            msg = ircmsgs.privmsg(self.channel, text, prefix="alice!a@h.example")
+            self.irc._tagMsg(msg)  # msg.channel, as feedMsg sets it before the inFilters
+            return msg, may_address(self.irc, msg, {})
+
+        for text in ("45.0.0.1 scan", "2001:db8::1", " 45.0.0.2", "hello test"):
+            msg, may = line(text)
+            self.assertEqual((may, msg.addressed), (False, ""), text)
+        for text in ("@tn feeds", "test: tn feeds", "TEST, tn feeds", "test is a nice bot",
+                     "tests: no"):
+            msg, may = line(text)
+            self.assertEqual((may, msg.addressed), (True, None), text)
+        with conf.supybot.reply.whenNotAddressed.context(True):
+            self.assertEqual(line("45.0.0.1 scan")[1], True)
+        for command in ("@tn status", "test: tn status"):  # through the plugin's inFilter
+            self.irc.feedMsg(ircmsgs.privmsg(self.channel, command, prefix="alice!a@h.example"))
+            reply = self.irc.takeMsg()
+            self.assertTrue(reply is not None and "online" in reply.args[1], command)
+        msg = ircmsgs.privmsg(self.channel, "45.0.0.3 scan", prefix="alice!a@h.example")
+        self.irc.feedMsg(msg)
+        self.assertEqual(msg.addressed, "")
+
     @settings(max_examples=100, deadline=None)
     @given(ip=st.ip_addresses(), form=st.integers(0, 2), lead=st.sampled_from(["", " ", "\t "]),
            comment=st.text(st.characters(blacklist_characters="\r\n\x00"), max_size=20))
