@@ -88,8 +88,11 @@ class Client:
                  caps: Iterable[str] = (), sasl: Optional[tuple[str, str]] = None,
                  realname: str = "ThreatNet test client", source: str = "",
                  tls: bool = False, fingerprint: str = "", certfile: str = "",
-                 sasl_external: bool = False):
+                 sasl_external: bool = False, deaf: str = ""):
         self.host, self.port, self.nick = host, port, nick
+        # A channel whose PRIVMSGs are dropped unparsed (like user mode +D): a load
+        # generator that only posts need not parse and keep everyone else's lines.
+        self._deaf = f" PRIVMSG {deaf} :".encode() if deaf else b""
         self.source = source  # local address to connect from, e.g. 127.0.0.2 (any 127/8 works)
         self.user = user or nick[:10]
         self.caps = list(caps)
@@ -206,6 +209,8 @@ class Client:
                 *complete, buf = buf.split(b"\n")
                 parsed = []
                 for raw in complete:
+                    if self._deaf and self._deaf in raw:
+                        continue
                     text = raw.rstrip(b"\r").decode("utf-8", "replace")
                     if not text:
                         continue
