@@ -123,6 +123,9 @@ def main() -> int:
     parser.add_argument("--probe-timeout", type=float, default=30.0)
     parser.add_argument("--drain-timeout", type=float, default=600.0,
                         help="seconds to wait for each bot's final `tn status`")
+    parser.add_argument("--listener-nice", type=int, default=0,
+                        help="run the listener bots at this nice level: on one machine, "
+                             "gives the channel bot the CPU it would have on a host of its own")
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     args = parser.parse_args()
 
@@ -149,6 +152,8 @@ def main() -> int:
                          plugins=["ThreatNetCache"], settings={**CACHE_SETTINGS, **MINIMAL},
                          vhost=LISTENER_IP) for i in range(args.listeners)]
         start_bots(listeners)
+        for b in listeners:
+            os.setpriority(os.PRIO_PROCESS, b.proc.pid, args.listener_nice)
         bots += listeners
 
         watcher = Client(*server.address, "watcher")
@@ -244,8 +249,9 @@ def main() -> int:
         script_cpu = time.process_time() - others[1]
         wall = time.monotonic() - started
 
+        nice = f" (nice {args.listener_nice})" if args.listener_nice else ""
         print(f"soak: {args.agents} agents, {args.rate:g} threats/s offered for "
-              f"{args.seconds:g} s, {args.listeners} listeners + the channel bot, ngIRCd, "
+              f"{args.seconds:g} s, {args.listeners} listeners{nice} + the channel bot, ngIRCd, "
               f"{os.cpu_count()} CPUs")
         print(f"threats sent: {total} ({total / elapsed:.0f}/s achieved)")
         for b in bots:
