@@ -31,8 +31,9 @@ def may_address(irc, msg, cache):
     reply.whenAddressedBy.nicks at the start, or with nick.atEnd at the end,
     reply.whenNotAddressed); it is then tagged ``addressed`` = "". ``cache`` (a dict
     the caller owns and may clear) keeps the settings per channel for TTL seconds."""
-    if msg.addressed is not None:  # already worked out for this message
-        return bool(msg.addressed)
+    done = msg.tagged("addressed")
+    if done is not None:  # already worked out for this message
+        return bool(done)
     key = (irc.network, msg.channel, irc.nick, "addressing")
     cached = cache.get(key)
     if cached is None or cached[1] <= now():

@@ -244,11 +244,11 @@ class HotPathTestCase(CacheTestCase):
 
         for text in ("45.0.0.1 scan", "2001:db8::1", " 45.0.0.2", "hello test"):
             msg, may = line(text)
-            self.assertEqual((may, msg.addressed), (False, ""), text)
+            self.assertEqual((may, msg.tagged("addressed")), (False, ""), text)
         for text in ("@tn feeds", "test: tn feeds", "TEST, tn feeds", "test is a nice bot",
                      "tests: no"):
             msg, may = line(text)
-            self.assertEqual((may, msg.addressed), (True, None), text)
+            self.assertEqual((may, msg.tagged("addressed")), (True, None), text)
         with conf.supybot.reply.whenNotAddressed.context(True):
             self.assertEqual(line("45.0.0.1 scan")[1], True)
         for command in ("@tn status", "test: tn status"):  # through the plugin's inFilter
@@ -257,7 +257,7 @@ class HotPathTestCase(CacheTestCase):
             self.assertTrue(reply is not None and "online" in reply.args[1], command)
         msg = ircmsgs.privmsg(self.channel, "45.0.0.3 scan", prefix="alice!a@h.example")
         self.irc.feedMsg(msg)
-        self.assertEqual(msg.addressed, "")
+        self.assertEqual(msg.tagged("addressed"), "")
 
     @settings(max_examples=100, deadline=None)
     @given(ip=st.ip_addresses(), form=st.integers(0, 2), lead=st.sampled_from(["", " ", "\t "]),
