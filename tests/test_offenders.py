@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from threatnet.offenders import Strikes, TempBans, ban_mask, offender
+from threatnet.offenders import (BanFileError, Strikes, TempBans, ban_mask, offender, read_bans,
+                                 write_bans)
 
 
 class Clock:
@@ -103,3 +104,33 @@ def test_temp_ban_is_extended_not_shortened() -> None:
     bans.add("m", 200)
     clock.now += 100
     assert bans.due() == []
+
+
+def test_bans_file_round_trip_and_hold(tmp_path) -> None:
+    path = tmp_path / "bans.json"
+    assert read_bans(path) == []  # none saved yet
+    rows = [("net", "#c", "*!*@cloak.example", 4600.0), ("net", "#c", "R:mallory", 5000.5)]
+    write_bans(path, rows)
+    assert read_bans(path) == rows
+    clock = Clock()
+    bans = TempBans(clock)
+    bans.add("*!*@cloak.example", 3600)  # until 4600
+    bans.hold("*!*@cloak.example", 4000.0)  # a restored ban never shortens one held
+    bans.hold("R:mallory", 900.0)
+    assert sorted(bans.items()) == [("*!*@cloak.example", 4600.0), ("R:mallory", 900.0)]
+    assert bans.due() == ["R:mallory"]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"\xff", "not JSON"),
+    (b"[]", "not a version 1 bans file"),
+    (b'{"version": 1, "bans": {}}', "not a version 1 bans file"),
+    (b'{"version": 1, "bans": [["net", "#c", "", 1.0]]}', "bad entry"),
+    (b'{"version": 1, "bans": [["net", "#c", "m", true]]}', "bad entry"),
+    (b'{"version": 1, "bans": [["net", "#c", "m", NaN]]}', "bad entry"),
+])
+def test_a_bad_bans_file_says_why(tmp_path, content: bytes, reason: str) -> None:
+    path = tmp_path / "bans.json"
+    path.write_bytes(content)
+    with pytest.raises(BanFileError, match=reason):
+        read_bans(path)

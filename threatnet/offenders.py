@@ -5,9 +5,17 @@ account or else the host, never by nick: changing nick must not wipe the slate.
 """
 from __future__ import annotations
 
+import json
+import math
+import os
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
+
+from threatnet.atomic import atomic_write
+
+BANS_VERSION = 1
+BanRow = tuple[str, str, str, float]  # (network, channel, mask, lifted at: time.time())
 
 # ISUPPORT EXTBAN is "<prefix>,<types>". The account extban of each server family,
 # first match wins: (prefix, type letter, mask format).
@@ -93,8 +101,50 @@ class TempBans:
     def discard(self, mask: str) -> None:
         self._until.pop(mask, None)
 
+    def hold(self, mask: str, until: float) -> None:
+        """Hold ``mask`` until the time ``until`` (a restored ban); never shortens one."""
+        self._until[mask] = max(until, self._until.get(mask, until))
+
+    def items(self) -> list[tuple[str, float]]:
+        """(mask, time to lift it) of every ban held."""
+        return list(self._until.items())
+
     def __contains__(self, mask: object) -> bool:
         return mask in self._until
 
     def __len__(self) -> int:
         return len(self._until)
+
+
+class BanFileError(ValueError):
+    """The bans file cannot be used; ``str(e)`` says why."""
+
+
+def write_bans(path: str | os.PathLike[str], rows: Iterable[BanRow]) -> None:
+    """Save the bans the bot must still lift, atomically; raises OSError."""
+    atomic_write(path, json.dumps({"version": BANS_VERSION, "bans": [list(r) for r in rows]}))
+
+
+def read_bans(path: str | os.PathLike[str]) -> list[BanRow]:
+    """The rows ``write_bans`` saved; none for a missing file. Raises BanFileError."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise BanFileError(f"cannot read {path}: {e.strerror}") from None
+    except ValueError as e:  # also UnicodeDecodeError
+        raise BanFileError(f"{path}: not JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("version") != BANS_VERSION \
+            or not isinstance(data.get("bans"), list):
+        raise BanFileError(f"{path}: not a version {BANS_VERSION} bans file")
+    rows = []
+    for row in data["bans"]:
+        if not (isinstance(row, list) and len(row) == 4
+                and all(isinstance(x, str) and x for x in row[:3])
+                and isinstance(row[3], (int, float)) and not isinstance(row[3], bool)
+                and math.isfinite(row[3])):
+            raise BanFileError(f"{path}: bad entry {row!r}")
+        rows.append((row[0], row[1], row[2], float(row[3])))
+    return rows

@@ -25,10 +25,12 @@ from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.moderation import Moderator, Rules
 from threatnet.modes import DEFAULT_MODES, batch, line_room
-from threatnet.offenders import Strikes, TempBans, ban_mask, offender
+from threatnet.offenders import (BanFileError, Strikes, TempBans, ban_mask, offender, read_bans,
+                                 write_bans)
 from threatnet.topic import TopicError, parse_topic
 from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 
+BANS_FILE = "ThreatNetGuard.bans.json"  # in the data directory: bans the bot must lift
 TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
 SETTINGS_TTL = 1  # seconds a setting is cached: changes apply within this
 HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real IP
@@ -76,9 +78,11 @@ class ThreatNetGuard(callbacks.Plugin):
         self._whitelist_stamp = None
         self._flushes = set()  # networks with a flush scheduled
         self._members = {}  # (network, channel, nick) -> (expiry, *_member()), see _police
-        for tmp in remove_stale(self._whitelist_path()):
-            self.log.info("ThreatNetGuard: removed %s, left by an interrupted write", tmp)
+        for path in (self._whitelist_path(), self._bans_path()):
+            for tmp in remove_stale(path):
+                self.log.info("ThreatNetGuard: removed %s, left by an interrupted write", tmp)
         self._load_whitelist()
+        self._load_bans()
         schedule.addPeriodicEvent(self._tick, TICK, name="ThreatNetGuard.tick", now=False)
 
     def reset(self):
@@ -98,13 +102,19 @@ class ThreatNetGuard(callbacks.Plugin):
     # -- state
 
     def _net(self, irc):
-        net = self._networks.get(irc.network)
+        return self._network(irc.network)
+
+    def _network(self, network):
+        net = self._networks.get(network)
         if net is None:
-            net = self._networks[irc.network] = _Network()
+            net = self._networks[network] = _Network()
         return net
 
     def _channel(self, irc, channel):
-        channels = self._net(irc).channels
+        return self._channel_on(irc.network, channel)
+
+    def _channel_on(self, network, channel):
+        channels = self._network(network).channels
         c = channels.get(channel)
         if c is None:
             c = channels[channel] = _Channel()
@@ -365,6 +375,7 @@ class ThreatNetGuard(callbacks.Plugin):
             else:
                 seconds = self._get("ban.duration", irc, channel)
                 c.bans.add(mask, seconds)
+                self._save_bans()
                 # before the kick: no rejoin in between
                 irc.sendMsg(ircmsgs.mode(channel, ("+b", mask)))
                 reason = f"{reason} (banned for {seconds} s)"
@@ -388,6 +399,36 @@ class ThreatNetGuard(callbacks.Plugin):
             self._send_modes(irc, channel, [("-b", mask) for mask in due if mask in bans])
             for mask in due:
                 c.bans.discard(mask)
+            self._save_bans()
+
+    # -- temporary bans across restarts
+
+    def _bans_path(self):
+        return os.path.join(conf.supybot.directories.data(), BANS_FILE)
+
+    def _save_bans(self):
+        """Save the temporary bans still to be lifted (rare: on a ban and a lift), so
+        that a restarted bot lifts them in time instead of leaving them for good."""
+        rows = [(network, channel, mask, until)
+                for network, net in self._networks.items()
+                for channel, c in net.channels.items() for mask, until in c.bans.items()]
+        try:
+            write_bans(self._bans_path(), rows)
+        except OSError as e:
+            self.log.error("ThreatNetGuard: cannot save the temporary bans (a restart would "
+                           "leave them in place): %s", e)
+
+    def _load_bans(self):
+        try:
+            rows = read_bans(self._bans_path())
+        except BanFileError as e:
+            self.log.error("ThreatNetGuard: temporary bans not restored, lift them by hand: %s",
+                           e)
+            return
+        for network, channel, mask, until in rows:
+            self._channel_on(network, channel).bans.hold(mask, until)
+        if rows:
+            self.log.info("ThreatNetGuard: %s temporary bans restored", len(rows))
 
     # -- the whitelist
 

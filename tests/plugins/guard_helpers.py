@@ -44,6 +44,15 @@ class GuardTestCase(ChannelPluginTestCase):
     def tearDown(self):
         schedule.run()  # nothing of ours may be left for the next test
         super().tearDown()
+        with contextlib.suppress(FileNotFoundError):  # nor bans to restore
+            os.remove(self.guard._bans_path())
+
+    def restart_guard(self):
+        """A new plugin instance on the same Irc and data directory, as after a restart."""
+        self.irc.removeCallback(self.guard.name())
+        self.guard.die()
+        self.guard = type(self.guard)(self.irc)
+        self.irc.addCallback(self.guard)
 
     # -- helpers
 

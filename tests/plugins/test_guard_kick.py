@@ -172,6 +172,33 @@ class BanTestCase(GuardTestCase):
         self.assertEqual(self.lines(), ["MODE #test -b *!*@cloak.example"])
         self.assertNotIn("*!*@cloak.example", self.chan.bans)
 
+    def test_bans_are_lifted_after_a_restart(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        with open(self.guard._bans_path()) as f:
+            self.assertIn("*!*@cloak.example", f.read())
+        self.restart_guard()
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), ["MODE #test -b *!*@cloak.example"])
+        self.restart_guard()  # lifted is lifted: nothing comes back
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), [])
+
+    def test_a_bad_bans_file_is_reported_and_ignored(self):
+        for text, reason in (("{", "not JSON"), ('{"version": 1, "bans": [["x"]]}', "bad entry"),
+                             ('{"version": 9, "bans": []}', "not a version 1 bans file")):
+            with open(self.guard._bans_path(), "w") as f:
+                f.write(text)
+            with self.assertLogs("supybot", "ERROR") as logged:
+                self.restart_guard()
+            self.assertIn(reason, "\n".join(logged.output))
+            self.assertIn("lift them by hand", "\n".join(logged.output))
+        for _ in range(3):  # and the next ban is saved over it
+            self.offend("eve", "cloak.example")
+        self.restart_guard()
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), ["MODE #test -b *!*@cloak.example"])
+
     def test_kickban_by_account_extban(self):
         for i in range(2):
             self.offend(f"m{i}", f"host{i}.example", tags="@account=mallory ")
