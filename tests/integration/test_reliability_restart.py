@@ -223,3 +223,38 @@ def test_bot_killed_and_restarted_under_the_channel(inspircd, stack_dir):
               f"{settled:.1f} s after the restart")
     finally:
         lab.close()
+
+
+def test_temporary_ban_is_lifted_by_the_restarted_bot(ngircd, stack_dir):
+    """A ban the Guard set is lifted on time by the Guard that was killed (-9) after
+    setting it and started again: pending bans are saved when set. (ngIRCd has no
+    services: the channel's first member ops the bot, both times.)"""
+    lab = Lab(ngircd, stack_dir / "bots" / "restart-ban", "rx")
+    try:
+        channel = lab.channel()
+        guard = lab.bot(lab.unique("guard"), channel,
+                        plugins=["ThreatNetCache", "ThreatNetGuard"], owner=OWNER,
+                        settings={**CACHE, **GUARD, "supybot.plugins.ThreatNetGuard.ban.kicks": 1,
+                                  "supybot.plugins.ThreatNetGuard.ban.duration": 8})
+        write_whitelist(guard, {channel: [AGENT_IP]})
+        watcher, stranger = lab.connect(lab.client(lab.unique("watch")),
+                                        lab.client(lab.unique("eve"), source=STRANGER_IP))
+        watcher.join(channel)  # first in: the channel's op, who ops the bot (as ChanServ would)
+        guard.start()
+        watcher.send(f"MODE {channel} +o {guard.nick}")
+        stranger.join(channel)
+        stranger.privmsg(channel, "11.7.7.7 let me in")
+        mask = f"*!*@{STRANGER_IP}"
+        wait_changes(watcher, {("+b", mask)}, by=guard.nick, timeout=10)
+        banned = time.monotonic()
+        guard.proc.stop(sig=9)
+        guard.proc = None
+        guard.start(configure=False)
+        watcher.send(f"MODE {channel} +o {guard.nick}")
+        wait_changes(watcher, {("-b", mask)}, by=guard.nick, timeout=8 + 5 + 5)  # + tick
+        lifted = time.monotonic() - banned
+        print(f"\nban set, bot killed and restarted: lifted after {lifted:.1f} s (duration 8 s)")
+        assert lifted >= 7.5
+        assert "1 temporary bans restored" in guard.read_log()
+    finally:
+        lab.close()
