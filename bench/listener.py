@@ -1,13 +1,19 @@
-"""Benchmark of the ThreatNetCache listener inside Limnoria: raw channel lines fed
-through a real ``irclib.Irc`` (parse, IRC state, every plugin hook) with only
-ThreatNetCache loaded, versus the same with a no-op plugin, in one run.
+"""Benchmark of a plugin inside Limnoria (the ThreatNetCache listener, or with
+--plugin the ThreatNetGuard channel bot): raw channel lines fed through a real
+``irclib.Irc`` (parse, IRC state, every plugin hook) with only that plugin loaded,
+versus the same with no-op plugins, in one run.
 
     .venv/bin/python bench/listener.py [--lines N] [--chunk C] [--ipv6 F] [--seed S]
-                                       [--plugin ThreatNetGuard]
+                                       [--plugin ThreatNetGuard] [--owner]
 
 ``--plugin ThreatNetGuard`` measures the channel bot's policing the same way: the
 reporters are whitelisted and the bot is op; its flood limit and bogon kicks are off,
 since here the lines arrive all at once and a kicked reporter would leave the hot path.
+The chatter comes from people not in the channel: for the Guard, its cheapest path.
+
+``--owner`` loads Limnoria's Owner plugin into every Irc too, as into every real bot:
+Owner looks for a command in each channel line, which the plugins spare it for lines
+that cannot address the bot (threatnet_irc/addressing.py).
 
 Two workloads: channel traffic of threat lines from voiced agents (bench/core.py's
 mix of new threats, duplicates, IPv6 and bogons), and chatter that is not threat
@@ -84,9 +90,9 @@ def workloads(count: int, seed: int, ipv6: float) -> dict[str, list[str]]:
     return {"threat lines": threats, "chatter": chatter}
 
 
-def make_irc(which: str, plugin: str):
+def make_irc(which: str, plugin: str, owner: bool):
     """An Irc joined to CHANNEL (opped, with its topic), with the reporters voiced and
-    only ``plugin`` loaded, or only one of the no-ops (``which``)."""
+    only ``plugin`` loaded, or only one of the no-ops (``which``); Owner too if asked."""
     import supybot.callbacks as callbacks
     import supybot.irclib as irclib
     import supybot.ircmsgs as ircmsgs
@@ -101,6 +107,8 @@ def make_irc(which: str, plugin: str):
             pass
 
     irc = irclib.Irc(NETWORKS[which], callbacks=[])  # not Limnoria's shared plugin list
+    if owner:
+        supyplugin.loadPluginClass(irc, supyplugin.loadPluginModule("Owner"))
     if which == PLUGIN:
         supyplugin.loadPluginClass(irc, supyplugin.loadPluginModule(plugin))
     else:
@@ -127,12 +135,12 @@ def cpu_seconds(irc, lines: list[str]) -> float:
     return time.process_time() - start
 
 
-def compare(lines: list[str], chunk: int,
-            plugin: str) -> tuple[dict[str, float], dict[str, float]]:
+def compare(lines: list[str], chunk: int, plugin: str,
+            owner: bool) -> tuple[dict[str, float], dict[str, float]]:
     """Lines/s of each plugin over all lines, and per no-op the median of the
     per-chunk rate ratios: every Irc gets each chunk in turn (in a rotating order),
     so drift in machine load cancels."""
-    ircs = {which: make_irc(which, plugin) for which in NETWORKS}
+    ircs = {which: make_irc(which, plugin, owner) for which in NETWORKS}
     seconds = dict.fromkeys(ircs, 0.0)
     ratios: dict[str, list[float]] = {NOOP: [], NOOP_NOIGNORE: []}
     orders = list(itertools.permutations(ircs))
@@ -157,6 +165,7 @@ def main() -> None:
                         help="share of new threats that are IPv6 (default 0.10)")
     parser.add_argument("--seed", type=int, default=2004)
     parser.add_argument("--plugin", choices=sorted(SETTINGS), default="ThreatNetCache")
+    parser.add_argument("--owner", action="store_true", help="Owner in every Irc, too")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="threatnet-bench-")
     try:
@@ -164,7 +173,7 @@ def main() -> None:
         for name, lines in workloads(args.lines, args.seed, args.ipv6).items():
             gc.collect()
             gc.freeze()  # the generated input is the bench's: keep it out of GC passes
-            rates, ratios = compare(lines, args.chunk, args.plugin)
+            rates, ratios = compare(lines, args.chunk, args.plugin, args.owner)
             print(f"{name:>12}: no-op {rates[NOOP]:>7,.0f} lines/s, {args.plugin} "
                   f"{rates[PLUGIN]:>7,.0f} lines/s, ratio {ratios[NOOP]:.1%}; "
                   f"vs a no-op with noIgnore {ratios[NOOP_NOIGNORE]:.1%} "

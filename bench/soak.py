@@ -22,7 +22,9 @@ voice and kick latency idle and under load (median, p95, max, misses), how busy 
 machine was, and anything the bots logged as errors. Asserts nothing.
 
     .venv/bin/python bench/soak.py [--agents 20] [--rate 200] [--seconds 30]
-                                   [--listeners 3] [--probe-every 2]
+                                   [--listeners 3] [--probe-every 2] [--idle-probes 5]
+                                   [--probe-timeout 30] [--drain-timeout 600]
+                                   [--listener-nice N] [--keep]
 
 The defaults are sized for a 2-core machine running everything (server, 4 bots, 20
 clients, the probe); the proposal's soak is --rate 1000 --seconds 60 (1.8 of 2 cores
@@ -274,8 +276,8 @@ def main() -> int:
                                   ("ERROR", "KICK", "404")), "")) for a in agents if a.closed]
         if dropped:
             print(f"agents disconnected by the server: {len(dropped)}, e.g. {dropped[:3]}")
-        for when, probes in (("idle", idle), ("under load", loaded)):
-            voice, kick = [v for v, _ in probes], [k for _, k in probes]
+        for when, results in (("idle", idle), ("under load", loaded)):
+            voice, kick = [v for v, _ in results], [k for _, k in results]
             print(f"Guard voice latency (join -> +v) {when}: {quantiles(voice)}")
             print(f"Guard kick latency (stranger's line -> KICK) {when}: {quantiles(kick)}")
         bots_cpu = sum(u[-1][1] - u[0][1] for u in usage.values())

@@ -91,7 +91,8 @@ class Client:
                  sasl_external: bool = False, deaf: str = ""):
         self.host, self.port, self.nick = host, port, nick
         # A channel whose PRIVMSGs are dropped unparsed (like user mode +D): a load
-        # generator that only posts need not parse and keep everyone else's lines.
+        # generator that only posts need not parse and keep everyone else's lines. A
+        # substring test on the raw line: good enough for load agents, not a parser.
         self._deaf = f" PRIVMSG {deaf} :".encode() if deaf else b""
         self.source = source  # local address to connect from, e.g. 127.0.0.2 (any 127/8 works)
         self.user = user or nick[:10]

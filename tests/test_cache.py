@@ -228,7 +228,6 @@ def test_without_aggregation_each_ipv6_address_counts(cache: ThreatCache) -> Non
     assert cache.keep(msg("2001:db8:1:2::1")) and cache.keep(msg("2001:db8:1:2::2"))
 
 
-
 @pytest.mark.parametrize("aggregate", [False, True])
 def test_on_keep_hears_each_kept_threat_once(clock: Clock, aggregate: bool) -> None:
     cache = ThreatCache(timeout=60, clock=clock, aggregate_v6=aggregate)
@@ -244,6 +243,18 @@ def test_on_keep_hears_each_kept_threat_once(clock: Clock, aggregate: bool) -> N
                 ["192.0.2.1", "2001:db8:1:2::", "2001:db8:1:3::5", "2001:db8:1:3::6"])
     assert [e.ip for e in heard] == expected
     assert [e.ip for e in heard] == [e.ip for e in cache][1:]
+
+
+def test_on_keep_hears_a_threat_kept_again_after_expiry(cache: ThreatCache,
+                                                        clock: Clock) -> None:
+    heard: list[Entry] = []
+    cache.on_keep = heard.append
+    cache.keep(msg("192.0.2.1", "first"))
+    clock.now += cache.timeout  # expired, not yet swept by expire()
+    assert cache.keep(msg("192.0.2.1", "again"))
+    assert [(e.comment, e.first_seen) for e in heard] == [("first", T0),
+                                                          ("again", T0 + cache.timeout)]
+
 
 # --- snapshots -------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Atomic file replacement: readers see the old file or the new one, never a torn write."""
 from __future__ import annotations
 
+import glob
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -13,10 +15,15 @@ def _temp_prefix(target: Path) -> str:
 def remove_stale(path: str | os.PathLike[str]) -> list[Path]:
     """Delete the temp files a killed ``atomic_write`` to ``path`` left behind, and
     return them. Nothing ever reads them; call it only where this process is the
-    file's one writer, before its first write (e.g. at start)."""
+    file's one writer and no write to it is under way (e.g. at start)."""
     target = Path(path)
+    prefix = _temp_prefix(target)
+    # exactly mkstemp's names: prefix, 8 random characters, suffix
+    ours = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}\.tmp")
     removed = []
-    for tmp in target.parent.glob(f"{_temp_prefix(target)}*.tmp"):
+    for tmp in target.parent.glob(glob.escape(prefix) + "*.tmp"):
+        if not ours.fullmatch(tmp.name):
+            continue
         try:
             tmp.unlink()
         except FileNotFoundError:

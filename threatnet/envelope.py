@@ -8,13 +8,13 @@ not trusted as a whole (ThreatNet::IRC::Envelope).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import partial
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from threatnet.language import ThreatMessage
 
 # RFC 1459 casemapping: services compare account names this way, so "[Bot]" is "{bot}".
+_tuple_new = tuple.__new__
 _RFC1459_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
 
 
@@ -41,9 +41,11 @@ class Envelope(NamedTuple):
     opped: bool = False
 
 
-# Envelope from a tuple of all eight fields, without NamedTuple's Python-level
-# __new__ (about 4x faster): the listener builds one per channel line.
-new_envelope = partial(tuple.__new__, Envelope)
+def new_envelope(fields: tuple[ThreatMessage, str, str | None, str, str, str, bool, bool],
+                 ) -> Envelope:
+    """An Envelope from all eight fields in order, without NamedTuple's Python-level
+    __new__ (about twice as fast): the listener builds one per channel line."""
+    return _tuple_new(Envelope, fields)
 
 
 class Trust:

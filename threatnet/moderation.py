@@ -24,7 +24,8 @@ _FOREVER = float("inf")
 
 
 class Rules(NamedTuple):
-    """One channel's settings, read afresh for each line (config and topic may change)."""
+    """One channel's settings as its lines are judged by them (the channel bot rebuilds
+    them when the topic or the config changes)."""
 
     block: float = DEFAULT_TIMEOUT  # the channel's block period, from its topic
     tolerant: bool = False  # topic flag: warn before kicking for a malformed line

@@ -22,7 +22,7 @@ def _settings(irc, channel):
         for v in (by.strings, by.chars, by.nicks, by.nick, by.nick.atEnd,
                   conf.supybot.reply.whenNotAddressed))
     lowered = tuple(ircutils.toLower(n) for n in [irc.nick, *nicks])
-    return tuple(strings), chars, lowered, by_nick, at_end, always
+    return tuple(strings), chars, lowered, max(map(len, lowered)), by_nick, at_end, always
 
 
 def may_address(irc, msg, cache):
@@ -38,12 +38,15 @@ def may_address(irc, msg, cache):
     cached = cache.get(key)
     if cached is None or cached[1] <= now():
         cached = cache[key] = (_settings(irc, msg.channel), now() + TTL)
-    strings, chars, nicks, by_nick, at_end, always = cached[0]
+    strings, chars, nicks, longest, by_nick, at_end, always = cached[0]
     text = msg.args[1]
     if always or not text or text[0] in chars or (strings and text.startswith(strings)):
         return True
-    lowered = ircutils.toLower(text)
-    if (by_nick and lowered.startswith(nicks)) or (at_end and lowered.rstrip().endswith(nicks)):
+    # ASCII lowers character by character; other text (final sigma, ...) may not
+    head = text[:longest] if text.isascii() else text
+    if by_nick and ircutils.toLower(head).startswith(nicks):
+        return True
+    if at_end and ircutils.toLower(text).rstrip().endswith(nicks):
         return True
     msg.tag("addressed", "")
     return False

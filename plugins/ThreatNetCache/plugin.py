@@ -348,7 +348,7 @@ class ThreatNetCache(callbacks.Plugin):
         st.configure(self._settings(irc, channel), self.log)
         self.signatures.configure(irc, st)
         st.set_topic(irc.state.channels[channel].topic)
-        for tmp in remove_stale(self._path(key)):
+        for tmp in remove_stale(self._path(key)):  # snapshots are written on this thread
             self.log.info("Removed %s, left by an interrupted snapshot", tmp)
         loaded = st.cache.load(self._path(key), self.registryValue("restartGrace"))
         if loaded.error:

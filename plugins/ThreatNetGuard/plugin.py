@@ -34,6 +34,7 @@ BANS_FILE = "ThreatNetGuard.bans.json"  # in the data directory: bans the bot mu
 TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
 SETTINGS_TTL = 1  # seconds a setting is cached: changes apply within this
 HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real IP
+_RULES = object()  # the Rules' key in the settings cache
 _MEMBERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
 SYNC_WAIT = 30  # seconds to wait for the WHO reply after the bot joins before judging anyway
 
@@ -72,7 +73,9 @@ class ThreatNetGuard(callbacks.Plugin):
         super().__init__(irc)
         self.tn.parent = self.tn.whitelist.parent = self
         self._networks = {}
-        self._settings = {}  # (network, channel, name) -> (value, expiry)
+        # (network, channel, name) -> (value, expiry): registry values, the Rules
+        # (name _RULES) and may_address's; one clear() forgets them all
+        self._settings = {}
         self._whitelist = Whitelist()  # until a file loads: trust nobody
         self._whitelist_error = None
         self._whitelist_stamp = None
@@ -276,7 +279,7 @@ class ThreatNetGuard(callbacks.Plugin):
         """The channel's Rules, rebuilt when the topic changes or the settings cache
         (SETTINGS_TTL) runs out: every line is judged by them."""
         text = irc.state.channels[channel].topic
-        key = (irc.network, channel, "rules")
+        key = (irc.network, channel, _RULES)
         cached = self._settings.get(key)
         if cached is None or cached[1] <= _now() or cached[0][0] != text:
             topic = self._topic(irc, channel)
@@ -314,12 +317,17 @@ class ThreatNetGuard(callbacks.Plugin):
         if channel is None or len(msg.args) < 2:
             return
         nick = msg.nick
-        key = (irc.network, channel, nick)
+        key = (irc.network, channel, msg.prefix)  # a new host (no CHGHOST) is a new key
         member = self._members.get(key)
-        if member is None or member[0] <= _now():
+        now = _now()
+        tags = msg.server_tags
+        if member is None or not now < member[0] <= now + SETTINGS_TTL \
+                or ("account" in tags and tags["account"] != member[3]):
+            # new, stale (or the clock stepped back), or an account-tag says it logged
+            # in or out (IrcState took the new account from this very line)
             if len(self._members) >= _MEMBERS_MAX:
                 self._members.clear()
-            member = self._members[key] = (_now() + SETTINGS_TTL,
+            member = self._members[key] = (now + SETTINGS_TTL,
                                            *self._member(irc, msg, channel, nick))
         _, c, trusted, account = member
         if c is None:
@@ -341,7 +349,8 @@ class ThreatNetGuard(callbacks.Plugin):
     def _member(self, irc, msg, channel, nick):
         """(_Channel, trusted, account) for a sender the bot polices in ``channel``,
         (None, False, None) for one it leaves alone. _police memoises this for
-        SETTINGS_TTL; any message that may change it clears the memo (inFilter)."""
+        SETTINGS_TTL; any message that may change it clears the memo (inFilter: unless
+        an earlier plugin's inFilter drops the message, then the TTL bounds it)."""
         if not ircutils.isUserHostmask(msg.prefix) or ircutils.strEqual(nick, irc.nick) \
                 or not self._acting(irc, channel):
             return None, False, None
@@ -355,9 +364,12 @@ class ThreatNetGuard(callbacks.Plugin):
         return self._channel(irc, channel), trusted, account
 
     def inFilter(self, irc, msg):
-        # Anything but a channel line (MODE, JOIN, NICK, ACCOUNT, CHGHOST, WHO replies,
-        # ...) may change who is policed and trusted: forget the memo.
-        if msg.command not in ("PRIVMSG", "NOTICE"):
+        if msg.command == "PRIVMSG":
+            if msg.channel is not None and len(msg.args) > 1:
+                may_address(irc, msg, self._settings)  # spares Owner its costly test
+        elif msg.command != "NOTICE":
+            # Anything but a channel line (MODE, JOIN, NICK, ACCOUNT, CHGHOST, WHO
+            # replies, ...) may change who is policed and trusted: forget the memo.
             self._members.clear()
         return msg
 

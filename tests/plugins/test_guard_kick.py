@@ -75,6 +75,14 @@ class KickTestCase(GuardTestCase):
         self.say("a2", "192.0.2.6", "9.9.9.9")
         self.assertEqual(self.lines(), [f"KICK #test a2 {UNVOICED}"])
 
+    def test_an_account_tag_change_applies_to_its_own_line(self):
+        """With account-tag and no account-notify, the line itself says who is logged in."""
+        self.join("bobby", "cloak.example")
+        self.say("bobby", "cloak.example", "8.8.8.8", tags="@account=bob ")  # whitelisted
+        self.assertEqual(self.lines(), ["MODE #test +v bobby"])
+        self.say("bobby", "cloak.example", "8.8.4.4", tags="@account=mallory ")
+        self.assertIn(f"KICK #test bobby {UNVOICED}", self.lines())
+
     def test_ops_are_not_kicked(self):
         self.feed(":irc.test MODE #test +o eve")
         self.say("eve", "cloak.example", "hello everyone")
