@@ -190,7 +190,7 @@ def test_bot_started_with_a_bad_whitelist_fails_closed(case, ngircd, lab_factory
     path = bot.dir / "data" / "ThreatNetGuard.whitelist.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.format(channel=channel, ip=AGENT_IP))
-    stale = path.parent / f".{path.name}.k9x2q1.tmp"  # what a kill -9 mid-edit leaves
+    stale = path.parent / f".{path.name}.k9x2q1ab.tmp"  # what a kill -9 mid-edit leaves
     stale.write_text("channels: {}\n")
     bot.start()
     assert not stale.exists(), "the temp file of an interrupted write was left"
