@@ -348,18 +348,18 @@ class ThreatNetGuard(callbacks.Plugin):
 
     def _member(self, irc, msg, channel, nick):
         """(_Channel, trusted, account) for a sender the bot polices in ``channel``,
-        (None, False, None) for one it leaves alone. _police memoises this for
+        (None, False, account) for one it leaves alone. _police memoises this for
         SETTINGS_TTL; any message that may change it clears the memo (inFilter: unless
         an earlier plugin's inFilter drops the message, then the TTL bounds it)."""
+        account = irc.state.nicksToAccounts.get(nick)  # also for those left alone: see _police
         if not ircutils.isUserHostmask(msg.prefix) or ircutils.strEqual(nick, irc.nick) \
                 or not self._acting(irc, channel):
-            return None, False, None
+            return None, False, account
         state = irc.state.channels[channel]
         if nick not in state.users or state.isHalfopPlus(nick) or self.syncing(irc, channel):
             # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
             # the bot's join syncs, nobody's account is known yet
-            return None, False, None
-        account = irc.state.nicksToAccounts.get(nick)
+            return None, False, account
         trusted = self._evaluate(irc, channel, nick)  # also voices one who spoke before its +v
         return self._channel(irc, channel), trusted, account
 
