@@ -10,9 +10,7 @@ that might address the bot is left to ``addressed``, so its rules stay the only 
 import supybot.conf as conf
 import supybot.ircutils as ircutils
 
-from threatnet_irc.clock import now
-
-TTL = 1.0  # seconds the settings are cached: changes apply within this
+from threatnet_irc.clock import cached
 
 
 def _settings(irc, channel):
@@ -30,15 +28,13 @@ def may_address(irc, msg, cache):
     rules (a prefix string or character, the bot's nick or one of
     reply.whenAddressedBy.nicks at the start, or with nick.atEnd at the end,
     reply.whenNotAddressed); it is then tagged ``addressed`` = "". ``cache`` (a dict
-    the caller owns and may clear) keeps the settings per channel for TTL seconds."""
+    the caller owns and may clear) keeps the settings per channel (clock.cached)."""
     done = msg.tagged("addressed")
     if done is not None:  # already worked out for this message
         return bool(done)
-    key = (irc.network, msg.channel, irc.nick, "addressing")
-    cached = cache.get(key)
-    if cached is None or cached[1] <= now():
-        cached = cache[key] = (_settings(irc, msg.channel), now() + TTL)
-    strings, chars, nicks, longest, by_nick, at_end, always = cached[0]
+    strings, chars, nicks, longest, by_nick, at_end, always = cached(
+        cache, (irc.network, msg.channel, irc.nick, "addressing"),
+        lambda: _settings(irc, msg.channel))
     text = msg.args[1]
     if always or not text or text[0] in chars or (strings and text.startswith(strings)):
         return True

@@ -19,7 +19,7 @@ import supybot.world as world
 from supybot.commands import getopts, wrap
 
 from threatnet_irc.addressing import may_address
-from threatnet_irc.clock import now as _now
+from threatnet_irc.clock import TTL, cached, now as _now
 import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
 from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
@@ -32,7 +32,6 @@ from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 
 BANS_FILE = "ThreatNetGuard.bans.json"  # in the data directory: bans the bot must lift
 TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
-SETTINGS_TTL = 1  # seconds a setting is cached: changes apply within this
 HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real IP
 _RULES = object()  # the Rules' key in the settings cache
 _MEMBERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
@@ -126,12 +125,8 @@ class ThreatNetGuard(callbacks.Plugin):
     def _get(self, name, irc, channel):
         """A channel setting. Cached: a registry lookup costs more than the rest of
         policing a line."""
-        key = (irc.network, channel, name)
-        cached = self._settings.get(key)
-        if cached is None or cached[1] <= _now():
-            cached = self._settings[key] = (self.registryValue(name, channel, irc.network),
-                                            _now() + SETTINGS_TTL)
-        return cached[0]
+        return cached(self._settings, (irc.network, channel, name),
+                      lambda: self.registryValue(name, channel, irc.network))
 
     @staticmethod
     def syncing(irc, channel):
@@ -277,22 +272,19 @@ class ThreatNetGuard(callbacks.Plugin):
 
     def _rules(self, irc, channel):
         """The channel's Rules, rebuilt when the topic changes or the settings cache
-        (SETTINGS_TTL) runs out: every line is judged by them."""
-        text = irc.state.channels[channel].topic
-        key = (irc.network, channel, _RULES)
-        cached = self._settings.get(key)
-        if cached is None or cached[1] <= _now() or cached[0][0] != text:
+        runs out (clock.cached): every line is judged by them."""
+        def build():
             topic = self._topic(irc, channel)
             get = functools.partial(self._get, irc=irc, channel=channel)
-            rules = Rules(block=topic.block, tolerant="tolerant" in topic.flags,
-                          tolerant_window=get("kick.tolerantWindow"),
-                          flood_lines=get("flood.lines"), flood_seconds=get("flood.seconds"),
-                          commands_from_anyone=get("commands.fromAnyone"),
-                          kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
-                          repeat_grace=get("kick.repeatGrace"),
-                          require_signature=get("kick.unsigned"))
-            cached = self._settings[key] = ((text, rules), _now() + SETTINGS_TTL)
-        return cached[0][1]
+            return Rules(block=topic.block, tolerant="tolerant" in topic.flags,
+                         tolerant_window=get("kick.tolerantWindow"),
+                         flood_lines=get("flood.lines"), flood_seconds=get("flood.seconds"),
+                         commands_from_anyone=get("commands.fromAnyone"),
+                         kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
+                         repeat_grace=get("kick.repeatGrace"),
+                         require_signature=get("kick.unsigned"))
+        return cached(self._settings, (irc.network, channel, _RULES), build,
+                      stamp=irc.state.channels[channel].topic)
 
     def _is_command(self, irc, msg):
         """Whether the line addresses one of the bot's commands (any loaded plugin's)."""
@@ -321,13 +313,13 @@ class ThreatNetGuard(callbacks.Plugin):
         member = self._members.get(key)
         now = _now()
         tags = msg.server_tags
-        if member is None or not now < member[0] <= now + SETTINGS_TTL \
+        if member is None or not now < member[0] <= now + TTL \
                 or ("account" in tags and tags["account"] != member[3]):
             # new, stale (or the clock stepped back), or an account-tag says it logged
             # in or out (IrcState took the new account from this very line)
             if len(self._members) >= _MEMBERS_MAX:
                 self._members.clear()
-            member = self._members[key] = (now + SETTINGS_TTL,
+            member = self._members[key] = (now + TTL,
                                            *self._member(irc, msg, channel, nick))
         _, c, trusted, account = member
         if c is None:
@@ -349,7 +341,7 @@ class ThreatNetGuard(callbacks.Plugin):
     def _member(self, irc, msg, channel, nick):
         """(_Channel, trusted, account) for a sender the bot polices in ``channel``,
         (None, False, account) for one it leaves alone. _police memoises this for
-        SETTINGS_TTL; any message that may change it clears the memo (inFilter: unless
+        TTL; any message that may change it clears the memo (inFilter: unless
         an earlier plugin's inFilter drops the message, then the TTL bounds it)."""
         account = irc.state.nicksToAccounts.get(nick)  # also for those left alone: see _police
         if not ircutils.isUserHostmask(msg.prefix) or ircutils.strEqual(nick, irc.nick) \
