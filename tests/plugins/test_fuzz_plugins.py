@@ -31,20 +31,14 @@ import supybot.utils as supyutils
 from supybot.test import ChannelPluginTestCase
 from supybot.utils.str import decode_raw_line
 
+from guard_helpers import WHITELIST as GUARD_WHITELIST
 from threatnet.whitelist import WhitelistStore
 
 CHANNEL = "#test"
 BOT = "test"
 SERVER = "irc.test"
 OWNER = "boss!boss@owner.example"
-WHITELIST = """\
-channels:
-  "#test":
-    - 192.0.2.0/24
-    - 2001:db8::/48
-    - account:bob
-    - account:carol
-"""
+WHITELIST = GUARD_WHITELIST + "    - account:carol\n"  # the Guard tests' and carol
 OURS = ("/plugins/ThreatNetCache/", "/plugins/ThreatNetGuard/", "/threatnet/", "/threatnet_irc/")
 
 # (nick, user, host, account): a1/a2/n6 qualify by IP, bob/carol by account.
