@@ -94,7 +94,8 @@ def test_server_restart_under_the_bot(own_ngircd, stack_dir):
         a.privmsg(channel, "11.9.9.9 before the restart")
         a.mark()
         a.privmsg(channel, "!tn check 11.9.9.9")
-        assert "Current threat" in a.wait_for(lambda l: l.nick == guard.nick).text
+        assert "Current threat" in a.wait_for(lambda l: l.nick == guard.nick
+                                                  and l.command == "PRIVMSG").text
 
         own_ngircd.stop()
         stopped = time.monotonic()
