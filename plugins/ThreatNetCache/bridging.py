@@ -33,6 +33,7 @@ import supybot.conf as conf
 import supybot.ircmsgs as ircmsgs
 import supybot.ircutils as ircutils
 import supybot.registry as registry
+import supybot.schedule as schedule
 import supybot.world as world
 from supybot.commands import wrap
 
@@ -43,6 +44,8 @@ from threatnet.envelope import Envelope, Trust
 from threatnet.filter import Chain, Lookup, NetworkFilter
 from threatnet.language import parse_message
 from threatnet.outbox import Outbox
+
+_SEND = "ThreatNetCache.bridge.send"  # schedule event name
 
 DIRECTIONS = ("a->b", "b->a", "both")
 TRUST_MODES = ("voiced", "accounts", "all")
@@ -258,6 +261,7 @@ class Bridging:
         self._rules = {}  # Side -> its ChannelRule (one per side: BridgeSet compares them)
         self.set = BridgeSet((), self._synced, block=self._block, outbox=self._outbox,
                              clock=_now)
+        self._send_scheduled = False
         self.configure()
 
     # -- BridgeSet's view of the plugin
@@ -366,8 +370,26 @@ class Bridging:
         """A valid threat line on a bridged channel (hot path of bridged channels)."""
         for verdict in self.set.receive(st.bridge, envelope):
             if verdict.reason is None:
-                self.send()
+                self._send_soon()
                 return
+
+    def _send_soon(self):
+        """Send at once, but after the bot has read what already arrived on all its
+        networks (Limnoria reads every ready socket, then runs the schedule): had
+        the same threat arrived on a target too (the original, or another bridge's
+        relay), sending now would carry it back there."""
+        if not self._send_scheduled:
+            self._send_scheduled = True
+            schedule.addEvent(self._scheduled_send, _now(), _SEND)
+
+    def _scheduled_send(self):
+        self._send_scheduled = False
+        self.send()
+
+    def die(self):
+        if self._send_scheduled:
+            schedule.removeEvent(_SEND)
+            self._send_scheduled = False
 
     def reported(self, irc, st, line):
         """We posted ``line`` (as sent: signed, if we sign) to a bridged channel

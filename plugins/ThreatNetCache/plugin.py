@@ -224,6 +224,7 @@ class ThreatNetCache(callbacks.Plugin):
                 schedule.removePeriodicEvent(name)
             except KeyError:  # running right now: a Ctrl-C landed inside the timer
                 pass
+        self.bridging.die()
         world.flushers.remove(self._flush)
         self._close_http()
         self._flush()

@@ -12,6 +12,7 @@ from pathlib import Path
 import supybot.conf as conf
 import supybot.ircmsgs as ircmsgs
 import supybot.registry as registry
+import supybot.schedule as schedule
 from supybot.test import getTestIrc
 
 from cache_helpers import CacheTestCase, setting
@@ -63,7 +64,12 @@ class BridgeTestCase(CacheTestCase):
     def south_hear(self, line, nick="bob"):
         self.south.feedMsg(ircmsgs.privmsg(SOUTH, line, prefix=f"{nick}!{nick}@203.0.113.7"))
 
+    def sent(self):
+        schedule.run()  # relays go out once the bot has read every network (bridging.py)
+        return super().sent()
+
     def south_sent(self):
+        schedule.run()
         out = []
         while (msg := self.south.takeMsg()) is not None:
             out.append(msg)
@@ -114,15 +120,25 @@ class RelayTestCase(BridgeTestCase):
 
     def testDuplicateWithinBlockPeriodIsNotRelayed(self):
         self.hear("45.0.0.1 first")
+        self.assertEqual(self.relayed_south(), ["45.0.0.1 first via test"])
         self.tick(1800)
         self.hear("45.0.0.1 again", nick="mallory")  # untrusted does not matter: current
         self.join("carol", "+v")
         self.hear("45.0.0.1 seen by carol too", nick="carol")
-        self.assertEqual(self.relayed_south(), ["45.0.0.1 first via test"])
+        self.assertEqual(self.relayed_south(), [])
         self.assertBridgeStatus(ab=1, dropped="duplicate 2")
         self.tick(1801)  # the block period is over on both sides
         self.hear("45.0.0.1 back", nick="carol")
         self.assertEqual(self.relayed_south(), ["45.0.0.1 back via test"])
+
+    def testSameThreatReadOnBothSidesInOneRoundCrossesNeither(self):
+        """Limnoria reads every ready socket before it runs the schedule: a threat that
+        came in on both networks at once (the original here, another bridge's relay
+        there) is current on both sides, so nothing is relayed back."""
+        self.south_hear("45.0.0.7 relayed by another bridge")
+        self.hear("45.0.0.7 the original")
+        self.assertEqual((self.relayed_here(), self.relayed_south()), ([], []))
+        self.assertBridgeStatus(dropped="duplicate 2")
 
     def testEchoDoesNotComeBack(self):
         """Another bridge agent copies our relay into #south (or the server echoes it):
