@@ -10,7 +10,6 @@ import pytest
 from threatnet.address import parse_ip
 from threatnet.filter import NetworkFilter
 from threatnet.response import Responder, ResponderError, Threat, ThreatResponse
-from threatnet.response.responder import clean_text, truncate_utf8
 
 
 def wait_for(predicate, timeout=3.0):
@@ -97,24 +96,6 @@ def test_threat_make_rejects_ipv4_network_and_bad_text():
 
 def test_threat_remaining():
     assert Threat.make("192.0.2.1", expires_at=100).remaining(40) == 60
-
-
-@pytest.mark.parametrize("raw, clean", [
-    ("plain", "plain"),
-    ("line\nbreak\r\x00nul", "line break nul"),
-    ("\x02bold\x02 \x0304,12colour\x03 \x1freset\x0f", "bold colour reset"),
-    ("\x0399,5x \x03,y", "x ,y"),
-    ("para\u2029sep\u2028line\u200bzw", "para sep line zw"),
-    ("  many   spaces\t", "many spaces"),
-    ("ünïcödé ✓", "ünïcödé ✓"),
-])
-def test_clean_text(raw, clean):
-    assert clean_text(raw) == clean
-
-
-def test_truncate_utf8_keeps_whole_characters():
-    assert truncate_utf8("ééé", 5) == "éé"
-    assert truncate_utf8("abc", 5) == "abc"
 
 
 # -- host

@@ -39,6 +39,7 @@ from threatnet.filter import Chain, Filter
 from threatnet.language import MAX_LINE_BYTES, ThreatMessage, format_message
 from threatnet.outbox import Outbox
 from threatnet.signature import strip_signature
+from threatnet.text import truncate_utf8
 
 if TYPE_CHECKING:
     from threatnet.envelope import Envelope
@@ -352,6 +353,5 @@ def _tagged(msg: ThreatMessage, network: str) -> ThreatMessage:
         return msg
     tag = f"via {network}"
     room = MAX_LINE_BYTES - len(msg.ip) - len(tag.encode("utf-8", "replace")) - 2  # 2 spaces
-    comment = msg.comment.encode("utf-8", "replace")[:max(0, room)]
-    text = comment.decode("utf-8", "ignore").rstrip()  # "ignore" drops a cut character
+    text = truncate_utf8(msg.comment, max(0, room)).rstrip()
     return msg._replace(comment=f"{text} {tag}" if text else tag)

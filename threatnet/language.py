@@ -13,6 +13,7 @@ from socket import AF_INET, AF_INET6, inet_pton
 from typing import NamedTuple
 
 from threatnet.address import V4_MAPPED_FIRST, AddressError, format_ip, parse_ip
+from threatnet.text import truncate_utf8
 
 # One IRC line is 512 bytes including CRLF (RFC 1459 2.3). Others receive ours
 # relayed as ":nick!user@host PRIVMSG #channel :<line>\r\n". Budget generously
@@ -105,5 +106,4 @@ def format_message(msg: ThreatMessage) -> str:
     line = f"{ip} {comment}"
     if line.isascii() and len(line) <= MAX_LINE_BYTES:
         return line
-    data = line.encode("utf-8", "replace")[:MAX_LINE_BYTES]  # lone surrogates: "?"
-    return data.decode("utf-8", "ignore").rstrip(_WS)  # "ignore" drops a cut character
+    return truncate_utf8(line, MAX_LINE_BYTES).rstrip(_WS)

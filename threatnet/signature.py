@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from threatnet.address import format_ip
 from threatnet.atomic import atomic_write
 from threatnet.language import MAX_LINE_BYTES, ThreatMessage, format_message
+from threatnet.text import truncate_utf8
 
 if TYPE_CHECKING:
     from threatnet.envelope import Envelope
@@ -102,14 +103,6 @@ def _signed_bytes(key_id: str, ip: str, comment: str, seconds: str) -> bytes:
     return f"{DOMAIN}{key_id}\n{ip}\n{comment}\n{seconds}".encode("utf-8", "surrogatepass")
 
 
-def _cut(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes on a character boundary."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", "ignore").rstrip()
-
-
 def public_bytes(key: Ed25519PublicKey) -> bytes:
     """The raw 32-byte public key."""
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -160,7 +153,7 @@ class Signer:
         comment = strip_signature(comment)[0].rstrip()
         tail = f"{SIG_PREFIX}{self.key_id}.{seconds}."
         room = MAX_LINE_BYTES - len(ip) - 1 - len(tail) - _SIG_CHARS - 1  # both spaces
-        comment = _cut(comment, room)
+        comment = truncate_utf8(comment, room).rstrip()
         sig = self.private_key.sign(_signed_bytes(self.key_id, ip, comment, seconds))
         token = tail + _b64encode(sig)
         return f"{ip} {comment} {token}" if comment else f"{ip} {token}"

@@ -20,7 +20,8 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from threatnet.response.responder import KeyFilter, Responder, ResponderError, Threat, clean_text
+from threatnet.response.responder import KeyFilter, Responder, ResponderError, Threat
+from threatnet.text import clean_text
 
 log = logging.getLogger("threatnet.response.command")
 

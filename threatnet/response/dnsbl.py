@@ -26,8 +26,8 @@ from pathlib import Path
 
 from threatnet.address import AddressError, is_ipv4, parse_ip
 from threatnet.atomic import atomic_write
-from threatnet.response.responder import (KeyFilter, Responder, ResponderError, Threat,
-                                          clean_text, truncate_utf8)
+from threatnet.response.responder import KeyFilter, Responder, ResponderError, Threat
+from threatnet.text import clean_text, truncate_utf8
 
 DEFAULT_TXT = "{comment} (reported by {reporter}, expires {expires})"
 TXT_MAX = 255  # bytes, what rbldnsd serves

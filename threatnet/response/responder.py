@@ -8,17 +8,12 @@ host then retries it with backoff, as a resync.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol
 
 from threatnet.address import format_ip, is_ipv4, parse_ip, parse_network
 
 SINGLE = 128  # prefix length of one address in the key space
-# mIRC colours (\x03 with up to two digits, optionally ",bg") and hex colours (\x04).
-_COLOUR = re.compile(r"\x03(?:[0-9]{1,2}(?:,[0-9]{1,2})?)?"
-                     r"|\x04(?:[0-9A-Fa-f]{6}(?:,[0-9A-Fa-f]{6})?)?")
 
 
 class ResponderError(Exception):
@@ -123,23 +118,3 @@ class Responder:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-def clean_text(text: str) -> str:
-    """``text`` on one line: IRC colour codes, control, format and line-separator
-    characters become spaces, runs of whitespace one space, edges stripped."""
-    text = _COLOUR.sub(" ", text)
-    if not text.isprintable():
-        text = "".join(" " if _unprintable(ch) else ch for ch in text)
-    return " ".join(text.split())
-
-
-def _unprintable(ch: str) -> bool:
-    category = unicodedata.category(ch)
-    return category[0] == "C" or category in ("Zl", "Zp")
-
-
-def truncate_utf8(text: str, limit: int) -> str:
-    """The longest prefix of ``text`` that is at most ``limit`` UTF-8 bytes."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", "ignore")
