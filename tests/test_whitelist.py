@@ -166,7 +166,7 @@ def test_alias_bomb_is_refused_quickly() -> None:
 
 def test_parse_entry() -> None:
     assert parse_entry("192.0.2.0/24").network is not None
-    assert parse_entry("account:Alice") == ("account:alice", None, "alice")
+    assert parse_entry("account:Alice") == ("account:alice", None, "Alice")
     with pytest.raises(WhitelistError) as caught:
         parse_entry("10.1.2.3/8")
     assert (caught.value.file, caught.value.line) == (None, None)
@@ -204,6 +204,19 @@ def test_qualifies_account_and_casemapping(store: WhitelistStore) -> None:
     assert wl.qualifies("#OTHER{1}", key("198.51.100.7"), None)  # [ ] fold to { }
     assert wl.qualifies("#other[1]", key("198.51.100.7"), None)
     assert parse_whitelist("channels:\n  '#a~\\':\n    - account:x\n").qualifies("#a^|", None, "X")
+
+
+def test_accounts_fold_as_the_servers_services_do() -> None:
+    # Services compare accounts by the server's CASEMAPPING; before threatnet.names the
+    # whitelist used str.casefold and never voiced {bot} for account:[Bot], while the
+    # listener's trust rule did trust it.
+    wl = parse_whitelist("channels:\n  '#c':\n    - account:[Bot]\n    - account:Ärger\n")
+    assert wl.qualifies("#c", None, "{bot}")
+    assert wl.qualifies("#c", None, "{bot}", "rfc1459")
+    assert wl.qualifies("#c", None, "[BOT]", "ascii")
+    assert not wl.qualifies("#c", None, "{bot}", "ascii")  # another account there
+    assert not wl.qualifies("#c", None, "ärger")  # rfc1459 folds ASCII only
+    assert wl.qualifies("#c", None, "ärger", "rfc7613")
 
 
 def test_qualifies_overlapping_and_adjacent_ranges() -> None:

@@ -10,17 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from threatnet.names import RFC1459, fold
+
 if TYPE_CHECKING:
     from threatnet.language import ThreatMessage
 
-# RFC 1459 casemapping: services compare account names this way, so "[Bot]" is "{bot}".
 _tuple_new = tuple.__new__
-_RFC1459_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
-
-
-def _fold_account(account: str) -> str:
-    """The case-insensitive form of a services account name."""
-    return account.translate(_RFC1459_LOWER)
 
 
 class Envelope(NamedTuple):
@@ -63,11 +58,12 @@ class Trust:
     name = "untrusted"
 
     def __init__(self, mode: Literal["voiced", "all", "accounts"] = "voiced",
-                 accounts: Iterable[str] = ()) -> None:
+                 accounts: Iterable[str] = (), casemapping: str | None = RFC1459) -> None:
         if mode not in ("voiced", "all", "accounts"):
             raise ValueError(f"trust mode must be 'voiced', 'all' or 'accounts', not {mode!r}")
         self.mode = mode
-        self.accounts = frozenset(_fold_account(a) for a in accounts)
+        self.casemapping = casemapping  # the server's: services compare names by it
+        self.accounts = frozenset(fold(a, casemapping) for a in accounts)
         if mode == "accounts" and not self.accounts:
             raise ValueError("trust mode 'accounts' needs at least one account")
 
@@ -78,7 +74,7 @@ class Trust:
             return True
         # "*" is how IRCv3 account-notify spells "not logged in".
         account = envelope.account
-        return bool(account) and account != "*" and _fold_account(account) in self.accounts
+        return bool(account) and account != "*" and fold(account, self.casemapping) in self.accounts
 
     def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:
         if envelope is not None and self.trusts(envelope):

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 
 from threatnet.atomic import atomic_write
+from threatnet.names import RFC1459, fold
 
 BANS_VERSION = 1
 BanRow = tuple[str, str, str, float]  # (network, channel, mask, lifted at: time.time())
@@ -27,9 +28,10 @@ ACCOUNT_EXTBANS = (
 )
 
 
-def offender(host: str, account: str | None) -> str:
-    """The identity offences are counted against: the account if logged in, else the host."""
-    return f"account:{account.casefold()}" if account else f"host:{host.casefold()}"
+def offender(host: str, account: str | None, casemapping: str | None = RFC1459) -> str:
+    """The identity offences are counted against: the account if logged in (folded as
+    the server's services compare it), else the host."""
+    return f"account:{fold(account, casemapping)}" if account else f"host:{host.casefold()}"
 
 
 def ban_mask(host: str, account: str | None, extban: str | None) -> str:

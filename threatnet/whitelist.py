@@ -8,9 +8,9 @@ The file is YAML an operator edits by hand::
         - 2001:db8::/48
         - account:alice        # services account name
 
-Channel names compare case-insensitively under IRC rfc1459 casemapping (A-Z and
-``[]\\~`` fold to a-z and ``{}|^``); account names compare case-insensitively by
-``str.casefold``. An entry is canonical text: ``10.0.0.1`` and ``::ffff:10.0.0.1``
+Channel and account names compare case-insensitively under IRC rfc1459 casemapping
+(A-Z and ``[]\\~`` fold to a-z and ``{}|^``: threatnet.names), account names under the
+server's own CASEMAPPING where the caller passes it. An entry is canonical text: ``10.0.0.1`` and ``::ffff:10.0.0.1``
 are the same entry, so are ``account:Alice`` and ``account:alice``.
 
 Fail closed: a missing file is an empty whitelist, an invalid one raises
@@ -25,7 +25,6 @@ import json
 import os
 import re
 import stat
-import string
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,10 +35,10 @@ import yaml
 
 from .address import KEY_LAST, V4_MAPPED_FIRST, V4_MAPPED_LAST, AddressError, Network, parse_network
 from .atomic import atomic_write
+from .names import RFC1459, fold
 
 ACCOUNT_PREFIX = "account:"
 _CHANTYPES = "#&+!"
-_RFC1459 = str.maketrans(string.ascii_uppercase + "[]\\~", string.ascii_lowercase + "{}|^")
 # Spaces/separators, control and format characters: they hide or split names.
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zs", "Zl", "Zp"})
 # YAML's own line breaks, so line numbers here agree with PyYAML's marks.
@@ -69,7 +68,7 @@ class Entry(NamedTuple):
 
     text: str
     network: Network | None
-    account: str | None  # casefolded
+    account: str | None  # as written: folded by the server's casemapping when compared
 
 
 def parse_entry(text: str) -> Entry:
@@ -84,8 +83,7 @@ def parse_entry(text: str) -> Entry:
             raise WhitelistError("'*' means no account", entry=text)
         if _bad_char(account):
             raise WhitelistError("spaces or control characters in account name", entry=text)
-        account = account.casefold()
-        return Entry(ACCOUNT_PREFIX + account, None, account)
+        return Entry(ACCOUNT_PREFIX + fold(account), None, account)
     try:
         network = parse_network(text)
     except AddressError as e:
@@ -101,7 +99,7 @@ class _Channel(NamedTuple):
     entries: tuple[Entry, ...]
     starts: list[int]  # merged, sorted key ranges: starts[i]..ends[i]
     ends: list[int]
-    accounts: frozenset[str]
+    accounts: frozenset[str]  # folded (rfc1459)
 
 
 class Whitelist:
@@ -111,29 +109,41 @@ class Whitelist:
     parsed entries and is there for those and for the empty whitelist.
     """
 
-    __slots__ = ("_channels",)
+    __slots__ = ("_channels", "_accounts")
 
     def __init__(self, channels: Mapping[str, Sequence[Entry]] | None = None) -> None:
-        self._channels = {_fold(name): _channel(name, entries)
+        self._channels = {fold(name): _channel(name, entries)
                           for name, entries in (channels or {}).items()}
+        self._accounts: dict[tuple[str, str], frozenset[str]] = {}  # under other casemappings
 
-    def qualifies(self, channel: str, key: int | None, account: str | None) -> bool:
-        """True if ``key`` is in one of the channel's networks or ``account`` is listed."""
-        found = self._channels.get(_fold(channel))
+    def qualifies(self, channel: str, key: int | None, account: str | None,
+                  casemapping: str | None = RFC1459) -> bool:
+        """True if ``key`` is in one of the channel's networks or ``account`` is listed;
+        ``casemapping`` is the server's (ISUPPORT CASEMAPPING), as services compare."""
+        folded = fold(channel)
+        found = self._channels.get(folded)
         if found is None:
             return False
         if key is not None:
             i = bisect.bisect_right(found.starts, key) - 1
             if i >= 0 and key <= found.ends[i]:
                 return True
-        return account is not None and account.casefold() in found.accounts
+        if account is None or account == "*":  # "*": extended-join's "not logged in"
+            return False
+        accounts = found.accounts
+        if casemapping not in (None, RFC1459):
+            accounts = self._accounts.get((folded, casemapping))
+            if accounts is None:
+                accounts = self._accounts[folded, casemapping] = frozenset(
+                    fold(e.account, casemapping) for e in found.entries if e.account)
+        return fold(account, casemapping) in accounts
 
     def entries(self, channel: str) -> list[str]:
         """The channel's entries as canonical text, in file order."""
         return [e.text for e in self._entries(channel)]
 
     def _entries(self, channel: str) -> tuple[Entry, ...]:
-        found = self._channels.get(_fold(channel))
+        found = self._channels.get(fold(channel))
         return found.entries if found else ()
 
     def channels(self) -> list[str]:
@@ -143,15 +153,17 @@ class Whitelist:
     def _replace(self, channel: str, entries: Sequence[Entry]) -> Whitelist:
         """A copy with ``channel``'s entries replaced (keeping its written name)."""
         lists = {c.name: c.entries for c in self._channels.values()}
-        found = self._channels.get(_fold(channel))
+        found = self._channels.get(fold(channel))
         lists[found.name if found else channel] = tuple(entries)
         return Whitelist(lists)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Whitelist):
             return NotImplemented
-        return ({k: (c.name, c.entries) for k, c in self._channels.items()}
-                == {k: (c.name, c.entries) for k, c in other._channels.items()})
+        return self._texts() == other._texts()
+
+    def _texts(self) -> dict[str, tuple[str, list[str]]]:
+        return {k: (c.name, [e.text for e in c.entries]) for k, c in self._channels.items()}
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -168,12 +180,8 @@ def _channel(name: str, entries: Sequence[Entry]) -> _Channel:
         else:
             starts.append(first)
             ends.append(last)
-    accounts = frozenset(e.account for e in entries if e.account is not None)
+    accounts = frozenset(fold(e.account) for e in entries if e.account is not None)
     return _Channel(name, tuple(entries), starts, ends, accounts)
-
-
-def _fold(channel: str) -> str:
-    return channel.translate(_RFC1459)
 
 
 def _bad_char(text: str) -> bool:
@@ -260,9 +268,9 @@ def _parse(text: str, file: str) -> _Parsed:
         name = key.value
         if problem := _channel_problem(name):
             raise error(problem, key, name)
-        if (seen := nodes.get(_fold(name))) is not None:
+        if (seen := nodes.get(fold(name))) is not None:
             raise error(f"duplicate channel (also on line {seen[0].start_mark.line + 1})", key, name)
-        nodes[_fold(name)] = key, value
+        nodes[fold(name)] = key, value
         lists[name] = []
         if value.tag == _NULL:  # "#chan": with nothing under it
             continue
@@ -333,7 +341,7 @@ class WhitelistStore:
             old = parsed.whitelist
             if gone.text not in old.entries(channel):
                 raise WhitelistError(f"not in {channel}", entry=gone.text)
-            wanted = old._replace(channel, [e for e in old._entries(channel) if e != gone])
+            wanted = old._replace(channel, [e for e in old._entries(channel) if e.text != gone.text])
             return self._save(wanted, text, _edit_remove(text, parsed, channel, gone))
 
     def _read(self) -> tuple[str, _Parsed]:
@@ -411,7 +419,7 @@ def _edit_add(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | N
     """Text with ``entry`` on a new line under ``channel``; None if the layout is unsuitable."""
     lines = _lines(text)
     item = f"- {_scalar(entry.text)}"
-    found = parsed.lists.get(_fold(channel))
+    found = parsed.lists.get(fold(channel))
     if found is not None:
         key, value = found
         if isinstance(value, yaml.SequenceNode):
@@ -435,8 +443,8 @@ def _edit_add(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | N
 def _edit_remove(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | None:
     """Text without the entry's line; None if that line holds anything else."""
     lines = _lines(text)
-    _, value = parsed.lists[_fold(channel)]
-    item = next(item for item in value.value if parse_entry(item.value) == entry)
+    _, value = parsed.lists[fold(channel)]
+    item = next(item for item in value.value if parse_entry(item.value).text == entry.text)
     line = item.start_mark.line
     if value.flow_style or item.end_mark.line != line or not lines[line].lstrip().startswith("-"):
         return None

@@ -95,13 +95,13 @@ class _Channel:
         if settings == self.settings:
             return
         self.settings = settings
-        block, mode, accounts, discard, own, feeds = settings
+        block, mode, accounts, discard, own, feeds, casemapping = settings
         if mode == "signed":  # no IRC-level trust: the signature is the trust
             trusting = [] if self.signature_check is not None else [_TrustNobody()]
         elif mode == "accounts" and not accounts:
             trusting = [_TrustNobody()]
         else:
-            trusting = [Trust(mode, accounts)]
+            trusting = [Trust(mode, accounts, casemapping)]
         signed = [self.signature_check] if self.signature_check is not None else []
         discarding = [NetworkFilter("discard", discard)] if discard else []
         owning = [NetworkFilter("discard", own, name="own network")] if own else []
@@ -374,7 +374,8 @@ class ThreatNetCache(callbacks.Plugin):
         def get(name):
             return self.registryValue(name, channel, irc.network)
         return (get("blockPeriod"), get("trust"), tuple(get("trustedAccounts")),
-                tuple(get("discard")), tuple(get("ownNetworks")), tuple(get("feeds")))
+                tuple(get("discard")), tuple(get("ownNetworks")), tuple(get("feeds")),
+                irc.state.supported.get("casemapping"))
 
     def _sync(self):
         """Make the listened channels match the joined and enabled ones, and

@@ -175,7 +175,8 @@ class ThreatNetGuard(callbacks.Plugin):
         if nick not in state.users or ircutils.strEqual(nick, irc.nick):
             return False
         account = irc.state.nicksToAccounts.get(nick)
-        qualifies = self._whitelist.qualifies(channel, self._ip(irc, nick), account)
+        qualifies = self._whitelist.qualifies(channel, self._ip(irc, nick), account,
+                                              irc.state.supported.get("casemapping"))
         if state.isHalfopPlus(nick):
             return qualifies
         if qualifies != state.isVoice(nick):
@@ -327,7 +328,7 @@ class ThreatNetGuard(callbacks.Plugin):
         rules = self._rules(irc, channel)
         text = msg.args[1]
         command = self._is_command(irc, msg)
-        verdict = c.moderator.judge(text, offender(msg.host, account), rules, trusted=trusted,
+        verdict = c.moderator.judge(text, offender(msg.host, account, irc.state.supported.get("casemapping")), rules, trusted=trusted,
                                     command=command or self._is_answer(irc, channel, text),
                                     nick=nick, account=account)
         if command and verdict.action == "pass":
@@ -368,7 +369,7 @@ class ThreatNetGuard(callbacks.Plugin):
     def _kick(self, irc, channel, nick, host, account, reason):
         """Kick, and ban a repeat offender for a while (by account where the server can)."""
         c = self._channel(irc, channel)
-        who = offender(host, account)
+        who = offender(host, account, irc.state.supported.get("casemapping"))
         kicks = self._get("ban.kicks", irc, channel)
         if kicks and c.kicks.hit(who, kicks, self._get("ban.window", irc, channel)):
             c.kicks.forget(who)
@@ -392,7 +393,8 @@ class ThreatNetGuard(callbacks.Plugin):
         hostmasks, accounts = irc.state.nicksToHostmasks, irc.state.nicksToAccounts
         return any(
             other != nick and hostmasks.get(other, "").rpartition("@")[2] == host
-            and self._whitelist.qualifies(channel, self._ip(irc, other), accounts.get(other))
+            and self._whitelist.qualifies(channel, self._ip(irc, other), accounts.get(other),
+                                          irc.state.supported.get("casemapping"))
             for other in irc.state.channels[channel].users)
 
     def _lift_bans(self, irc, channel):

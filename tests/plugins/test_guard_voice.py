@@ -1,7 +1,7 @@
 """Voice: who qualifies (IP, services account) and every event that re-evaluates it."""
 import time
 
-from guard_helpers import GuardTestCase
+from guard_helpers import WHITELIST, GuardTestCase
 
 
 class VoiceTestCase(GuardTestCase):
@@ -24,6 +24,15 @@ class VoiceTestCase(GuardTestCase):
         self.irc.state.capabilities_ack.add("extended-join")
         self.join("agent", "cloak.example", account="Bob")  # accounts match case-insensitively
         self.join("eve", "cloak.example", account="eve")
+        self.assertEqual(self.lines(), ["MODE #test +v agent"])
+
+    def test_account_folds_as_services_do(self):
+        # account:[Bot] is the account {bot} under the server's rfc1459 casemapping, as
+        # the listener's trustedAccounts already had it; the Guard used str.casefold.
+        self.write_whitelist(WHITELIST + "    - account:[Bot]\n")
+        self.assertIsNone(self.guard._load_whitelist())
+        self.irc.state.capabilities_ack.add("extended-join")
+        self.join("agent", "cloak.example", account="{bot}")
         self.assertEqual(self.lines(), ["MODE #test +v agent"])
 
     def test_account_tag_on_a_line(self):
