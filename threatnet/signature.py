@@ -257,6 +257,11 @@ def verify(msg: ThreatMessage, keyring: KeyRing, now: float, max_age: float,
     return Verified(key_id, signed_at, comment)
 
 
+# What ``verify`` and RequireSignature reject a line with, in the order status lines show.
+REJECTIONS = ("unsigned", "bad signature", "unknown key", "expired signature",
+              "future signature")
+
+
 class RequireSignature:
     """Threat Filter: pass only lines validly signed by a key in ``keyring``.
 
