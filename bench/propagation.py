@@ -34,7 +34,7 @@ TICK = 0.01  # the provider sends a batch every 10 ms
 # The listener-side observable. ThreatNetCache writes no log line per cached threat, so
 # the bench loads this Probe plugin after it (callAfter): for every channel line it
 # records `IP <tab> time.time()` once the IP is in ThreatNetCache's cache of that channel
-# (it reads the plugin's private `_channels`: bench-only). Without ThreatNetCache it is
+# (through the plugin's public `channel()`). Without ThreatNetCache it is
 # the baseline no-op plugin and records every line. Records go to a buffered file
 # (data/probe.tsv, flushed every 0.2 s), so the probe itself costs microseconds.
 PROBE_INIT = '''"""Probe: the propagation benchmark's listener-side observable and baseline."""
@@ -50,7 +50,6 @@ PROBE_PLUGIN = '''import time
 
 import supybot.callbacks as callbacks
 import supybot.conf as conf
-import supybot.ircutils as ircutils
 import supybot.schedule as schedule
 
 
@@ -74,8 +73,8 @@ class Probe(callbacks.Plugin):
         ip = msg.args[1].split(" ", 1)[0]
         cache = irc.getCallback("ThreatNetCache")
         if cache is not None:
-            st = cache._channels.get((irc.network, ircutils.toLower(msg.channel or "")))
-            if st is None or st.cache.check(ip) is None:
+            st = cache.channel(irc.network, msg.channel or "")
+            if st is None or st.listener.cache.check(ip) is None:
                 return
         self._out.write(f"{ip}\\t{time.time()}\\n")
 

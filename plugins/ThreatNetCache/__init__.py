@@ -7,10 +7,11 @@ __version__ = "0.1.0"
 __author__ = supybot.Author("ThreatNet developers", "threatnet", "")
 __contributors__ = {}
 
-from . import config, plugin
+from . import bridging, config, http, plugin, responders, signing
 
-reload(config)
-reload(plugin)
+# A plugin reload picks up every module's code, each after those it imports.
+for _module in (bridging, config, signing, responders, http, plugin):
+    reload(_module)
 
 Class = plugin.Class
 configure = config.configure

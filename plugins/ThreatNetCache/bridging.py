@@ -1,5 +1,5 @@
-"""The Network Bridge in ThreatNetCache: its registry settings, and the Limnoria glue
-around threatnet.bridge.BridgeSet (which holds every rule: combined cache, loop
+"""The Network Bridge in ThreatNetCache: the Limnoria glue (settings registered in
+config.py) around threatnet.bridge.BridgeSet (which holds every rule: combined cache, loop
 safety, quiet periods, block periods, trust, filters, pacing).
 
 One plugin instance serves every network Limnoria is connected to, so one
@@ -24,8 +24,7 @@ with ``keep``, ``discard`` and ``dropListed``.
 from __future__ import annotations
 
 import os
-import re
-from itertools import takewhile
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import supybot.callbacks as callbacks
@@ -39,22 +38,23 @@ from supybot.commands import wrap
 
 from threatnet_irc.clock import now as _now
 from threatnet.bridge import Bridge, BridgeSet, Side
-from threatnet.cache import ThreatCache
 from threatnet.envelope import Envelope, Trust
 from threatnet.filter import Chain, Lookup, NetworkFilter
-from threatnet.language import parse_message
+from threatnet.language import ThreatMessage, parse_message
 from threatnet.outbox import Outbox
+
+if TYPE_CHECKING:
+    from .plugin import Channel, ThreatNetCache
 
 _SEND = "ThreatNetCache.bridge.send"  # schedule event name
 
 DIRECTIONS = ("a->b", "b->a", "both")
 TRUST_MODES = ("voiced", "accounts", "all")
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
 
 
 # -- parsing the settings ---------------------------------------------------------------
 
-def parse_side(text):
+def parse_side(text: str) -> Side:
     """A Side from "network #channel"; the channel IRC-lowercased, as the plugin keys
     its channels. Raises ValueError with the reason."""
     words = text.split()
@@ -69,7 +69,7 @@ def parse_side(text):
     return Side(network, ircutils.toLower(channel))
 
 
-def parse_trust(text):
+def parse_trust(text: str) -> Trust | None:
     """A Trust from "voiced [account ...]", "accounts account ...", "all"; "" gives
     None: the channel's own rule (ChannelRule). Raises ValueError."""
     words = text.split()
@@ -85,158 +85,34 @@ def parse_trust(text):
 
 
 class ChannelRule:
-    """A side's default trust rule: what the channel's own listener verifies, as it
-    does now (its trust and trustedAccounts settings, and signatures.require), i.e.
-    the filters of its listen chain before the first network filter or cache. The
-    rejecting filter's reason ("untrusted", "unsigned", ...) is the drop reason.
-    Nothing is verified on a side the plugin does not listen to."""
+    """A side's default trust rule: what the channel's own Listener verifies, as it
+    does now (its trust and trustedAccounts settings, and signatures.require). Its
+    reason ("untrusted", "unsigned", ...) is the drop reason. Nothing is verified on a
+    side the plugin does not listen to."""
 
     name = "untrusted"
 
-    def __init__(self, bridging, side):
+    def __init__(self, bridging: Bridging, side: Side) -> None:
         self.bridging = bridging
         self.side = side
-        self._chain = None
-        self._screens = ()
 
-    def screen(self, msg, envelope=None):
+    def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:
         st = self.bridging._state(self.side)
-        chain = st.listen if st is not None else None
-        if chain is None:
+        if st is None:
             return self.name
-        if chain is not self._chain:
-            self._chain = chain
-            self._screens = tuple(f.screen for f in takewhile(
-                lambda f: not isinstance(f, (NetworkFilter, ThreatCache)), chain.filters))
-        for screen in self._screens:
-            reason = screen(msg, envelope)
-            if reason is not None:
-                return reason
-        return None
+        return st.listener.verify(msg, envelope)
 
     def __repr__(self):
         return "the channel's own rule"
 
 
-# -- registry -------------------------------------------------------------------------
-
-class SideValue(registry.String):
-    """A network and a channel on it, e.g. "libera #threatnet"; the network name as
-    in supybot.networks."""
-    errormsg = "%s"
-
-    def setValue(self, v):
-        if v.strip():
-            try:
-                parse_side(v)
-            except ValueError as e:
-                self.error(str(e))
-        super().setValue(v.strip())
-
-
-class Direction(registry.OnlySomeStrings):
-    validStrings = DIRECTIONS
-
-
-class TrustRule(registry.String):
-    """Empty (the channel's own trust and trustedAccounts settings), or "voiced
-    [account ...]", "accounts account ...", "all"."""
-    errormsg = "%s"
-
-    def setValue(self, v):
-        try:
-            parse_trust(v)
-        except ValueError as e:
-            self.error(str(e))
-        super().setValue(" ".join(v.split()))
-
-
-class BridgeNames(registry.SpaceSeparatedListOfStrings):
-    """Space-separated bridge names (a letter, then letters, digits, - or _); each
-    has its settings under plugins.ThreatNetCache.bridge.<name>."""
-    errormsg = "%s"
-
-    def setValue(self, v):
-        seen = set()
-        for name in v:
-            if not _NAME.match(name):
-                self.error(f"bad bridge name {name!r}: a letter, then up to 31 letters, "
-                           "digits, - or _")
-            if name.lower() in seen:
-                self.error(f"bridge {name!r} is named twice")
-            seen.add(name.lower())
-        super().setValue(v)
-        for name in v:
-            register_bridge(name)
-
-
-_networks_class = None  # config.Networks, handed over by register_config
-
-
-def register_config(plugin_group, networks_class):
-    """Register ``bridges`` and the ``bridge`` group (called by config.py)."""
-    global _networks_class
-    _networks_class = networks_class
-    conf.registerGroup(plugin_group, "bridge")
-    conf.registerGlobalValue(plugin_group, "bridges", BridgeNames([], """Names of the
-        Network Bridges this agent runs; each is configured under
-        plugins.ThreatNetCache.bridge.<name> (a, b, direction, trustA, trustB,
-        aToB/bToA.keep, .discard, .dropListed). The bot must be in both channels of
-        each bridge, with plugins.ThreatNetCache.enable on there. (live)"""))
-    for name in plugin_group.bridges():
-        register_bridge(name)
-
-
-def register_bridge(name):
-    """The settings group of one bridge (idempotent: registering again keeps values)."""
-    plugin_group = conf.supybot.plugins.ThreatNetCache
-    try:
-        parent = plugin_group.bridge
-    except registry.NonExistentRegistryEntry:
-        return  # bridges set before the group exists: register_config registers them
-    group = conf.registerGroup(parent, name)
-    conf.registerGlobalValue(group, "a", SideValue("", """Side a: "<network> <#channel>",
-        the network named as in supybot.networks."""))
-    conf.registerGlobalValue(group, "b", SideValue("", """Side b: "<network>
-        <#channel>"."""))
-    conf.registerGlobalValue(group, "direction", Direction("both", """Which way threats
-        cross: a->b, b->a or both."""))
-    for side in ("A", "B"):
-        conf.registerGlobalValue(group, "trust" + side, TrustRule("", f"""Which lines on
-            side {side.lower()} are Verified Threats, to relay and to count as current
-            there: empty for the channel's own trust and trustedAccounts settings, or
-            "voiced [account ...]", "accounts <account> ...", "all"."""))
-    for way in ("aToB", "bToA"):
-        sub = conf.registerGroup(group, way)
-        conf.registerGlobalValue(sub, "keep", _networks_class([], """Relay only threats
-            in these networks (CIDRs, IPs, keywords); empty: every network."""))
-        conf.registerGlobalValue(sub, "discard", _networks_class(["BOGONS"], """Never
-            relay threats in these networks (CIDRs, IPs, keywords BOGONS, RFC1918,
-            RFC3330, LOCAL)."""))
-        conf.registerGlobalValue(sub, "dropListed", registry.Boolean(False, """Do not
-            relay threats the local lookup lists (e.g. our DNSBL already does), dropped
-            as "listed". Needs a predicate wired in code (Bridging.listed); with none
-            wired nothing is listed."""))
-    return group
-
-
-def _group(plugin_group, name):
-    """The settings group of a bridge; registered only if it is not yet (this runs on
-    every poll, and registering builds every value again)."""
-    try:
-        group = plugin_group.bridge.get(name)
-        group.get("bToA").get("dropListed")
-        return group
-    except registry.NonExistentRegistryEntry:
-        return register_bridge(name)
-
-
-def bridge_settings():
-    """Every configured bridge as (name, raw values), in ``bridges`` order."""
+def bridge_settings() -> list[tuple[str, tuple]]:
+    """Every configured bridge as (name, raw values), in ``bridges`` order (config.py
+    registers each bridge's group as it is named)."""
     plugin_group = conf.supybot.plugins.ThreatNetCache
     result = []
     for name in plugin_group.bridges():
-        group = _group(plugin_group, name)
+        group = plugin_group.bridge.get(name)
         ways = tuple((group.get(w).keep(), group.get(w).discard(), group.get(w).dropListed())
                      for w in ("aToB", "bToA"))
         result.append((name, (group.a(), group.b(), group.direction(), group.trustA(),
@@ -250,7 +126,7 @@ def bridge_settings():
 class Bridging:
     """Every bridge of one ThreatNetCache instance (``plugin``)."""
 
-    def __init__(self, plugin):
+    def __init__(self, plugin: ThreatNetCache) -> None:
         self.plugin = plugin
         # A predicate on keys for dropListed, e.g. "our DNSBL lists it": wire a
         # responder's in-memory set here. It must answer from memory, never wait.
@@ -266,31 +142,32 @@ class Bridging:
 
     # -- BridgeSet's view of the plugin
 
-    def _state(self, side):
-        return self.plugin._channels.get(side)  # keyed (network, lowered channel) too
+    def _state(self, side: Side) -> Channel | None:
+        return self.plugin.channel(side.network, side.channel)
 
-    def _synced(self, side):
+    def _synced(self, side: Side) -> bool:
         st = self._state(side)
-        return st is not None and st.cache.synced and world.getIrc(side.network) is not None
+        return st is not None and st.listener.cache.synced \
+            and world.getIrc(side.network) is not None
 
-    def _block(self, side):
+    def _block(self, side: Side) -> float:
         st = self._state(side)
         if st is not None:
-            return st.cache.timeout
+            return st.listener.block
         return self.plugin.registryValue("blockPeriod", side.channel, side.network)
 
-    def _outbox(self, side):
+    def _outbox(self, side: Side) -> Outbox:
         def get(name):
             return self.plugin.registryValue("outbox." + name, network=side.network)
         return Outbox(get("rate"), get("burst"), get("size"), clock=_now)
 
-    def _lookup(self, key):
+    def _lookup(self, key: int) -> bool:
         listed = self.listed
         return listed is not None and bool(listed(key))
 
     # -- configuration
 
-    def configure(self):
+    def configure(self) -> None:
         """Apply registry changes: rebuild the bridges if any of their settings changed
         (a side's default rule follows its channel's settings by itself). Bad bridges
         are left out, their errors logged and shown by `tn bridge status`."""
@@ -333,13 +210,13 @@ class Bridging:
                 self.plugin.log.error("Bridge %s is not running: %s", name, error)
         self.errors = errors
         sides = self.set.sides
-        for st in self.plugin._channels.values():
+        for st in self.plugin.channels():
             self.attach(st, sides)
         if bridges:
             self.plugin.log.info("Bridges: %s", "; ".join(
                 f"{b.name} ({b.a} {b.direction} {b.b})" for b in bridges))
 
-    def _build(self, name, raw):
+    def _build(self, name: str, raw: tuple) -> Bridge:
         a_text, b_text, direction, trust_a, trust_b, ways = raw
         if not a_text or not b_text:
             missing = " and ".join(s for s, t in (("a", a_text), ("b", b_text)) if not t)
@@ -361,19 +238,19 @@ class Bridging:
 
     # -- hooks called by the plugin
 
-    def attach(self, st, sides=None):
+    def attach(self, st: Channel, sides: set[Side] | None = None) -> None:
         """Mark a listened channel as bridged (or not)."""
         side = Side(st.network, ircutils.toLower(st.channel))
         st.bridge = side if side in (self.set.sides if sides is None else sides) else None
 
-    def heard(self, st, envelope):
+    def heard(self, st: Channel, envelope: Envelope) -> None:
         """A valid threat line on a bridged channel (hot path of bridged channels)."""
         for verdict in self.set.receive(st.bridge, envelope):
             if verdict.reason is None:
                 self._send_soon()
                 return
 
-    def _send_soon(self):
+    def _send_soon(self) -> None:
         """Send at once, but after the bot has read what already arrived on all its
         networks (Limnoria reads every ready socket, then runs the schedule): had
         the same threat arrived on a target too (the original, or another bridge's
@@ -382,16 +259,16 @@ class Bridging:
             self._send_scheduled = True
             schedule.addEvent(self._scheduled_send, _now(), _SEND)
 
-    def _scheduled_send(self):
+    def _scheduled_send(self) -> None:
         self._send_scheduled = False
         self.send()
 
-    def die(self):
+    def die(self) -> None:
         if self._send_scheduled:
             schedule.removeEvent(_SEND)
             self._send_scheduled = False
 
-    def reported(self, irc, st, line):
+    def reported(self, irc, st: Channel, line: str) -> None:
         """We posted ``line`` (as sent: signed, if we sign) to a bridged channel
         ourselves: servers do not echo it, so the bridge hears it here."""
         chan = irc.state.channels.get(st.channel)
@@ -402,7 +279,7 @@ class Bridging:
                             st.network, voiced, opped)
         self.heard(st, envelope)
 
-    def send(self):
+    def send(self) -> None:
         """Send what the target queues release now."""
         for side, line in self.set.take():
             irc = world.getIrc(side.network)
@@ -411,24 +288,24 @@ class Bridging:
                 continue
             irc.sendMsg(ircmsgs.privmsg(st.channel, line))
             # Our own channel cache knows it too (`tn check`, our own reports, responders).
-            st.cache.keep(parse_message(line, _now()), irc.nick,
-                          irc.state.nicksToAccounts.get(irc.nick))
+            st.listener.keep(parse_message(line, _now()), irc.nick,
+                             irc.state.nicksToAccounts.get(irc.nick))
 
-    def poll(self):
+    def poll(self) -> None:
         self.configure()
         self.send()
 
-    def expire(self):
+    def expire(self) -> None:
         self.set.expire()
 
     # -- persistence
 
-    def _path(self, side):
+    def _path(self, side: Side) -> str:
         return conf.supybot.directories.data.dirize(os.path.join(
             "ThreatNetCache", "bridge", quote(side.network, safe=""),
             quote(side.channel, safe="") + ".json"))
 
-    def _save(self, side):
+    def _save(self, side: Side) -> None:
         path = self._path(side)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -436,14 +313,14 @@ class Bridging:
         except OSError as e:
             self.plugin.log.error("Cannot save %s: %s", path, e)
 
-    def flush(self):
+    def flush(self) -> None:
         """Snapshot every side's bridge cache (with the channel snapshots)."""
         for side in self.set.sides:
             self._save(side)
 
     # -- status
 
-    def status(self):
+    def status(self) -> list[str]:
         """One line per configured bridge: its counters, or why it is not running."""
         lines = []
         running = {s.name: s for s in self.set.status()}

@@ -7,10 +7,13 @@ pollInterval (the poll timer re-reads them; the hot path never reads the
 registry); the timer intervals and the outbox settings when the plugin is
 reloaded.
 """
+import re
 import shlex
 
 import supybot.conf as conf
 import supybot.registry as registry
+
+from .bridging import DIRECTIONS, parse_side, parse_trust
 
 from threatnet.feed import EXTRACTORS
 from threatnet.filter import NetworkFilter
@@ -57,7 +60,11 @@ ThreatNetCache = conf.registerPlugin("ThreatNetCache")
 
 
 def _channel(name, value):
-    conf.registerChannelValue(ThreatNetCache, name, value, opSettable=False)
+    group = ThreatNetCache
+    *path, name = name.split(".")
+    for part in path:
+        group = group.get(part)
+    conf.registerChannelValue(group, name, value, opSettable=False)
 
 
 _channel("enable", registry.Boolean(False, """Whether this channel is a
@@ -106,24 +113,8 @@ conf.registerNetworkValue(ThreatNetCache.outbox, "size", registry.PositiveIntege
     """Reports waiting at most; when full, the oldest waiting report is dropped
     (and counted)."""))
 
-# The Network Bridge: plugins.ThreatNetCache.bridges and .bridge.<name>.* (bridging.py).
-from importlib import reload as _reload  # noqa: E402
-
-from . import bridging  # noqa: E402
-
-_reload(bridging)  # a plugin reload picks up its code too (config is reloaded first)
-bridging.register_config(ThreatNetCache, Networks)
-
-
 # -- Threat Response (plugins/ThreatNetCache/responders.py builds them): per channel,
 # live (rebuilt within pollInterval of a change, without blocking the bot).
-
-from importlib import reload as _reload_module  # noqa: E402
-
-from . import http as _http, responders as _responders  # noqa: E402
-
-_reload_module(_responders)  # a plugin reload picks up their code too
-_reload_module(_http)
 
 class AbsolutePath(registry.String):
     """An absolute file path, or empty for none."""
@@ -228,8 +219,116 @@ conf.registerGlobalValue(ThreatNetCache.http, "token", registry.String("", """Be
 conf.registerGlobalValue(ThreatNetCache.http, "maxWait", registry.PositiveInteger(60,
     """Longest wait, in seconds, a GET /threatnet/events long-poll may ask for. (live)"""))
 
-# Signed threat lines: plugins.ThreatNetCache.signatures.* (signing.py).
-from . import signing  # noqa: E402
+# -- Signed threat lines (signing.py loads the files; threatnet/listener.py checks)
 
-_reload(signing)  # a plugin reload picks up its code too (config is reloaded first)
-signing.register_config(ThreatNetCache)
+conf.registerGroup(ThreatNetCache, "signatures")
+_channel("signatures.require", registry.Boolean(False, """Whether threat lines in this
+    channel count only when validly signed by a key in signatures.keyring, made within
+    the block period. Unsigned and badly signed lines are counted by reason (tn status)
+    and ignored. Trust mode "signed" implies it."""))
+_channel("signatures.keyring", registry.String("", """The key ring file: one "key-id
+    public-key [comment]" line per trusted provider (scripts/threatnet_keygen.py prints
+    them). A relative path is in the bot's data directory. Re-read when it changes; a
+    missing or bad file trusts no key."""))
+_channel("signatures.key", registry.String("", """This agent's private signing key file
+    (scripts/threatnet_keygen.py; mode 0600). When set, the agent's reports to this
+    channel are signed; if it cannot be loaded, reports are refused, never sent
+    unsigned. A relative path is in the bot's data directory."""))
+
+
+# -- The Network Bridge (bridging.py): plugins.ThreatNetCache.bridges names them, each
+# configured under plugins.ThreatNetCache.bridge.<name> (registered as it is named).
+
+class SideValue(registry.String):
+    """A network and a channel on it, e.g. "libera #threatnet"; the network name as
+    in supybot.networks."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        if v.strip():
+            try:
+                parse_side(v)
+            except ValueError as e:
+                self.error(str(e))
+        super().setValue(v.strip())
+
+
+class Direction(registry.OnlySomeStrings):
+    validStrings = DIRECTIONS
+
+
+class TrustRule(registry.String):
+    """Empty (the channel's own trust and trustedAccounts settings), or "voiced
+    [account ...]", "accounts account ...", "all"."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        try:
+            parse_trust(v)
+        except ValueError as e:
+            self.error(str(e))
+        super().setValue(" ".join(v.split()))
+
+
+class BridgeNames(registry.SpaceSeparatedListOfStrings):
+    """Space-separated bridge names (a letter, then letters, digits, - or _); each
+    has its settings under plugins.ThreatNetCache.bridge.<name>."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        seen = set()
+        for name in v:
+            if not _BRIDGE_NAME.match(name):
+                self.error(f"bad bridge name {name!r}: a letter, then up to 31 letters, "
+                           "digits, - or _")
+            if name.lower() in seen:
+                self.error(f"bridge {name!r} is named twice")
+            seen.add(name.lower())
+        super().setValue(v)
+        for name in v:
+            register_bridge(name)
+
+
+_BRIDGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
+
+
+def register_bridge(name):
+    """The settings group of one bridge (idempotent: registering again keeps values)."""
+    try:
+        parent = conf.supybot.plugins.ThreatNetCache.bridge
+    except registry.NonExistentRegistryEntry:
+        return  # bridges set before the group exists: registered below
+    group = conf.registerGroup(parent, name)
+    conf.registerGlobalValue(group, "a", SideValue("", """Side a: "<network> <#channel>",
+        the network named as in supybot.networks."""))
+    conf.registerGlobalValue(group, "b", SideValue("", """Side b: "<network>
+        <#channel>"."""))
+    conf.registerGlobalValue(group, "direction", Direction("both", """Which way threats
+        cross: a->b, b->a or both."""))
+    for side in ("A", "B"):
+        conf.registerGlobalValue(group, "trust" + side, TrustRule("", f"""Which lines on
+            side {side.lower()} are Verified Threats, to relay and to count as current
+            there: empty for the channel's own trust and trustedAccounts settings, or
+            "voiced [account ...]", "accounts <account> ...", "all"."""))
+    for way in ("aToB", "bToA"):
+        sub = conf.registerGroup(group, way)
+        conf.registerGlobalValue(sub, "keep", Networks([], """Relay only threats in these
+            networks (CIDRs, IPs, keywords); empty: every network."""))
+        conf.registerGlobalValue(sub, "discard", Networks(["BOGONS"], """Never relay
+            threats in these networks (CIDRs, IPs, keywords BOGONS, RFC1918, RFC3330,
+            LOCAL)."""))
+        conf.registerGlobalValue(sub, "dropListed", registry.Boolean(False, """Do not
+            relay threats the local lookup lists (e.g. our DNSBL already does), dropped
+            as "listed". Needs a predicate wired in code (Bridging.listed); with none
+            wired nothing is listed."""))
+    return group
+
+
+conf.registerGlobalValue(ThreatNetCache, "bridges", BridgeNames([], """Names of the
+    Network Bridges this agent runs; each is configured under
+    plugins.ThreatNetCache.bridge.<name> (a, b, direction, trustA, trustB,
+    aToB/bToA.keep, .discard, .dropListed). The bot must be in both channels of each
+    bridge, with plugins.ThreatNetCache.enable on there. (live)"""))
+conf.registerGroup(ThreatNetCache, "bridge")
+for _name in ThreatNetCache.bridges():
+    register_bridge(_name)

@@ -1,4 +1,5 @@
-"""The HTTP API of ThreatNetCache, under /threatnet/ on Limnoria's HTTP server.
+"""The HTTP API of ThreatNetCache, under /threatnet/ on Limnoria's HTTP server: its
+routes (the long-poll is in longpoll.py, the metrics in metrics.py).
 
     GET  /threatnet/check?ip=IP[&network=N][&channel=C]   is IP a current threat? (JSON)
     GET  /threatnet/threats[?network=N][&channel=C]        every current threat (JSON)
@@ -36,10 +37,11 @@ Following the cache from elsewhere: GET /threatnet/threats gives ``stream`` and
 take each answer's ``next``. ``"resync": true`` (the bot restarted, or the
 follower fell behind the last 20,000 changes) means: fetch /threats again.
 """
+from __future__ import annotations
+
 import hmac
 import json
 import math
-import socket
 import threading
 import time
 import uuid
@@ -47,26 +49,22 @@ from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import parse_qsl, urlsplit
 
-import supybot.ircutils as ircutils
 import supybot.schedule as schedule
 import supybot.world as world
 from supybot import httpserver
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import choose_encoder
-
 from threatnet.address import AddressError, format_ip, parse_ip
 from threatnet.filter import NetworkFilter
 from threatnet.language import ThreatError, format_message
+from threatnet.provider import Refused
 from threatnet.response.changes import ChangeLog
+
+from . import metrics
+from .longpoll import JSON, Waiters, detach, send_raw, to_json
 
 SUBDIR = "threatnet"
 MAIN_LOOP_TIMEOUT = 5.0  # seconds a request waits for the main loop
-PARKED_MAX = 64  # long-polls waiting at once
-SEND_TIMEOUT = 5.0  # seconds to write a parked answer to a slow client
 FIELD_MAX = 1000  # characters of one form or query field
-JSON = "application/json"
 
 
 class HttpError(Exception):
@@ -127,106 +125,6 @@ class MainLoop:
             waiting, self._waiting = self._waiting, set()
         for future in waiting:
             future.cancel()  # its event, when run, does nothing
-
-
-class _Parked:
-    __slots__ = ("sock", "since", "stream", "network", "channel", "deadline")
-
-    def __init__(self, sock, since, stream, network, channel, deadline):
-        self.sock, self.since, self.stream = sock, since, stream
-        self.network, self.channel, self.deadline = network, channel, deadline
-
-
-class Waiters:
-    """Long-polls parked off the server thread, answered by one waiter thread."""
-
-    def __init__(self, changes, render):
-        self.changes = changes
-        self.render = render  # Read -> JSON-able dict
-        self._parked = []
-        self._stopping = False
-        self._thread = None
-
-    def __len__(self):
-        return len(self._parked)
-
-    def park(self, sock, since, stream, network, channel, timeout):
-        cond = self.changes.cond
-        with cond:
-            if self._stopping or len(self._parked) >= PARKED_MAX:
-                return False
-            self._parked.append(_Parked(sock, since, stream, network, channel,
-                                        time.monotonic() + timeout))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="threatnet-http-waiters")
-                self._thread.start()
-            cond.notify_all()
-        return True
-
-    def stop(self):
-        cond = self.changes.cond
-        with cond:
-            self._stopping = True
-            cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(SEND_TIMEOUT + 1)
-
-    def _run(self):
-        cond = self.changes.cond
-        while True:
-            ready = []
-            with cond:
-                now = time.monotonic()
-                keep = []
-                for p in self._parked:
-                    read = self.changes.read(p.since, p.stream, network=p.network,
-                                             channel=p.channel)
-                    if read.changes or read.resync or now >= p.deadline or self._stopping:
-                        ready.append((p, read))
-                    else:
-                        p.since = read.next  # changes of other channels: skip them
-                        keep.append(p)
-                self._parked = keep
-                if not ready:
-                    if self._stopping:
-                        return
-                    wait = min((p.deadline for p in keep), default=now + 60) - now
-                    cond.wait(max(0.01, min(wait, 60)))
-                    continue
-            for p, read in ready:
-                _send_raw(p.sock, 200, _json(self.render(read)))
-
-
-def _send_raw(sock, status, body):
-    """A whole HTTP/1.0 answer on a detached connection, then close it."""
-    head = (f"HTTP/1.0 {status} {'OK' if status == 200 else 'Error'}\r\n"
-            f"Content-Type: {JSON}\r\nContent-Length: {len(body)}\r\n"
-            "Cache-Control: no-store\r\nConnection: close\r\n\r\n").encode()
-    try:
-        sock.settimeout(SEND_TIMEOUT)
-        sock.sendall(head + body)
-    except OSError:
-        pass  # the follower went away; it will ask again
-    finally:
-        sock.close()
-
-
-def _detach(handler):
-    """The request's connection, taken from the server so it stays open after this
-    request returns; None where that is impossible (tests' fake handlers)."""
-    conn = getattr(handler, "connection", None)
-    if not isinstance(conn, socket.socket):
-        return None
-    handler.close_connection = True
-    try:
-        return socket.socket(fileno=conn.detach())
-    except OSError:
-        return None
-
-
-def _json(data):
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _send(handler, status, body, ctype=JSON, headers=(), write=True):
@@ -326,11 +224,11 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
             headers = [("Allow", e.fields.pop("allow"))] if "allow" in e.fields else []
             if e.status == 401:
                 headers.append(("WWW-Authenticate", 'Bearer realm="threatnet"'))
-            _send(handler, e.status, _json({"error": str(e), **e.fields}), headers=headers,
+            _send(handler, e.status, to_json({"error": str(e), **e.fields}), headers=headers,
                   write=write)
         except Exception:
             self.plugin.log.exception("HTTP %s %s failed", method, path)
-            _send(handler, 500, _json({"error": "internal error (see the bot's log)"}),
+            _send(handler, 500, to_json({"error": "internal error (see the bot's log)"}),
                   write=write)
 
     def _allow(self, handler):
@@ -347,7 +245,7 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
                                  "http.clients)")
 
     def _ok(self, data, status=200):
-        return status, _json(data), JSON
+        return status, to_json(data), JSON
 
     # -- endpoints
 
@@ -369,22 +267,16 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
             raise HttpError(400, f"{text!r} is not a valid IP address: {e}") from None
         network, channel = query.get("network") or None, query.get("channel") or None
 
-        def look():
-            found = []
-            for st in self._channels(network, channel):
-                entry = st.cache.check(key)
-                if entry is not None:
-                    found.append(self._entry(st, entry))
-            return found
-        found = self.main.call(look)
+        found = [self._found(f) for f in self.main.call(
+            lambda: self.plugin.check(key, network, channel))]
         return self._ok({"ip": format_ip(key), "current": bool(found), "threats": found})
 
     @staticmethod
-    def _entry(st, entry):
-        expires_at = entry.first_seen + st.cache.timeout
-        return {"network": st.network, "channel": st.channel, "ip": entry.ip,
+    def _found(found):
+        entry = found.entry
+        return {"network": found.network, "channel": found.channel, "ip": entry.ip,
                 "comment": entry.comment, "reporter": entry.nick, "account": entry.account,
-                "first_seen": _round(entry.first_seen), "expires_at": _round(expires_at),
+                "first_seen": _round(entry.first_seen), "expires_at": _round(found.expires_at),
                 "expires_in": _round(entry.expires_in)}
 
     def _threats(self, handler, query, form):
@@ -419,11 +311,11 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
         read = self.changes.read(since, stream, network=network, channel=channel)
         if read.changes or read.resync or since is None or wait <= 0:
             return self._ok(self._render_read(read))
-        sock = _detach(handler)
+        sock = detach(handler)
         if sock is None:  # cannot park (a test handler): answer now, empty
             return self._ok(self._render_read(read))
         if not self.waiters.park(sock, read.next, stream, network, channel, wait):
-            _send_raw(sock, 503, _json({"error": "too many waiting requests"}))
+            send_raw(sock, 503, to_json({"error": "too many waiting requests"}))
         return None
 
     def _render_read(self, read):
@@ -432,14 +324,12 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
                                 seq=c.seq, event=c.kind) for c in read.changes]}
 
     def _metrics(self, handler, query, form):
-        data = self.main.call(lambda: _gather(self.plugin))
-        data["http"] = {"changes": self.changes.next - 1, "waiting": len(self.waiters)}
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(data))
-        # Prometheus text format, or OpenMetrics if the scraper's Accept asks for it.
-        encode, ctype = choose_encoder(handler.headers.get("Accept") if handler.headers
-                                       else None)
-        return 200, encode(registry), ctype
+        channels, outboxes = self.main.call(lambda: (self.plugin.status(),
+                                                     self.plugin.outboxes()))
+        body, ctype = metrics.render(channels, outboxes, self.changes.next - 1,
+                                     len(self.waiters),
+                                     handler.headers.get("Accept") if handler.headers else None)
+        return 200, body, ctype
 
     def _report(self, handler, query, form):
         token = self.plugin.registryValue("http.token")
@@ -463,7 +353,7 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
         plugin = self.plugin
 
         def report():
-            chans = self._channels(network, channel)
+            chans = plugin.channels(network, channel)
             if not chans:
                 raise HttpError(404, "no such ThreatNet channel (see plugins."
                                      "ThreatNetCache.enable)")
@@ -475,10 +365,9 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
             irc = world.getIrc(st.network)
             if irc is None:
                 raise HttpError(503, f"not connected to {st.network}")
-            threat, queued = plugin._report(irc, st, ip, comment)
+            threat, queued = plugin.report(irc, st, ip, comment)
             return {"status": "queued" if queued else "reported", "network": st.network,
                     "channel": st.channel, "line": format_message(threat)}
-        from .plugin import Refused  # the plugin module imports this one
         try:
             result = self.main.call(report)
         except ThreatError as e:
@@ -507,143 +396,8 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
 
     # -- what the endpoints read
 
-    def _channels(self, network, channel):
-        """The listened channels matching the filters (main loop only)."""
-        return [st for st in self.plugin._channels.values()
-                if (network is None or st.network == network)
-                and (channel is None or ircutils.strEqual(st.channel, channel))]
-
     def _mirrors(self, network, channel):
-        """The channels' ChangesResponders matching the filters (any thread)."""
-        found = []
-        for responses in tuple(self.plugin._responses.values()):
-            mirror = responses.changes
-            if mirror is not None and mirror.log is self.changes \
-                    and (network is None or mirror.network == network) \
-                    and (channel is None or ircutils.strEqual(mirror.channel, channel)):
-                found.append(mirror)
-        return found
+        """The channels' ChangesResponders feeding this change log (any thread)."""
+        return [m for m in self.plugin.mirrors(network, channel) if m.log is self.changes]
 
 
-def _gather(plugin):
-    """The numbers /metrics shows, gathered on the main loop."""
-    channels = []
-    for key, st in plugin._channels.items():
-        stats = st.cache.stats()
-        responses = plugin._responses.get(key)
-        channels.append({
-            "network": st.network, "channel": st.channel, "heard": dict(st.heard),
-            "size": stats.size, "expired": stats.expired, "block": st.cache.timeout,
-            "synced": st.cache.synced, "reported": st.reported, "refused": dict(st.refused),
-            "pending": len(st.pending),
-            "feeds": [(spec, feed.stats(), feed.error) for spec, feed in st.feeds.items()],
-            "responders": responses.status() if responses is not None else [],
-            "problems": list(responses.problems) if responses is not None else []})
-    return {"channels": channels,
-            "outboxes": {network: box.stats() for network, box in plugin._outboxes.items()}}
-
-
-class _Collector:
-    """Metric families over the numbers _gather took on the main loop."""
-
-    def __init__(self, data):
-        self.data = data
-
-    def collect(self):
-        chan = ["network", "channel"]
-
-        def family(kind, name, doc, labels):
-            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-            return cls(name, doc, labels=labels)
-
-        f = {
-            "seen": family("counter", "threatnet_lines_seen", "Threat lines heard.", chan),
-            "kept": family("counter", "threatnet_lines_kept",
-                           "Threat lines kept (new threats).", chan),
-            "discarded": family("counter", "threatnet_lines_discarded",
-                                "Threat lines discarded, by reason.", chan + ["reason"]),
-            "size": family("gauge", "threatnet_cache_threats",
-                           "Current threats in the cache.", chan),
-            "expired": family("counter", "threatnet_cache_expired",
-                              "Threats expired from the cache.", chan),
-            "block": family("gauge", "threatnet_block_period_seconds",
-                            "The block period.", chan),
-            "synced": family("gauge", "threatnet_synced",
-                             "1 once the quiet period is over.", chan),
-            "reported": family("counter", "threatnet_reports_sent",
-                               "Threats this agent posted.", chan),
-            "refused": family("counter", "threatnet_reports_refused",
-                              "Reports from feeds refused, by reason.", chan + ["reason"]),
-            "pending": family("gauge", "threatnet_reports_queued",
-                              "Reports waiting in the outbox.", chan),
-            "feed": family("counter", "threatnet_feed_lines",
-                           "Log lines read by a feed, by result.",
-                           chan + ["feed", "result"]),
-            "feed_error": family("gauge", "threatnet_feed_error",
-                                 "1 while a feed cannot be read.", chan + ["feed"]),
-            "r_up": family("gauge", "threatnet_responder_up",
-                           "1 if the responder is applying without errors.",
-                           chan + ["responder"]),
-            "r_threats": family("gauge", "threatnet_responder_threats",
-                                "Threats the responder holds.", chan + ["responder"]),
-            "r_applies": family("counter", "threatnet_responder_applies",
-                                "Successful applies.", chan + ["responder"]),
-            "r_errors": family("counter", "threatnet_responder_errors",
-                               "Failed applies.", chan + ["responder"]),
-            "r_failing": family("gauge", "threatnet_responder_consecutive_failures",
-                                "Failed applies since the last success.",
-                                chan + ["responder"]),
-            "r_lag": family("gauge", "threatnet_responder_lag_seconds",
-                            "Age of the oldest change not yet applied.",
-                            chan + ["responder"]),
-        }
-        outbox = {
-            "waiting": family("gauge", "threatnet_outbox_waiting",
-                              "Reports waiting to be sent.", ["network"]),
-            "sent": family("counter", "threatnet_outbox_sent", "Reports sent.", ["network"]),
-            "dropped": family("counter", "threatnet_outbox_dropped",
-                              "Reports dropped from a full outbox.", ["network"]),
-        }
-        for c in self.data["channels"]:
-            labels = [c["network"], c["channel"]]
-            heard = c["heard"]
-            f["seen"].add_metric(labels, sum(heard.values()))
-            f["kept"].add_metric(labels, heard.get("kept", 0))
-            for reason, n in sorted(heard.items()):
-                if reason != "kept":
-                    f["discarded"].add_metric(labels + [reason], n)
-            f["size"].add_metric(labels, c["size"])
-            f["expired"].add_metric(labels, c["expired"])
-            f["block"].add_metric(labels, c["block"])
-            f["synced"].add_metric(labels, 1 if c["synced"] else 0)
-            f["reported"].add_metric(labels, c["reported"])
-            for reason, n in sorted(c["refused"].items()):
-                f["refused"].add_metric(labels + [reason], n)
-            f["pending"].add_metric(labels, c["pending"])
-            for spec, stats, error in c["feeds"]:
-                for result in ("threats", "ignored", "rejected"):
-                    f["feed"].add_metric(labels + [spec, result], stats.get(result, 0))
-                f["feed_error"].add_metric(labels + [spec], 1 if error else 0)
-            for s in c["responders"]:
-                rl = labels + [s.name]
-                f["r_up"].add_metric(rl, 0 if s.failures else 1)
-                f["r_threats"].add_metric(rl, s.threats)
-                f["r_applies"].add_metric(rl, s.applies)
-                f["r_errors"].add_metric(rl, s.errors)
-                f["r_failing"].add_metric(rl, s.failures)
-                f["r_lag"].add_metric(rl, s.lag)
-            for name, _reason in c["problems"]:
-                f["r_up"].add_metric(labels + [name], 0)
-        for network, stats in sorted(self.data["outboxes"].items()):
-            for key, fam in outbox.items():
-                fam.add_metric([network], stats.get(key, 0))
-        http = self.data["http"]
-        changes = CounterMetricFamily("threatnet_http_changes",
-                                      "Threat changes published to followers.")
-        changes.add_metric([], http["changes"])
-        waiting = GaugeMetricFamily("threatnet_http_waiting", "Long-polls waiting now.")
-        waiting.add_metric([], http["waiting"])
-        yield from f.values()
-        yield from outbox.values()
-        yield changes
-        yield waiting

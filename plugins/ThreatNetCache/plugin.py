@@ -5,8 +5,11 @@ IRC events in, calls on threatnet/, IRC messages out. One instance serves every
 network, so all state is keyed by (network, channel). The registry is read by
 the poll timer, never per channel line: doPrivmsg is the hot path.
 """
+from __future__ import annotations
+
 import math
 import os
+from typing import Callable, NamedTuple
 from urllib.parse import quote
 
 import supybot.callbacks as callbacks
@@ -23,19 +26,20 @@ from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers threatIp
 from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
-from threatnet.cache import ThreatCache
-from threatnet.envelope import Trust, new_envelope
-from threatnet.feed import LogFeed
-from threatnet.filter import Chain, NetworkFilter
-from threatnet.language import ThreatError, format_message, parse_message
+from threatnet.bridge import Side
+from threatnet.cache import Entry, Stats
+from threatnet.envelope import new_envelope
+from threatnet.language import ThreatError, ThreatMessage, format_message, parse_message
+from threatnet.listener import Listener, ListenerSettings
 from threatnet.outbox import Outbox
-from threatnet.topic import TopicError, parse_topic
+from threatnet.provider import Provider, ProviderSettings, Queued, Refused, reported_by, take
+from threatnet.response.changes import ChangesResponder
+from threatnet.response.host import ResponderStatus
 
 from . import bridging
 from . import signing
 from .http import SUBDIR, ThreatNetHttp
-from .responders import (ChannelResponses, describe, read_spec, responding, route_logs,
-                         to_threat)
+from .responders import ChannelResponses, describe, read_spec, route_logs
 
 # Whitespace parse_message strips before the address.
 _WS = frozenset(" \t\n\r\x0b\x0c")
@@ -50,138 +54,69 @@ def _key(network, channel):
     return network, ircutils.toLower(channel)
 
 
-class Refused(Exception):
-    """A threat of our own that must not be posted: ``kind`` is counted, str(e) is
-    the reason told to the operator."""
+class Channel:
+    """A ThreatNet channel the agent listens to on one network: the core's Listener and
+    Provider with the glue around them (responders, signature files, the bridge). The
+    plugin's public methods hand these to the HTTP API and the bridge glue."""
 
-    def __init__(self, kind, reason):
-        super().__init__(reason)
-        self.kind = kind
-
-
-class _TrustNobody:
-    """Trust mode "accounts" with no account configured: fail closed."""
-    name = "untrusted"
-
-    def screen(self, msg, envelope=None):
-        return self.name
-
-
-class _Channel:
-    """Listener and provider state of one ThreatNet channel on one network."""
-
-    def __init__(self, network, channel):
+    def __init__(self, network: str, channel: str, outbox: Callable[[], Outbox[Queued]]):
         self.network = network
         self.channel = channel
-        self.cache = ThreatCache(clock=_now)
-        self.settings = None  # the registry values below were built from
-        self.listen = None  # Chain: trust, discard, cache
-        self.screen = None  # Chain for our own reports: discard, ownNetworks
-        self.config_block = self.topic_block = None
-        self.heard = dict.fromkeys(("kept", "duplicate", "filtered", "untrusted"), 0)
-        self.reported = 0
-        self.refused = {}  # reports refused, by kind
-        self.pending = {}  # key -> ThreatMessage waiting in the outbox
-        self.feeds = {}  # "extractor:/path" -> LogFeed
-        self.feed_errors = {}  # "extractor:/path" -> last error logged
-        self.senders = {}  # nick -> (voiced, opped, account, account-tag on), see inFilter
-        self.bridge = None  # its Side if a Network Bridge runs over it (bridging.py)
-        self.responses = None  # ChannelResponses, set on attach (responders.py)
-        self.signature_check = None  # RequireSignature in the listen chain (signing.py)
-        self.signing = None  # signing.ChannelSigning: key ring and signer
+        self.listener = Listener(clock=_now)
+        self.provider = Provider(channel, self.listener, outbox, clock=_now)
+        self.signing = signing.ChannelSigning()
+        self.responses: ChannelResponses | None = None  # set on attach (responders.py)
+        self.bridge: Side | None = None  # its Side if a Network Bridge runs over it
+        # nick -> (voiced, opped, account, account-tag on), memoised (see inFilter)
+        self.senders: dict[str, tuple[bool, bool, str | None, bool]] = {}
 
-    def configure(self, settings, log):
-        """Rebuild the chains and feeds if the registry values changed."""
-        if settings == self.settings:
-            return
-        self.settings = settings
-        block, mode, accounts, discard, own, feeds, casemapping = settings
-        if mode == "signed":  # no IRC-level trust: the signature is the trust
-            trusting = [] if self.signature_check is not None else [_TrustNobody()]
-        elif mode == "accounts" and not accounts:
-            trusting = [_TrustNobody()]
-        else:
-            trusting = [Trust(mode, accounts, casemapping)]
-        signed = [self.signature_check] if self.signature_check is not None else []
-        discarding = [NetworkFilter("discard", discard)] if discard else []
-        owning = [NetworkFilter("discard", own, name="own network")] if own else []
-        self.listen = Chain([*trusting, *signed, *discarding, self.cache])
-        self.screen = Chain(discarding + owning)
-        self.config_block = block
-        self._apply_block()
-        for spec in set(self.feeds) - set(feeds):
-            self.feeds.pop(spec).close()
-        for spec in feeds:
-            if spec not in self.feeds:
-                extractor, _, path = spec.partition(":")
-                self.feeds[spec] = LogFeed(path, extractor, clock=_now)
-                log.info("%s on %s: reporting from %s", self.channel,
-                         self.network, spec)
-
-    def set_signature_check(self, check, log):
-        """Put a RequireSignature into the listen chain, after the trust rule (or
-        instead of it, trust mode "signed"), or take it out (None)."""
-        if check is not self.signature_check:
-            self.signature_check = check
-            settings, self.settings = self.settings, None
-            self.configure(settings, log)
-
-    def set_topic(self, text):
-        """A threatnet:// topic sets the block period (block=, else the protocol's
-        default); any other topic leaves it to the blockPeriod setting."""
-        try:
-            self.topic_block = parse_topic(text).block
-        except TopicError:
-            self.topic_block = None
-        self._apply_block()
-
-    def _apply_block(self):
-        old = self.cache.timeout
-        self.cache.timeout = self.topic_block or self.config_block
-        if self.signature_check is not None:  # a signature is good for one block period
-            self.signature_check.max_age = self.cache.timeout
-        if self.cache.timeout != old and self.responses is not None \
-                and self.responses.active:
-            self.responses.resync(self.threats())  # every expiry moved
-
-    # Threat Response: these only enqueue; responders work on threads of their own.
-
-    def threats(self):
-        """The current threats as responders see them."""
-        timeout = self.cache.timeout
-        return [to_threat(e, timeout) for e in self.cache]
-
-    def respond(self, responses):
-        """Tell ``responses`` (ChannelResponses) of every threat the cache keeps from
-        now on, while it has responders running."""
+    def respond(self, responses: ChannelResponses) -> None:
+        """Tell ``responses`` of every threat the cache keeps from now on (heard, our
+        own report, a bridge relay), while it has responders running. Restored
+        snapshots are not kept one by one: responders start from, or resync to,
+        the whole cache after a restore."""
         self.responses = responses
-        self.cache.on_keep = responding(responses, self.cache) if responses.active else None
+        listener = self.listener
+        self.listener.cache.on_keep = (lambda entry: responses.added(listener.threat(entry))) \
+            if responses.active else None
 
-    def expired(self, entries):
-        """cache.expire() returned these entries."""
+    def expired(self, entries: list[Entry]) -> None:
+        """The listener's expire() returned these entries."""
         responses = self.responses
         if entries and responses is not None and responses.active:
-            timeout = self.cache.timeout
             for entry in entries:
-                responses.expired(entry.key, entry.first_seen + timeout)
+                responses.expired(entry.key, entry.first_seen + self.listener.block)
 
-    def close(self):
-        for feed in self.feeds.values():
-            feed.close()
+    def block_changed(self) -> None:
+        """Every expiry moved: the responders resync."""
+        if self.responses is not None and self.responses.active:
+            self.responses.resync(self.listener.threats())
 
 
-def _describe(entry, verified=None):
-    """Who reported a cache entry, when, and until when it is current; with a
-    signature.Verified for the entry, its key and the comment it signed."""
-    who = entry.nick or "?"
-    if entry.account:
-        who += f" (account {entry.account})"
-    if verified is not None:
-        who += f", signed by key {verified.key_id},"
-    ago = int(_now() - entry.first_seen)
-    text = entry.comment if verified is None else verified.comment
-    comment = f': "{text}"' if text else ""
-    return f"reported by {who} {ago} s ago{comment}; expires in {math.ceil(entry.expires_in)} s"
+class ChannelStatus(NamedTuple):
+    """A snapshot of one channel for status lines and metrics (taken on the main loop)."""
+
+    network: str
+    channel: str
+    heard: dict[str, int]  # lines by outcome (Listener.heard)
+    cache: Stats
+    block: float
+    quiet_left: float
+    reported: int
+    refused: dict[str, int]
+    pending: int
+    feeds: list[tuple[str, dict[str, int], str | None]]  # (spec, counters, error)
+    responders: list[ResponderStatus]
+    problems: list[tuple[str, str]]  # responders not started: (name, reason)
+
+
+class Found(NamedTuple):
+    """A current threat in one channel (``check``)."""
+
+    network: str
+    channel: str
+    entry: Entry
+    expires_at: float
 
 
 class ThreatNetCache(callbacks.Plugin):
@@ -189,7 +124,7 @@ class ThreatNetCache(callbacks.Plugin):
     enabled channel (plugins.ThreatNetCache.enable) and can report threats of
     its own, by command or from log files; responds to threats (DNSBL,
     firewall, command) and serves them over HTTP. Commands: tn status,
-    tn check, tn report, tn feeds, tn responders."""
+    tn check, tn report, tn feeds, tn responders, tn bridge status."""
     threaded = False
     # Limnoria's ignores (defaultIgnore, the command-flood ignore) are about commands:
     # a voiced agent that is ignored still speaks for the channel. Command handling
@@ -199,16 +134,16 @@ class ThreatNetCache(callbacks.Plugin):
     def __init__(self, irc):
         super().__init__(irc)
         self.tn.parent = self.tn.bridge.parent = self
-        self._channels = {}  # (network, lowered channel) -> _Channel
-        self._joined = {}  # (network, channel as joined) -> _Channel: no folding per line
-        self._outboxes = {}  # network -> Outbox of (_Channel, ThreatMessage)
-        self._addressing = {}  # may_address's settings cache
+        self._channels: dict[tuple[str, str], Channel] = {}  # (network, lowered channel)
+        self._joined: dict[tuple[str, str], Channel] = {}  # (network, channel as joined)
+        self._outboxes: dict[str, Outbox[Queued]] = {}  # network -> its reports' Outbox
+        self._addressing: dict = {}  # may_address's settings cache
         self.bridging = bridging.Bridging(self)  # before _sync: it marks bridged channels
-        self._responses = {}  # (network, lowered channel) -> ChannelResponses, kept on part
-        self._http = None  # ThreatNetHttp while plugins.ThreatNetCache.http.enable
+        # (network, lowered channel) -> ChannelResponses, kept on part
+        self._responses: dict[tuple[str, str], ChannelResponses] = {}
+        self._http: ThreatNetHttp | None = None  # while plugins.ThreatNetCache.http.enable
         self._unroute_logs = route_logs()
         self._sync_http()
-        self.signatures = signing.Signing(self)
         self._sync()  # channels already joined, after a reload
         schedule.addPeriodicEvent(self._poll, self.registryValue("pollInterval"), _POLL,
                                   now=False)
@@ -229,11 +164,71 @@ class ThreatNetCache(callbacks.Plugin):
         self._close_http()
         self._flush()
         for st in self._channels.values():
-            st.close()
+            st.provider.close()
         for responses in self._responses.values():
             responses.stop()
         self._unroute_logs()
         super().die()
+
+    # -- the public surface of the HTTP API and the bridge glue (main loop only)
+
+    def channel(self, network: str, channel: str) -> Channel | None:
+        """The channel listened to on ``network`` (any spelling of its name), or None."""
+        return self._channels.get(_key(network, channel))
+
+    def channels(self, network: str | None = None, channel: str | None = None,
+                 ) -> list[Channel]:
+        """The channels listened to, on ``network`` and named ``channel`` if given."""
+        return [st for st in self._channels.values()
+                if (network is None or st.network == network)
+                and (channel is None or ircutils.strEqual(st.channel, channel))]
+
+    def check(self, key: int, network: str | None = None, channel: str | None = None,
+              ) -> list[Found]:
+        """Where ``key`` is a current threat."""
+        found = []
+        for st in self.channels(network, channel):
+            entry = st.listener.cache.check(key)
+            if entry is not None:
+                found.append(Found(st.network, st.channel, entry,
+                                   entry.first_seen + st.listener.block))
+        return found
+
+    def report(self, irc, st: Channel, ip: str, comment: str) -> tuple[ThreatMessage, bool]:
+        """``ip`` (one strict address) with ``comment`` as a threat of our own in ``st``:
+        (the threat, whether it waits in the outbox). Raises ThreatError or Refused."""
+        threat = st.provider.report(ip, comment, moderated=self._moderated(irc, st))
+        self._drain(irc, self._outbox(irc.network))
+        return threat, threat.key in st.provider.pending
+
+    def status(self) -> list[ChannelStatus]:
+        """A snapshot of every channel listened to."""
+        result = []
+        for st in self._channels.values():
+            listener, provider, responses = st.listener, st.provider, st.responses
+            result.append(ChannelStatus(
+                st.network, st.channel, dict(listener.heard), listener.cache.stats(),
+                listener.block, listener.cache.quiet_left, provider.reported,
+                dict(provider.refused), len(provider.pending),
+                [(spec, feed.stats(), feed.error) for spec, feed in provider.feeds.items()],
+                responses.status() if responses is not None else [],
+                list(responses.problems) if responses is not None else []))
+        return result
+
+    def outboxes(self) -> dict[str, dict[str, int]]:
+        """Each network's outbox counters."""
+        return {network: box.stats() for network, box in self._outboxes.items()}
+
+    def mirrors(self, network: str | None = None, channel: str | None = None,
+                ) -> list[ChangesResponder]:
+        """The channels' mirrors that feed the HTTP API's change log (any thread)."""
+        found = []
+        for responses in tuple(self._responses.values()):
+            mirror = responses.changes
+            if mirror is not None and (network is None or mirror.network == network) \
+                    and (channel is None or ircutils.strEqual(mirror.channel, channel)):
+                found.append(mirror)
+        return found
 
     # -- the listener (hot path)
 
@@ -272,11 +267,11 @@ class ThreatNetCache(callbacks.Plugin):
             account = tags.get("account") or None
         envelope = new_envelope((threat, nick, account, msg.host, st.channel, st.network,
                                  voiced, opped))
-        st.heard[st.listen.check(threat, envelope) or "kept"] += 1
+        st.listener.hear(envelope)
         if st.bridge is not None:
             self.bridging.heard(st, envelope)
 
-    def _sender(self, irc, st, nick):
+    def _sender(self, irc, st: Channel, nick: str) -> tuple[bool, bool, str | None, bool]:
         """(voiced, opped, account, account-tag on) of a sender, memoised until the
         next message that is not a channel line (see inFilter)."""
         state = irc.state
@@ -319,10 +314,10 @@ class ThreatNetCache(callbacks.Plugin):
         if len(msg.args) > 2:
             self._topic(irc, msg.args[1], msg.args[2])
 
-    def _topic(self, irc, channel, text):
-        st = self._channels.get(_key(irc.network, channel))
-        if st is not None:
-            st.set_topic(text)
+    def _topic(self, irc, channel: str, text: str) -> None:
+        st = self.channel(irc.network, channel)
+        if st is not None and st.listener.set_topic(text):
+            st.block_changed()
 
     def doPart(self, irc, msg):
         if msg.args and msg.nick and ircutils.strEqual(msg.nick, irc.nick):
@@ -340,44 +335,56 @@ class ThreatNetCache(callbacks.Plugin):
         we were listening to is saved and dropped, as on a part."""
         self._sync()
 
-    def _attach(self, irc, channel):
+    def _attach(self, irc, channel: str) -> None:
         """Start listening to a joined channel, if it is enabled, restoring its snapshot."""
         key = _key(irc.network, channel)
         if key in self._channels or not self.registryValue("enable", channel, irc.network):
             return
-        st = _Channel(irc.network, channel)
-        st.configure(self._settings(irc, channel), self.log)
-        self.signatures.configure(irc, st)
-        st.set_topic(irc.state.channels[channel].topic)
-        for tmp in remove_stale(self._path(key)):  # snapshots are written on this thread
+        network = irc.network
+        st = Channel(network, channel, lambda: self._outbox(network))
+        self._configure(irc, st)
+        st.listener.set_topic(irc.state.channels[channel].topic)
+        path = self._path(key)
+        for tmp in remove_stale(path):  # snapshots are written on this thread
             self.log.info("Removed %s, left by an interrupted snapshot", tmp)
-        loaded = st.cache.load(self._path(key), self.registryValue("restartGrace"))
+        loaded = st.listener.cache.load(path, self.registryValue("restartGrace"))
         if loaded.error:
             self.log.warning("%s", loaded.error)
         if not self._respond(irc, channel, st):
-            st.responses.resync(st.threats())  # running since an earlier attach
+            st.responses.resync(st.listener.threats())  # running since an earlier attach
         self.log.info("Listening to %s on %s (%s threats restored, %s)",
                       channel, irc.network, loaded.loaded,
-                      "synced" if st.cache.synced else "quiet period")
+                      "synced" if st.listener.cache.synced else "quiet period")
         self._channels[key] = st
         self._joined[irc.network, channel] = st
         self.bridging.attach(st)
 
-    def _detach(self, key):
+    def _detach(self, key: tuple[str, str]) -> None:
         st = self._channels.pop(key, None)
         if st is not None:
             del self._joined[st.network, st.channel]
             self._save(key, st)
-            st.close()
+            st.provider.close()
 
-    def _settings(self, irc, channel):
+    def _configure(self, irc, st: Channel) -> None:
+        """Apply the channel's registry values (unchanged ones cost a comparison)."""
         def get(name):
-            return self.registryValue(name, channel, irc.network)
-        return (get("blockPeriod"), get("trust"), tuple(get("trustedAccounts")),
-                tuple(get("discard")), tuple(get("ownNetworks")), tuple(get("feeds")),
-                irc.state.supported.get("casemapping"))
+            return self.registryValue(name, st.channel, irc.network)
+        st.signing.configure(get, f"{st.channel} on {irc.network}", self.log)
+        settings = ListenerSettings(
+            block=get("blockPeriod"), trust=get("trust"), accounts=tuple(get("trustedAccounts")),
+            discard=tuple(get("discard")), require_signature=get("signatures.require"),
+            casemapping=irc.state.supported.get("casemapping"))
+        if st.listener.configure(settings, st.signing.keyring):
+            st.block_changed()
+        for spec in st.provider.configure(ProviderSettings(
+                discard=settings.discard, own_networks=tuple(get("ownNetworks")),
+                feeds=tuple(get("feeds")))):
+            self.log.info("%s on %s: reporting from %s", st.channel, irc.network, spec)
+        st.provider.signer = st.signing.signer
+        st.provider.signer_error = st.signing.signer_error
 
-    def _sync(self):
+    def _sync(self) -> None:
         """Make the listened channels match the joined and enabled ones, and
         apply registry changes."""
         live = set()
@@ -391,15 +398,14 @@ class ThreatNetCache(callbacks.Plugin):
                 if st is None:
                     self._attach(irc, channel)
                 else:
-                    st.configure(self._settings(irc, channel), self.log)
-                    self.signatures.configure(irc, st)
+                    self._configure(irc, st)
                     self._respond(irc, channel, st)
         for key in set(self._channels) - live:
             self._detach(key)
 
     # -- Threat Response and the HTTP API
 
-    def _respond(self, irc, channel, st):
+    def _respond(self, irc, channel: str, st: Channel) -> bool:
         """Wire the channel's responders from the registry (rebuilt when the settings
         change); True if they were (re)started with the cache as it is now."""
         key = _key(irc.network, channel)
@@ -412,11 +418,12 @@ class ThreatNetCache(callbacks.Plugin):
                          self._http is not None)
         if spec == responses.spec:
             return False
-        responses.configure(spec, self._http.changes if self._http else None, st.threats)
+        responses.configure(spec, self._http.changes if self._http else None,
+                            st.listener.threats)
         st.respond(responses)  # started or stopped responders
         return True
 
-    def _sync_http(self):
+    def _sync_http(self) -> None:
         """Serve /threatnet/ while plugins.ThreatNetCache.http.enable is on."""
         enabled = self.registryValue("http.enable")
         if enabled and self._http is None:
@@ -425,7 +432,7 @@ class ThreatNetCache(callbacks.Plugin):
         elif not enabled and self._http is not None:
             self._close_http()
 
-    def _close_http(self):
+    def _close_http(self) -> None:
         http, self._http = self._http, None
         if http is not None:
             http.close()  # first: requests waiting for the main loop give up
@@ -433,126 +440,73 @@ class ThreatNetCache(callbacks.Plugin):
 
     # -- timers and persistence
 
-    def _poll(self):
+    def _poll(self) -> None:
         """Poll timer: registry changes, feeds, then the outboxes."""
         self._sync_http()
         self._sync()
         for st in list(self._channels.values()):
             irc = world.getIrc(st.network)
-            for spec, feed in st.feeds.items():
-                for threat in feed.poll():
-                    try:
-                        self._submit(irc, st, threat)
-                    except Refused as e:
-                        st.refused[e.kind] = st.refused.get(e.kind, 0) + 1
-                if feed.error != st.feed_errors.get(spec):
-                    st.feed_errors[spec] = feed.error
-                    if feed.error:
-                        self.log.warning("Feed %s: %s", spec, feed.error)
+            for spec, error in st.provider.poll(moderated=self._moderated(irc, st)):
+                if error:
+                    self.log.warning("Feed %s: %s", spec, error)
         for network, box in self._outboxes.items():
             irc = world.getIrc(network)
             if len(box) and irc is not None:
                 self._drain(irc, box)
         self.bridging.poll()
 
-    def _expire(self):
+    def _expire(self) -> None:
         for st in self._channels.values():
-            st.expired(st.cache.expire())
+            st.expired(st.listener.expire())
         self.bridging.expire()
 
-    def _path(self, key):
+    def _path(self, key: tuple[str, str]) -> str:
         network, channel = key
         return conf.supybot.directories.data.dirize(os.path.join(
             "ThreatNetCache", quote(network, safe=""), quote(channel, safe="") + ".json"))
 
-    def _save(self, key, st):
+    def _save(self, key: tuple[str, str], st: Channel) -> None:
         path = self._path(key)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            st.cache.snapshot(path)
+            st.listener.cache.snapshot(path)
         except OSError as e:
             self.log.error("Cannot save %s: %s", path, e)
 
-    def _flush(self):
+    def _flush(self) -> None:
         for key, st in self._channels.items():
             self._save(key, st)
         self.bridging.flush()
 
-    # -- the provider
+    # -- the provider: the core decides, this sends
 
-    def _submit(self, irc, st, threat):
-        """The one path for a threat of our own, from `tn report` or a feed:
-        raise Refused, or queue it in the network's outbox and send what the
-        rate allows now. The IP counts as current from when it is sent."""
-        try:
-            signing.signer(st)
-        except ValueError as e:
-            raise Refused("unsigned", f"cannot sign reports to {st.channel}, so none are "
-                                      f"sent: {e}") from None
-        left = st.cache.quiet_left
-        if left:
-            raise Refused("quiet", f"{st.channel} is in its quiet period: "
-                                   f"{math.ceil(left)} s left")
-        chan = irc.state.channels.get(st.channel)
-        if chan is not None and "m" in chan.modes and not chan.isVoicePlus(irc.nick):
-            raise Refused("moderated", f"{st.channel} is moderated (+m) and I am not "
-                                       "voiced or opped there")
-        reason = st.screen.check(threat)
-        if reason == "filtered":
-            raise Refused(reason, f"{threat.ip} is in a discarded network "
-                                  f"({' '.join(st.settings[3])})")
-        if reason == "own network":
-            raise Refused(reason, f"{threat.ip} is in ownNetworks, never reported")
-        entry = st.cache.check(threat.key)
-        if entry is not None:
-            raise Refused("duplicate", f"{threat.ip} is already current in {st.channel}, "
-                                       + _describe(entry))
-        if threat.key in st.pending:
-            raise Refused("duplicate", f"{threat.ip} is already queued for {st.channel}")
-        box = self._outboxes.get(irc.network)
+    @staticmethod
+    def _moderated(irc, st: Channel) -> bool:
+        """Whether the channel is +m and the bot not voiced or opped there."""
+        chan = irc.state.channels.get(st.channel) if irc is not None else None
+        return chan is not None and "m" in chan.modes and not chan.isVoicePlus(irc.nick)
+
+    def _outbox(self, network: str) -> Outbox[Queued]:
+        """The network's Outbox, made with its outbox.* settings when first needed."""
+        box = self._outboxes.get(network)
         if box is None:
             def get(name):
-                return self.registryValue("outbox." + name, network=irc.network)
-            box = self._outboxes[irc.network] = Outbox(get("rate"), get("burst"), get("size"),
-                                                       clock=_now)
-        st.pending[threat.key] = threat
-        dropped = box.put((st, threat))
-        if dropped is not None:
-            dropped[0].pending.pop(dropped[1].key, None)
-        self._drain(irc, box)
+                return self.registryValue("outbox." + name, network=network)
+            box = self._outboxes[network] = Outbox(get("rate"), get("burst"), get("size"),
+                                                   clock=_now)
+        return box
 
-    def _report(self, irc, st, ip, comment):
-        """The one report path of `tn report` and POST /threatnet/report: ``ip`` (one
-        strict address) with ``comment`` as a threat of our own, through _submit.
-        Raises ThreatError or Refused; returns (threat, queued)."""
-        threat = parse_message(f"{ip} {comment}")
-        self._submit(irc, st, threat)
-        return threat, threat.key in st.pending
-
-    def _drain(self, irc, box):
+    def _drain(self, irc, box: Outbox[Queued]) -> None:
         """Send what the outbox releases, with irc.sendMsg: queueMsg is throttled
         to about a line a second and its enqueue is quadratic."""
-        for st, threat in box.take():
-            st.pending.pop(threat.key, None)
-            if self._channels.get(_key(st.network, st.channel)) is not st:
-                continue  # parted meanwhile
-            if st.cache.check(threat.key) is not None:  # another agent was faster
-                st.refused["duplicate"] = st.refused.get("duplicate", 0) + 1
-                continue
-            try:
-                signer = signing.signer(st)
-            except ValueError:  # the key went bad while this waited: never send unsigned
-                st.refused["unsigned"] = st.refused.get("unsigned", 0) + 1
-                continue
-            st.cache.keep(threat, irc.nick, irc.state.nicksToAccounts.get(irc.nick))
-            line = format_message(threat) if signer is None else signer.sign(threat, _now())
-            irc.sendMsg(ircmsgs.privmsg(st.channel, line))
-            st.reported += 1
-            if st.bridge is not None:
+        for provider, line in take(box, irc.nick, irc.state.nicksToAccounts.get(irc.nick)):
+            irc.sendMsg(ircmsgs.privmsg(provider.channel, line))
+            st = self._channels.get(_key(irc.network, provider.channel))
+            if st is not None and st.bridge is not None:
                 self.bridging.reported(irc, st, line)
 
-    def _channel(self, irc, channel):
-        st = self._channels.get(_key(irc.network, channel))
+    def _channel(self, irc, channel: str) -> Channel:
+        st = self.channel(irc.network, channel)
         if st is None:
             irc.error(f"{channel} is not a ThreatNet channel I listen to "
                       "(see plugins.ThreatNetCache.enable).", Raise=True)
@@ -574,20 +528,20 @@ class ThreatNetCache(callbacks.Plugin):
             this agent, and whether it is synced or in its quiet period.
             """
             st = self.parent._channel(irc, channel)
-            stats = st.cache.stats()
-            heard = st.heard
-            seen = sum(heard.values())
+            listener = st.listener
+            stats = listener.cache.stats()
+            seen = sum(listener.heard.values())
+            counts = listener.counts()
+            kept = counts.pop("kept")
             running = stats.time_running
             rate = seen / running if running > 0 else 0.0
-            left = st.cache.quiet_left
+            left = listener.cache.quiet_left
             sync = f"quiet period: {math.ceil(left)} s left" if left else "synced"
+            discarded = ", ".join(f"{reason} {n}" for reason, n in counts.items())
             irc.reply(f"{st.channel}: online {int(running)} s, seen {seen} ({rate:.2f}/s), "
-                      f"kept {heard['kept']}, discarded {seen - heard['kept']} "
-                      f"(duplicate {heard['duplicate']}, filtered {heard['filtered']}, "
-                      f"untrusted {heard['untrusted']}{signing.discarded(st)}), "
-                      f"cache {stats.size}, expired "
-                      f"{stats.expired}, block {st.cache.timeout} s, reported {st.reported}, "
-                      f"{sync}")
+                      f"kept {kept}, discarded {seen - kept} ({discarded}), "
+                      f"cache {stats.size}, expired {stats.expired}, block {listener.block} s, "
+                      f"reported {st.provider.reported}, {sync}")
         status = wrap(status, ["channel"])
 
         def check(self, irc, msg, args, ip, channel):
@@ -598,13 +552,14 @@ class ThreatNetCache(callbacks.Plugin):
             """
             st = self.parent._channel(irc, channel)
             key = parse_ip(ip)
-            entry = st.cache.check(key)
+            entry = st.listener.cache.check(key)
             if entry is None:
-                queued = " (queued for report)" if key in st.pending else ""
+                queued = " (queued for report)" if key in st.provider.pending else ""
                 irc.reply(f"Not a current threat in {st.channel}: {ip}{queued}")
             else:
+                verified = signing.verified(st.signing.keyring, entry, _now())
                 irc.reply(f"Current threat in {st.channel}: {entry.ip}, "
-                          f"{_describe(entry, signing.verified(st, entry))}")
+                          f"{reported_by(entry, _now(), verified)}")
         check = wrap(check, ["threatIp", "channel"])
 
         def report(self, irc, msg, args, channel, ip, comment):
@@ -619,11 +574,11 @@ class ThreatNetCache(callbacks.Plugin):
             parent = self.parent
             st = parent._channel(irc, channel)
             try:
-                threat, queued = parent._report(irc.getRealIrc(), st, ip, comment)
+                threat, queued = parent.report(irc.getRealIrc(), st, ip, comment)
             except (ThreatError, Refused) as e:
                 irc.error(str(e), Raise=True)
             line = format_message(threat)
-            signer = st.signing.signer if st.signing is not None else None
+            signer = st.provider.signer
             if signer is not None:
                 line += f" (signed with key {signer.key_id})"
             if queued:
@@ -643,16 +598,18 @@ class ThreatNetCache(callbacks.Plugin):
             parent = self.parent
             st = parent._channel(irc, channel)
             parts = []
-            for spec, feed in st.feeds.items():
+            provider = st.provider
+            for spec, feed in provider.feeds.items():
                 counts = ", ".join(f"{k} {v}" for k, v in feed.stats().items())
                 error = f", error: {feed.error}" if feed.error else ""
                 parts.append(f"{spec} ({counts}{error})")
-            refused = ", ".join(f"{k} {v}" for k, v in sorted(st.refused.items())) or "none"
+            refused = ", ".join(f"{k} {v}" for k, v in sorted(provider.refused.items())) \
+                or "none"
             box = parent._outboxes.get(st.network)
             outbox = ", ".join(f"{k} {v}" for k, v in box.stats().items()) if box is not None \
                 else "none"
             irc.reply(f"{st.channel}: feeds: {'; '.join(parts) or 'none'}; reported "
-                      f"{st.reported}, refused: {refused}; outbox: {outbox}")
+                      f"{provider.reported}, refused: {refused}; outbox: {outbox}")
         feeds = wrap(feeds, ["admin", "channel"])
 
         def responders(self, irc, msg, args, channel):

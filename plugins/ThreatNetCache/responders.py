@@ -19,58 +19,77 @@ import logging
 import math
 import shlex
 import threading
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 from threatnet.filter import NetworkFilter
 from threatnet.response import (CommandResponder, DnsblResponder, FirewallResponder,
                                 ThreatResponse)
 from threatnet.response.changes import ChangeLog, ChangesResponder
+from threatnet.response.host import ResponderStatus
 from threatnet.response.responder import Responder, Threat
 
 GATE_TIMEOUT = 60.0  # seconds a new host waits at most for the one it replaces
 STOP_TIMEOUT = 5.0  # seconds die() waits for responders to apply what is pending
+T = TypeVar("T", bound=tuple)
 
 
-def responding(responses, cache):
-    """An on_keep hook for ``cache`` (threatnet.cache) that tells ``responses`` of
-    every threat kept, whichever path kept it (heard, our own report, a bridge
-    relay). Restored snapshots are not kept one by one: the responders start
-    from, or resync to, the whole cache after a restore."""
-    def kept(entry):
-        responses.added(to_threat(entry, cache.timeout))
-    return kept
+class DnsblSpec(NamedTuple):
+    """responders.dnsbl.* of one channel."""
+
+    ip4file: str
+    ip6file: str
+    zone: str
+    ttl: int
+    keep: tuple[str, ...]
+    discard: tuple[str, ...]
 
 
-def to_threat(entry, timeout):
-    """A cache Entry as responders see it (``timeout``: the cache's block period)."""
-    return Threat(entry.key, entry.ip, entry.comment, entry.nick,
-                  entry.first_seen + timeout, 64 if "/" in entry.ip else 128)
+class FirewallSpec(NamedTuple):
+    """responders.firewall.* of one channel."""
+
+    enable: bool
+    family: str
+    table: str
+    set4: str
+    set6: str
+    set6net: str
+    nft: str
+    ruleset: str
+    conntrack: bool
+    keep: tuple[str, ...]
+    discard: tuple[str, ...]
+
+
+class CommandSpec(NamedTuple):
+    """responders.command.* of one channel."""
+
+    argv: str
+    expireArgv: str  # noqa: N815  named as the setting
+    timeout: float
+    keep: tuple[str, ...]
+    discard: tuple[str, ...]
 
 
 class Spec(NamedTuple):
     """The responder settings of one channel, as read from the registry."""
 
-    dnsbl: tuple  # (ip4file, ip6file, zone, ttl, keep, discard)
-    firewall: tuple  # (enable, family, table, set4, set6, set6net, nft, ruleset, conntrack,
-    #                   keep, discard)
-    command: tuple  # (argv, expireArgv, timeout, keep, discard)
+    dnsbl: DnsblSpec
+    firewall: FirewallSpec
+    command: CommandSpec
     http: bool  # feed the HTTP API's change stream
 
 
-def read_spec(get, http):
+def read_spec(get: Callable[[str], Any], http: bool) -> Spec:
     """The Spec of a channel; ``get(name)`` reads a channel registry value."""
-    def group(prefix, names):
-        return tuple(tuple(v) if isinstance(v, list) else v
-                     for v in (get(f"responders.{prefix}.{n}") for n in names))
-    return Spec(
-        dnsbl=group("dnsbl", ("ip4file", "ip6file", "zone", "ttl", "keep", "discard")),
-        firewall=group("firewall", ("enable", "family", "table", "set4", "set6", "set6net",
-                                    "nft", "ruleset", "conntrack", "keep", "discard")),
-        command=group("command", ("argv", "expireArgv", "timeout", "keep", "discard")),
-        http=bool(http))
+    def group(prefix: str, record: type[T]) -> T:
+        values = (get(f"responders.{prefix}.{name}") for name in record._fields)
+        return record(*(tuple(v) if isinstance(v, list) else v for v in values))
+    return Spec(dnsbl=group("dnsbl", DnsblSpec), firewall=group("firewall", FirewallSpec),
+                command=group("command", CommandSpec), http=bool(http))
 
 
-def _filters(keep, discard):
+def _filters(keep: tuple[str, ...], discard: tuple[str, ...]) -> list[NetworkFilter]:
     filters = []
     if keep:
         filters.append(NetworkFilter("keep", keep, name="keep"))
@@ -79,33 +98,34 @@ def _filters(keep, discard):
     return filters
 
 
-def build(spec):
+def build(spec: Spec) -> tuple[list[Responder], list[tuple[str, str]]]:
     """(responders, problems) for a Spec: ``problems`` are (name, reason) of
     responders whose settings are unusable, so they were left out."""
-    made, problems = [], []
+    made: list[Responder] = []
+    problems: list[tuple[str, str]] = []
 
-    def attempt(name, make):
+    def attempt(name: str, make: Callable[[], Responder]) -> None:
         try:
             made.append(make())
         except ValueError as e:
             problems.append((name, str(e)))
 
-    ip4, ip6, zone, ttl, keep, discard = spec.dnsbl
-    if ip4 or ip6:
+    dnsbl, firewall, command = spec.dnsbl, spec.firewall, spec.command
+    if dnsbl.ip4file or dnsbl.ip6file:
         attempt("dnsbl", lambda: DnsblResponder(
-            ip4 or None, ip6 or None, zone=zone, ttl=ttl, filters=_filters(keep, discard)))
-    (enable, family, table, set4, set6, set6net, nft, ruleset, conntrack, keep,
-     discard) = spec.firewall
-    if enable:
+            dnsbl.ip4file or None, dnsbl.ip6file or None, zone=dnsbl.zone, ttl=dnsbl.ttl,
+            filters=_filters(dnsbl.keep, dnsbl.discard)))
+    if firewall.enable:
         attempt("firewall", lambda: FirewallResponder(
-            family=family, table=table, set4=set4, set6=set6, set6net=set6net,
-            nft=shlex.split(nft), ruleset=ruleset or None,
-            conntrack=["conntrack"] if conntrack else None, filters=_filters(keep, discard)))
-    argv, expire_argv, timeout, keep, discard = spec.command
-    if argv:
+            family=firewall.family, table=firewall.table, set4=firewall.set4,
+            set6=firewall.set6, set6net=firewall.set6net, nft=shlex.split(firewall.nft),
+            ruleset=firewall.ruleset or None,
+            conntrack=["conntrack"] if firewall.conntrack else None,
+            filters=_filters(firewall.keep, firewall.discard)))
+    if command.argv:
         attempt("command", lambda: CommandResponder(
-            shlex.split(argv), expire_argv=shlex.split(expire_argv) or None,
-            timeout=timeout, filters=_filters(keep, discard)))
+            shlex.split(command.argv), expire_argv=shlex.split(command.expireArgv) or None,
+            timeout=command.timeout, filters=_filters(command.keep, command.discard)))
     return made, problems
 
 
@@ -151,7 +171,8 @@ class ChannelResponses:
     """The responders of one channel (see the module doc). Main-thread API, except
     ``status``, which any thread may call."""
 
-    def __init__(self, network, channel, clock, log, builder=None):
+    def __init__(self, network: str, channel: str, clock: Callable[[], float],
+                 log: logging.Logger, builder: Callable[[Spec], tuple] | None = None) -> None:
         self.network = network
         self.channel = channel
         self.clock = clock
@@ -165,10 +186,11 @@ class ChannelResponses:
         self._done.set()
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return self.host is not None
 
-    def configure(self, spec, changes_log: ChangeLog | None, threats):
+    def configure(self, spec: Spec, changes_log: ChangeLog | None,
+                  threats: Callable[[], list[Threat]]) -> None:
         """Rebuild the responders if ``spec`` changed; ``threats()`` gives the cache's
         current threats, the new host's starting point."""
         if spec == self.spec:
@@ -197,30 +219,30 @@ class ChannelResponses:
                              name=f"threatnet-response-stop-{self.channel}").start()
 
     @staticmethod
-    def _stop(host, done):
+    def _stop(host: ThreatResponse, done: threading.Event) -> None:
         try:
             host.stop(GATE_TIMEOUT)
         finally:
             done.set()
 
-    def added(self, threat):
+    def added(self, threat: Threat) -> None:
         if self.host is not None:
             self.host.added(threat)
 
-    def expired(self, key, expires_at):
+    def expired(self, key: int, expires_at: float) -> None:
         if self.host is not None:
             self.host.expired(key, expires_at)
 
-    def resync(self, threats):
+    def resync(self, threats: list[Threat]) -> None:
         if self.host is not None:
             self.host.resync(threats)
 
-    def status(self):
+    def status(self) -> list[ResponderStatus]:
         """ResponderStatus of each running responder."""
         host = self.host
         return host.status() if host is not None else []
 
-    def stop(self, timeout=STOP_TIMEOUT):
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the responders (from die()): pending changes are applied first."""
         host, self.host = self.host, None
         if host is not None:
@@ -228,7 +250,7 @@ class ChannelResponses:
             self._done.set()
 
 
-def describe(status):
+def describe(status: ResponderStatus) -> str:
     """One responder's health, for `tn responders`."""
     if status.failures:
         health = (f"FAILING ({status.failures} attempt(s), retry in "
@@ -241,7 +263,7 @@ def describe(status):
             f"{status.errors} errors, {health}")
 
 
-def route_logs():
+def route_logs() -> Callable[[], None]:
     """Send the responders' log records (logger ``threatnet``) to Limnoria's log
     handlers, so a failing responder shows in the bot's log, not only on stderr.
     Returns an undo function for die()."""

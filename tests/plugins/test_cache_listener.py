@@ -270,7 +270,7 @@ class HotPathTestCase(CacheTestCase):
             parse_message(line)
         except ThreatError:
             return
-        heard = self.cb._joined["test", "#test"].heard  # status is too slow for 200 runs
+        heard = self.cb.channel("test", "#test").listener.heard  # status is too slow here
         seen = sum(heard.values())
         self.hear(line, nick="mallory")  # untrusted lines are counted as seen too
         self.assertEqual(sum(heard.values()), seen + 1)

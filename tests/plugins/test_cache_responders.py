@@ -96,8 +96,8 @@ class WiringTestCase(CacheTestCase):
     def testEveryPathIntoTheCacheReachesResponders(self):
         """A bridge relay (or any other path) keeping a threat in the channel cache."""
         fake = self.fake()
-        self.assertTrue(self.cb._channels[KEY].cache.keep(parse_message("45.0.0.9 relayed"),
-                                                          "test"))
+        self.assertTrue(self.cb.channel(*KEY).listener.keep(parse_message("45.0.0.9 relayed"),
+                                                            "test", None))
         self.idle()
         self.assertEqual([(t.ip, t.comment) for t in fake.added], [("45.0.0.9", "relayed")])
 

@@ -505,8 +505,8 @@ class FuzzHarness(ChannelPluginTestCase):
                 problems.append("cache: a channel in _channels but not in _joined")
             if st.channel not in state.channels:
                 problems.append("cache listens to a channel the bot is not in")
-            entries = list(st.cache)
-            if len(entries) != len(st.cache):
+            entries = list(st.listener.cache)
+            if len(entries) != len(st.listener.cache):
                 problems.append("cache: len() differs from the entries iterated")
             if len({e.key for e in entries}) != len(entries):
                 problems.append("cache: an IP twice")
