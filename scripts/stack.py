@@ -6,7 +6,7 @@ Every process runs in its own process group, is remembered in `LIVE`, and is sto
 rendered from the templates in conf/ into a per-run directory; nothing checked in is ever
 handed to a process that could rewrite it.
 
-Facts behind the settings: shared/notes/ircd.md and shared/notes/limnoria.md.
+Facts behind the settings: docs/IRCD.md and docs/LIMNORIA.md.
 """
 from __future__ import annotations
 

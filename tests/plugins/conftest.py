@@ -2,7 +2,7 @@
 
 Limnoria's own runner (supybot-test) opens a registry before `supybot.conf` is imported;
 we do the same here, then paper over two pytest incompatibilities (see
-../shared/notes/limnoria.md): pytest builds test classes with methodName='runTest', and
+docs/LIMNORIA.md): pytest builds test classes with methodName='runTest', and
 `from supybot.test import *` drags PluginTestCase itself into every test module.
 """
 import os

@@ -4,7 +4,7 @@ rbldnsd serves them as ``ZONE:ip4set:IP4_FILE ZONE:ip6trie:IP6_FILE`` (see
 conf/rbldnsd/). Each listed threat answers A ``127.0.0.2`` and a TXT with its
 comment, reporter and expiry.
 
-Facts this relies on (docs in shared/notes/responders.md):
+Facts this relies on (docs/RESPONDERS.md):
 - rbldnsd notices a changed file by whole-second mtime and size only, so every
   rewrite gets an mtime strictly above the previous one (``min_mtime``).
 - It runs as user ``rbldns``: files are written world-readable (0644).

@@ -11,7 +11,7 @@ matches it through a /64 mask, so all three are plain hash sets: deleting from a
 interval set took 23 ms per element at 10,000 elements. Other IPv6 prefixes are
 skipped with a warning.
 
-Facts this relies on (shared/notes/responders.md, measured on Debian 12):
+Facts this relies on (docs/RESPONDERS.md, measured on Debian 12):
 - Each element gets its own timeout, the threat's remaining block time: elements
   loaded together must not expire together.
 - Re-adding an element may or may not reset its timeout depending on the kernel,
