@@ -34,41 +34,18 @@ STOP_TIMEOUT = 5.0  # seconds die() waits for responders to apply what is pendin
 T = TypeVar("T", bound=tuple)
 
 
-class DnsblSpec(NamedTuple):
-    """responders.dnsbl.* of one channel."""
-
-    ip4file: str
-    ip6file: str
-    zone: str
-    ttl: int
-    keep: tuple[str, ...]
-    discard: tuple[str, ...]
-
-
-class FirewallSpec(NamedTuple):
-    """responders.firewall.* of one channel."""
-
-    enable: bool
-    family: str
-    table: str
-    set4: str
-    set6: str
-    set6net: str
-    nft: str
-    ruleset: str
-    conntrack: bool
-    keep: tuple[str, ...]
-    discard: tuple[str, ...]
-
-
-class CommandSpec(NamedTuple):
-    """responders.command.* of one channel."""
-
-    argv: str
-    expireArgv: str  # noqa: N815  named as the setting
-    timeout: float
-    keep: tuple[str, ...]
-    discard: tuple[str, ...]
+_Nets = tuple[str, ...]  # networks, as the keep and discard settings give them
+# responders.<name>.* of one channel, each field named as its setting.
+DnsblSpec = NamedTuple("DnsblSpec", [
+    ("ip4file", str), ("ip6file", str), ("zone", str), ("ttl", int), ("keep", _Nets),
+    ("discard", _Nets)])
+FirewallSpec = NamedTuple("FirewallSpec", [
+    ("enable", bool), ("family", str), ("table", str), ("set4", str), ("set6", str),
+    ("set6net", str), ("nft", str), ("ruleset", str), ("conntrack", bool), ("keep", _Nets),
+    ("discard", _Nets)])
+CommandSpec = NamedTuple("CommandSpec", [
+    ("argv", str), ("expireArgv", str), ("timeout", float), ("keep", _Nets),
+    ("discard", _Nets)])
 
 
 class Spec(NamedTuple):
@@ -89,7 +66,7 @@ def read_spec(get: Callable[[str], Any], http: bool) -> Spec:
                 command=group("command", CommandSpec), http=bool(http))
 
 
-def _filters(keep: tuple[str, ...], discard: tuple[str, ...]) -> list[NetworkFilter]:
+def _filters(keep: _Nets, discard: _Nets) -> list[NetworkFilter]:
     filters = []
     if keep:
         filters.append(NetworkFilter("keep", keep, name="keep"))
