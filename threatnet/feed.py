@@ -14,8 +14,8 @@ Extractors (``EXTRACTORS``):
   (``Nov 22 03:04:05 host sshd[123]: ...`` or RFC 3339
   ``2026-11-22T03:04:05.123456+00:00 host sshd-session[123]: ...``).
 - ``postfix``: SASL authentication failures and DNSBL rejects.
-- ``fail2ban``: the file written by ThreatNet's fail2ban action, one ban per line
-  in the Threat Language::
+- ``fail2ban``: ban records only. The file written by ThreatNet's fail2ban action,
+  one ban per line::
 
       <ip> fail2ban <jail>          e.g.  203.0.113.7 fail2ban sshd
 
@@ -159,15 +159,18 @@ def postfix(line: str) -> tuple[str, str] | None:
 
 
 _FAIL2BAN_LOG = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8},[0-9]+ fail2ban\.(?P<msg>.*)")
-_FAIL2BAN_BAN = re.compile(rf"actions\s*\[[0-9]+\]: NOTICE\s+\[(?P<jail>[^\]\s]+)\] Ban {_IP}")
+_JAIL = r"(?P<jail>[A-Za-z0-9_.:-]{1,64})"  # what fail2ban's jail.conf section names use
+_FAIL2BAN_BAN = re.compile(rf"actions\s*\[[0-9]+\]: NOTICE\s+\[{_JAIL}\] Ban {_IP}")
+_FAIL2BAN_ACTION = re.compile(rf"{_IP} fail2ban {_JAIL}")
 
 
 def fail2ban(line: str) -> tuple[str, str] | None:
-    """ThreatNet's fail2ban action output (``IP fail2ban JAIL``) or fail2ban's own log."""
+    """A ban record and nothing else: ThreatNet's fail2ban action output (exactly
+    ``IP fail2ban JAIL``) or a ``Ban IP`` record of fail2ban's own log. Anything else
+    (other records, the continuation lines of a multi-line dump) is no threat."""
     log = _FAIL2BAN_LOG.fullmatch(line)
-    if log is None:
-        return plain(line)
-    m = _FAIL2BAN_BAN.fullmatch(log["msg"])
+    m = _FAIL2BAN_ACTION.fullmatch(line.strip()) if log is None \
+        else _FAIL2BAN_BAN.fullmatch(log["msg"])
     return (m["ip"], f"fail2ban {m['jail']}") if m else None
 
 
