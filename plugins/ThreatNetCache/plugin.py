@@ -21,6 +21,7 @@ import supybot.world as world
 from supybot import httpserver
 from supybot.commands import additional, wrap
 
+from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import now as _now
 import threatnet_irc.converters  # noqa: F401  registers threatIp
@@ -138,6 +139,7 @@ class ThreatNetCache(callbacks.Plugin):
         self._joined: dict[tuple[str, str], Channel] = {}  # (network, channel as joined)
         self._outboxes: dict[str, Outbox[Queued]] = {}  # network -> its reports' Outbox
         self._addressing: dict = {}  # may_address's settings cache
+        self._accounts = Accounts()  # who is logged in as whom, as services say
         self.bridging = bridging.Bridging(self)  # before _sync: it marks bridged channels
         # (network, lowered channel) -> ChannelResponses, kept on part
         self._responses: dict[tuple[str, str], ChannelResponses] = {}
@@ -263,7 +265,7 @@ class ThreatNetCache(callbacks.Plugin):
             sender = self._sender(irc, st, nick)
         voiced, opped, account, tagged = sender
         tags = msg.server_tags
-        if tagged or "account" in tags:  # with account-tag, untagged means logged out
+        if tagged:  # with account-tag, untagged means logged out; without, tags lie
             account = tags.get("account") or None
         envelope = new_envelope((threat, nick, account, msg.host, st.channel, st.network,
                                  voiced, opped))
@@ -276,8 +278,8 @@ class ThreatNetCache(callbacks.Plugin):
         next message that is not a channel line (see inFilter)."""
         state = irc.state
         users = state.channels.get(st.channel)
-        account = state.nicksToAccounts.get(nick)
-        tagged = "account-tag" in state.capabilities_ack
+        account = self._accounts.get(irc.network, nick)
+        tagged = tags_count(irc)
         if users is None:
             sender = (False, False, account, tagged)
         else:
@@ -292,6 +294,7 @@ class ThreatNetCache(callbacks.Plugin):
         if msg.command != "PRIVMSG":
             # Any message but a channel line (MODE, JOIN, NICK, ACCOUNT, WHO replies,
             # ...) may change who is voiced, opped or logged in: forget the memo.
+            self._accounts.feed(irc, msg)
             for st in self._channels.values():
                 st.senders.clear()
         elif msg.channel is not None and len(msg.args) > 1:
@@ -333,6 +336,9 @@ class ThreatNetCache(callbacks.Plugin):
     def reset(self):
         """Called on reconnect, with the channel state already cleared: whatever
         we were listening to is saved and dropped, as on a part."""
+        for irc in world.ircs:
+            if not irc.state.channels:
+                self._accounts.forget(irc.network)
         self._sync()
 
     def _attach(self, irc, channel: str) -> None:

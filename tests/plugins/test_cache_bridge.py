@@ -243,6 +243,7 @@ class TrustTestCase(BridgeTestCase):
     config = bridge_config(**{BRIDGE + "trustB": "accounts bobacct"})
 
     def testSourceSideTrustRule(self):
+        self.south.state.capabilities_ack.add("account-tag")  # the server vouches for tags
         self.south_hear("45.0.0.1 voiced but no account")
         self.south.feedMsg(ircmsgs.IrcMsg(prefix="eve!eve@203.0.113.7", command="PRIVMSG",
                                           args=(SOUTH, "45.0.0.2 by account"),

@@ -99,6 +99,7 @@ class TrustTestCase(CacheTestCase):
         self.assertStatus("kept 1,")
 
     def testTrustedAccountViaAccountTag(self):
+        self.irc.state.capabilities_ack.add("account-tag")
         with setting("trustedAccounts").context(["Bob"]):
             self.tick()
             self.hear("45.0.0.1", nick="bob", tags={"account": "bob"})
@@ -115,7 +116,17 @@ class TrustTestCase(CacheTestCase):
             self.hear("45.0.0.1", nick="carol")
         self.assertStatus("kept 1,")
 
+    def testAccountTagIsIgnoredUnlessTheServerAckedAccountTag(self):
+        # A client-sent tag a bouncer or lax server passes on; Limnoria's IrcState
+        # records it anyway, so the listener must not read accounts from there.
+        with setting("trustedAccounts").context(["ammobot"]):
+            self.tick()
+            self.hear("45.0.0.1 spoofed", nick="mallory", tags={"account": "ammobot"})
+            self.hear("45.0.0.2 spoofed", nick="mallory")  # the tag is in IrcState now
+        self.assertStatus("kept 0,", "untrusted 2")
+
     def testAccountsModeIgnoresVoice(self):
+        self.irc.state.capabilities_ack.add("account-tag")
         with setting("trust").context("accounts"), setting("trustedAccounts").context(["bob"]):
             self.tick()
             self.hear("45.0.0.1", nick="alice")
