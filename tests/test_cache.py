@@ -490,3 +490,22 @@ def test_cache_matches_a_simple_model(ops: list[tuple[str, object]], aggregate: 
     clock.now += 1000
     expired += [(e.ip, e.first_seen) for e in cache.expire()]
     assert sorted(expired + lost) == sorted(kept)
+
+
+def test_remove_takes_a_current_threat_out(cache: ThreatCache, clock: Clock) -> None:
+    cache.keep(msg("192.0.2.1", "x"), "n")
+    cache.keep(msg("192.0.2.2", "y"), "n")
+    assert cache.remove("192.0.2.1").comment == "x"
+    assert cache.remove("192.0.2.1") is None and cache.check("192.0.2.1") is None
+    assert [e.ip for e in cache] == ["192.0.2.2"] and len(cache) == 1
+    clock.now += cache.timeout
+    assert cache.remove("192.0.2.2") is None  # expired: expire() reports it
+    assert [e.ip for e in cache.expire()] == ["192.0.2.2"]
+
+
+def test_full(cache: ThreatCache, clock: Clock) -> None:
+    for n in range(3):
+        cache.keep(msg(f"192.0.2.{n}"), "n")
+    assert cache.full(3) and not cache.full(4)
+    clock.now += cache.timeout  # expired but not swept: no longer counts
+    assert not cache.full(1)

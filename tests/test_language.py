@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from threatnet.address import KEY_LAST, V4_MAPPED_FIRST, V4_MAPPED_LAST, format_ip, parse_ip
 from threatnet.language import (
-    MAX_LINE_BYTES, ThreatError, ThreatMessage, format_message, parse_message,
+    MAX_LINE_BYTES, ThreatError, ThreatMessage, format_message, format_withdrawal, parse_message,
+    parse_withdrawal,
 )
 
 VECTORS = yaml.safe_load((Path(__file__).parent / "vectors" / "language.yaml").read_text("utf-8"))
@@ -119,3 +120,28 @@ def test_fast_and_slow_paths_agree(key: int, comment: str, separator: str) -> No
     fast = parse_message(f"{ip} {comment}", created=0.0)
     slow = parse_message(f" {ip}{separator}{comment}", created=0.0)  # leading space: slow path
     assert fast == slow
+
+
+@pytest.mark.parametrize("line, withdrawn", [
+    ("withdraw 45.0.0.1 false positive", ("45.0.0.1", "false positive")),
+    ("  Withdraw 2001:DB8::1", ("2001:db8::1", "")),
+    ("45.0.0.1 withdraw", None),  # a threat line
+    ("withdrawn 45.0.0.1", None),
+    ("please withdraw 45.0.0.1", None),
+])
+def test_parse_withdrawal(line: str, withdrawn: tuple | None) -> None:
+    msg = parse_withdrawal(line, 0.0)
+    assert (msg.ip, msg.comment) == withdrawn if withdrawn else msg is None
+
+
+def test_withdrawal_with_a_bad_address_is_an_error() -> None:
+    with pytest.raises(ThreatError):
+        parse_withdrawal("withdraw 45.0.0 oops")
+
+
+def test_format_withdrawal_is_one_safe_line() -> None:
+    key = parse_message("45.0.0.1").key
+    assert format_withdrawal(ThreatMessage("45.0.0.1", "false\npositive", 0.0, key)) == \
+        "withdraw 45.0.0.1 false positive"
+    long = format_withdrawal(parse_message("45.0.0.1 " + "é" * 300))
+    assert len(long.encode()) <= MAX_LINE_BYTES and parse_withdrawal(long).ip == "45.0.0.1"

@@ -24,6 +24,7 @@ def test_accepted(case: dict) -> None:
     assert topic.config == case.get("config", case["topic"][len(uri):].strip())
     assert topic.words == tuple(case.get("words", ()))
     assert topic.block == case.get("block", DEFAULT_BLOCK)
+    assert topic.quorum == case.get("quorum", 1)
     assert topic.flags == frozenset(case.get("flags", ()))
     assert topic.format() == case.get("formatted", case["topic"])
     assert parse_topic(topic.format()) == topic
@@ -41,6 +42,12 @@ def test_replace_builds_a_topic_from_config() -> None:
     assert topic.format() == f"{BASE} ipv6, open, block=600"
     assert (topic.block, topic.flags) == (600, frozenset({"open", "ipv6"}))
     assert parse_topic(topic.format()) == topic
+
+
+def test_replace_sets_and_clears_the_quorum() -> None:
+    topic = parse_topic(f"{BASE} open").replace(quorum=3)
+    assert (topic.words, topic.quorum) == (("open", "quorum=3"), 3)
+    assert topic.replace(quorum=1).words == ("open",)  # the default is not written
 
 
 def test_replace_keeps_unknown_words_and_order() -> None:
@@ -65,6 +72,9 @@ def test_replace_changes_only_what_is_asked() -> None:
     ({"block": MAX_BLOCK + 1}, "block must be"),
     ({"block": 60.0}, "block must be"),
     ({"block": True}, "block must be"),
+    ({"quorum": 0}, "quorum must be"),
+    ({"quorum": 17}, "quorum must be"),
+    ({"quorum": 2.0}, "quorum must be"),
     ({"flags": "open"}, "collection"),
     ({"flags": ["block=5"]}, "one word"),
     ({"flags": ["two words"]}, "one word"),

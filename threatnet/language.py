@@ -3,6 +3,10 @@
 The first token is the address of a Verified Threat (strict, see address.py); the
 rest of the line, stripped, is a free-text comment kept verbatim. This sits on the
 hot path of every line a channel carries, so the common IPv4 case is kept short.
+
+A withdrawal takes back a threat said before: ``withdraw IP [reason]``. Its first
+word has no dot, so the original parser (ThreatNet::Message::IPv4 wants a dotted
+IPv4 address first) and agents that do not know the form ignore the line.
 """
 from __future__ import annotations
 
@@ -90,6 +94,23 @@ def _parse_slow(line: object, created: float) -> ThreatMessage:
     if _BREAKS.search(comment):
         raise ThreatError(_BREAK_REASON)
     return ThreatMessage(format_ip(key), comment, created, key)
+
+
+WITHDRAW = "withdraw"
+
+
+def parse_withdrawal(line: str, created: float | None = None) -> ThreatMessage | None:
+    """The withdrawn address and the reason of a ``withdraw IP [reason]`` line, or None
+    if the line is not one; ThreatError if it is one with a bad address."""
+    word, _, rest = line.strip(_WS).partition(" ")
+    if word.lower() != WITHDRAW:
+        return None
+    return parse_message(rest, created)
+
+
+def format_withdrawal(msg: ThreatMessage) -> str:
+    """The canonical withdrawal line of ``msg`` (its address, its comment as reason)."""
+    return truncate_utf8(f"{WITHDRAW} {format_message(msg)}", MAX_LINE_BYTES).rstrip(_WS)
 
 
 def format_message(msg: ThreatMessage) -> str:

@@ -1,12 +1,25 @@
-"""Event Listener: one ThreatNet channel's threat lines in, Verified Threats kept.
+"""Event Listener: one ThreatNet channel's threat lines in, Verified Threats acted on.
 
 The proposal's Event Listener hears every line of a channel and keeps the threats
 of senders who speak for it that are not current yet. For one channel it runs, in
 order: the trust rule (voice, services accounts, or nobody at all: the signature is
 the trust), the signature check when the channel requires signed lines, the discard
-networks, and the Threat Cache. The block period is the topic's
-(``threatnet://… block=N``), else the channel's setting. All of it is built from one
-``ListenerSettings`` record; ``hear`` runs once per channel line.
+networks, the protected networks (addresses no report may ever block: the IRC
+server, this host, loopback, whitelisted agents), the size bound, and the Threat
+Cache. The block period is the topic's (``threatnet://… block=N``), else the
+channel's setting. All of it is built from one ``ListenerSettings`` record; ``hear``
+runs once per channel line.
+
+Minimisation of harm. A threat is acted on (``on_act``: responders, bridges) once
+``quorum`` distinct reporters (services accounts, else hosts) said it within its
+block period; the quorum is the topic's ``quorum=N`` (default 1) unless a setting
+overrides it. Below the quorum a threat is current (nobody repeats it) but not acted
+on, and another reporter saying it is a corroboration, not a repeat. A threat can be
+taken back before it expires (``on_remove``): forgotten by this listener's operator,
+withdrawn network-wide by its reporter or a channel operator (``withdraw IP
+reason``), or no longer wanted because the discard or protected networks changed.
+When ``max_threats`` are current, new threats are refused (counted as "full"): a
+flood can neither push real threats out nor exhaust memory.
 """
 from __future__ import annotations
 
@@ -17,18 +30,25 @@ from typing import TYPE_CHECKING, NamedTuple
 from threatnet.cache import DEFAULT_TIMEOUT, Entry, ThreatCache
 from threatnet.envelope import Trust
 from threatnet.filter import Chain, Filter, NetworkFilter
+from threatnet.names import fold
 from threatnet.response.responder import Threat
-from threatnet.signature import REJECTIONS, KeyRing, RequireSignature
-from threatnet.topic import TopicError, parse_topic
+from threatnet.signature import (REJECTIONS, WITHDRAWAL, KeyRing, RequireSignature, Verified,
+                                 strip_signature, verify)
+from threatnet.topic import DEFAULT_QUORUM, TopicError, parse_topic
+
+from threatnet.language import ThreatMessage
 
 if TYPE_CHECKING:
     from threatnet.envelope import Envelope
-    from threatnet.language import ThreatMessage
 
 TRUST_MODES = ("voiced", "accounts", "all", "signed")
 # What ``hear`` counts a line as, in the order status lines show them; the signature
-# check's REJECTIONS follow while the channel requires signatures.
+# check's REJECTIONS follow while the channel requires signatures, then the OCCASIONAL
+# outcomes, when they happened.
 HEARD = ("kept", "duplicate", "filtered", "untrusted")
+OCCASIONAL = ("protected", "full", "corroborated")
+WITHDRAWALS = ("withdrawn", "refused")
+DEFAULT_MAX_THREATS = 100_000
 
 
 class ListenerSettings(NamedTuple):
@@ -41,7 +61,14 @@ class ListenerSettings(NamedTuple):
     require_signature: bool = False  # lines count only when validly signed (implied by
     #                                  trust "signed")
     casemapping: str | None = None  # the server's CASEMAPPING: services compare accounts so
+    protect: tuple[str, ...] = ()  # networks never kept or acted on, whoever reports them
+    max_threats: int = DEFAULT_MAX_THREATS  # current threats at most; then new are refused
+    quorum: int = 0  # distinct reporters before acting; 0: the topic's quorum= (default 1)
 
+
+def reporter(account: str | None, host: str, casemapping: str | None = None) -> str:
+    """Who reported a line, for the quorum: the services account, else the host."""
+    return f"account:{fold(account, casemapping)}" if account else f"host:{host.lower()}"
 
 class _TrustNobody:
     """A trust rule that nobody meets: "accounts" with no account named (fail closed)."""
@@ -53,26 +80,39 @@ class _TrustNobody:
 
 
 class Listener:
-    """The Event Listener of one channel: trust, signature, discard, Threat Cache."""
+    """The Event Listener of one channel: trust, signature, discard, protect, size,
+    quorum and Threat Cache. ``on_act`` and ``on_remove`` tell the responders."""
 
     def __init__(self, settings: ListenerSettings = ListenerSettings(),
                  keyring: KeyRing | None = None, clock: Callable[[], float] = time.time,
                  ) -> None:
         self.cache = ThreatCache(clock=clock)
-        self.heard = dict.fromkeys(HEARD, 0)
+        self.heard = dict.fromkeys(HEARD + OCCASIONAL, 0)
+        self.withdrawals = dict.fromkeys(WITHDRAWALS, 0)
         self.settings: ListenerSettings | None = None
         self.signature: RequireSignature | None = None  # while signatures are required
+        self._on_act: Callable[[Entry], None] | None = None
+        self.on_remove: Callable[[Entry], None] | None = None  # an acted-on threat taken back
         self._clock = clock
+        self._keyring = KeyRing()
         self._topic_block: int | None = None
-        self._verify = Chain(())
-        self._check = Chain(()).check
+        self._topic_quorum = DEFAULT_QUORUM
+        self._trust = Chain(())
+        self._wanted = Chain(())
+        self._verify = Chain(()).check
+        self._screen = Chain(()).check
+        self._reporters: dict[int, list[str]] = {}  # key -> who said it, while quorum > 1
+        self._waiting: set[int] = set()  # current keys below the quorum: not acted on
+        self._hosts: dict[int, str] = {}  # key -> reporter's host, if not logged in
         self.configure(settings, keyring)
 
     def configure(self, settings: ListenerSettings, keyring: KeyRing | None = None) -> bool:
         """Use ``settings`` and ``keyring`` (the keys signatures are checked against; None:
-        no key is trusted) from now on. True if the block period changed."""
+        no key is trusted) from now on. True if the block period changed. Threats the
+        new discard or protected networks cover are taken back at once."""
+        self._keyring = keyring or KeyRing()
         if self.signature is not None:
-            self.signature.keyring = keyring or KeyRing()
+            self.signature.keyring = self._keyring
         if settings == self.settings:
             return False
         self.settings = settings
@@ -84,50 +124,195 @@ class Listener:
         else:
             trusting.append(Trust(settings.trust, settings.accounts,  # type: ignore[arg-type]
                                   settings.casemapping))
+        self._trust = Chain(trusting)
         if settings.require_signature or settings.trust == "signed":
             if self.signature is None:
-                self.signature = RequireSignature(keyring or KeyRing(), self.cache.timeout,
+                self.signature = RequireSignature(self._keyring, self.cache.timeout,
                                                   clock=self._clock)
                 for reason in REJECTIONS:
                     self.heard.setdefault(reason, 0)
             trusting.append(self.signature)
         else:
             self.signature = None
-        discarding = [NetworkFilter("discard", settings.discard)] if settings.discard else []
-        self._verify = Chain(trusting)
-        self._check = Chain([*trusting, *discarding, self.cache]).check
+        wanted: list[Filter] = []
+        if settings.discard:
+            wanted.append(NetworkFilter("discard", settings.discard))
+        if settings.protect:
+            wanted.append(NetworkFilter("discard", settings.protect, name="protected"))
+        self._wanted = Chain(wanted)
+        self._verify = Chain(trusting).check
+        self._screen = Chain([*trusting, *wanted]).check
+        for entry in list(self.cache):
+            if self._wanted.check(_message(entry)) is not None:
+                self.remove(entry.key)
+        self._act_waiting()
         return self._apply_block()
 
     # -- the hot path
 
     def hear(self, envelope: Envelope) -> str | None:
-        """A valid threat line heard in the channel: None if kept as a new Verified
-        Threat, else why not (untrusted, a signature rejection, filtered, duplicate)."""
-        reason = self._check(envelope.message, envelope)
+        """A valid threat line heard in the channel: None if kept as a new threat, else
+        why not (untrusted, a signature rejection, filtered, protected, full,
+        duplicate, or corroborated: a new reporter of a threat below its quorum)."""
+        msg = envelope.message
+        reason = self._screen(msg, envelope)
+        if reason is None:
+            reason = self._take(msg, envelope.nick, envelope.account, envelope.host)
         self.heard[reason or "kept"] += 1
         return reason
 
-    def verify(self, msg: ThreatMessage, envelope: Envelope | None) -> str | None:
-        """Whether this side vouches for the line's sender (trust rule and signature,
-        not the discard networks or the cache): None if so, else the reason. What a
-        Network Bridge asks before it relays or counts a line as current here."""
-        return self._verify.check(msg, envelope)
+    def _take(self, msg: ThreatMessage, nick: str, account: str | None, host: str,
+              ) -> str | None:
+        """The cache's part: keep a new threat (the cache's on_keep acts on it at once
+        without a quorum), or count a corroboration."""
+        cache, key, settings = self.cache, msg.key, self.settings
+        if cache.full(settings.max_threats) and cache.check(key) is None:  # type: ignore[union-attr]
+            return "full"
+        if cache.keep(msg, nick, account):
+            if not account and host:
+                self._hosts[key] = host
+            if self.quorum > 1:
+                self._reporters[key] = [reporter(account, host, settings.casemapping)]  # type: ignore[union-attr]
+                self._waiting.add(key)
+            return None
+        who = self._reporters.get(key)
+        if who is None or key not in self._waiting:
+            return "duplicate"
+        name = reporter(account, host, settings.casemapping)  # type: ignore[union-attr]
+        if name in who:
+            return "duplicate"
+        who.append(name)
+        if len(who) >= self.quorum:
+            self._act(key)
+        return "corroborated"
 
-    def keep(self, msg: ThreatMessage, nick: str, account: str | None) -> bool:
+    @property
+    def on_act(self) -> Callable[[Entry], None] | None:
+        """Called with each threat once it is acted on (responders)."""
+        return self._on_act
+
+    @on_act.setter
+    def on_act(self, act: Callable[[Entry], None] | None) -> None:
+        self._on_act = act
+        self.cache.on_keep = self._kept if act is not None else None
+
+    def _kept(self, entry: Entry) -> None:
+        if self.quorum <= 1:  # else it waits for the quorum (_take)
+            self._on_act(entry)  # type: ignore[misc]
+
+    def verify(self, msg: ThreatMessage, envelope: Envelope | None) -> str | None:
+        """Whether this side vouches for the line (trust rule and signature, and the
+        quorum: the threat must be acted on here): None if so, else the reason. What
+        a Network Bridge asks before it relays or counts a line as current here."""
+        reason = self._verify(msg, envelope)
+        if reason is None and msg.key in self._waiting:
+            return "below quorum"
+        return reason
+
+    def keep(self, msg: ThreatMessage, nick: str, account: str | None, host: str = "",
+             ) -> bool:
         """Record a threat said in the channel by this agent itself (its own report, a
-        bridge's relay): servers do not echo it back. False if it was current."""
-        return self.cache.keep(msg, nick, account)
+        bridge's relay): servers do not echo it back. False if it was current and this
+        was no corroboration."""
+        return self._take(msg, nick, account, host) in (None, "corroborated")
+
+    # -- the quorum
+
+    @property
+    def quorum(self) -> int:
+        """Distinct reporters a threat needs before it is acted on."""
+        return self.settings.quorum or self._topic_quorum  # type: ignore[union-attr]
+
+    def acted(self, key: int) -> bool:
+        """Whether the threat at ``key`` is current and acted on."""
+        return key not in self._waiting and self.cache.check(key) is not None
+
+    def reporters(self, key: int) -> list[str]:
+        """Who said a current threat (quorum identities, first first); [] if unknown."""
+        return list(self._reporters.get(key, ()))
+
+    def wants(self, key: int, who: str) -> bool:
+        """Whether ``who`` saying the current threat at ``key`` would be a corroboration."""
+        return key in self._waiting and who not in self._reporters.get(key, ())
+
+    def _act(self, key: int) -> None:
+        self._waiting.discard(key)
+        entry = self.cache.check(key)
+        if entry is not None and self._on_act is not None:
+            self._on_act(entry)
+
+    def _act_waiting(self) -> None:
+        """The quorum may have dropped: act on what now meets it (never un-act)."""
+        quorum = self.quorum
+        for key in [k for k in self._waiting if len(self._reporters.get(k, ())) >= quorum]:
+            self._act(key)
+
+    # -- taking a threat back
+
+    def remove(self, key: int) -> Entry | None:
+        """Take the current threat at ``key`` back now (forgotten, withdrawn, no longer
+        wanted); its responders are told. The Entry, or None if it was not current."""
+        entry = self.cache.remove(key)
+        if entry is None:
+            return None
+        acted = key not in self._waiting
+        self._forget(key)
+        if acted and self.on_remove is not None:
+            self.on_remove(entry)
+        return entry
+
+    def withdraw(self, msg: ThreatMessage, envelope: Envelope) -> str:
+        """A withdrawal line (``withdraw IP reason``, language.parse_withdrawal's
+        ``msg``) heard in the channel: "withdrawn" if the threat was taken back, else
+        why not. Its reporter may withdraw it (the same services account; without one
+        the same nick and host; the same signing key where signatures are required),
+        and so may a channel operator."""
+        reason = self._trust.check(msg, envelope)
+        entry = self.cache.check(msg.key) if reason is None else None
+        if reason is None:
+            if self.signature is not None:
+                result = verify(msg, self._keyring, self._clock(), self.cache.timeout,
+                                domain=WITHDRAWAL)
+                reason = None if isinstance(result, Verified) else result
+                if reason is None and not envelope.opped and entry is not None \
+                        and _key_id(entry.comment) != result.key_id:  # type: ignore[union-attr]
+                    reason = "not the reporter"
+            if entry is None:
+                reason = reason or "not current"
+            elif reason is None and not envelope.opped and not self._reported_by(entry, envelope):
+                reason = "not the reporter"
+        if reason is None:
+            self.remove(msg.key)
+        self.withdrawals["refused" if reason else "withdrawn"] += 1
+        return reason or "withdrawn"
+
+    def _reported_by(self, entry: Entry, envelope: Envelope) -> bool:
+        if self.signature is not None:
+            return True  # the key decided (withdraw)
+        casemapping = self.settings.casemapping  # type: ignore[union-attr]
+        if entry.account:
+            return bool(envelope.account) and \
+                fold(envelope.account, casemapping) == fold(entry.account, casemapping)  # type: ignore[arg-type]
+        host = self._hosts.get(entry.key)
+        return host is not None and envelope.nick == entry.nick and envelope.host == host
+
+    def _forget(self, key: int) -> None:
+        self._reporters.pop(key, None)
+        self._waiting.discard(key)
+        self._hosts.pop(key, None)
 
     # -- the block period
 
     def set_topic(self, text: str | None) -> bool:
         """The channel topic changed: a threatnet:// topic sets the block period
-        (block=, else the protocol's default), any other leaves it to the setting.
-        True if the block period changed."""
+        (block=, else the protocol's default) and the quorum (quorum=, else 1); any
+        other leaves them to the settings. True if the block period changed."""
         try:
-            self._topic_block = parse_topic(text or "").block
+            topic = parse_topic(text or "")
+            self._topic_block, self._topic_quorum = topic.block, topic.quorum
         except TopicError:
-            self._topic_block = None
+            self._topic_block, self._topic_quorum = None, DEFAULT_QUORUM
+        self._act_waiting()
         return self._apply_block()
 
     @property
@@ -145,8 +330,9 @@ class Listener:
     # -- what it keeps
 
     def threats(self) -> list[Threat]:
-        """The current threats as responders see them."""
-        return [self.threat(e) for e in self.cache]
+        """The threats acted on, as responders see them."""
+        waiting = self._waiting
+        return [self.threat(e) for e in self.cache if e.key not in waiting]
 
     def threat(self, entry: Entry) -> Threat:
         """A cache Entry as responders see it."""
@@ -154,12 +340,31 @@ class Listener:
                       entry.first_seen + self.cache.timeout, 64 if "/" in entry.ip else 128)
 
     def expire(self) -> list[Entry]:
-        """Drop what is no longer current; the entries dropped."""
-        return self.cache.expire()
+        """Drop what is no longer current; the entries dropped that were acted on."""
+        acted = []
+        for entry in self.cache.expire():
+            if entry.key not in self._waiting:
+                acted.append(entry)
+            if self.cache.check(entry.key) is None:  # not renewed since
+                self._forget(entry.key)
+        return acted
 
     def counts(self) -> dict[str, int]:
-        """Lines heard by outcome: HEARD, then the signature rejections while required."""
+        """Lines heard by outcome: HEARD, the signature rejections while required, then
+        the OCCASIONAL outcomes that happened."""
         counts = {reason: self.heard.get(reason, 0) for reason in HEARD}
         if self.signature is not None:
             counts.update((reason, self.heard.get(reason, 0)) for reason in REJECTIONS)
+        counts.update((reason, self.heard[reason]) for reason in OCCASIONAL
+                      if self.heard.get(reason))
         return counts
+
+
+def _message(entry: Entry) -> ThreatMessage:
+    return ThreatMessage(entry.ip, entry.comment, entry.first_seen, entry.key)
+
+
+def _key_id(comment: str) -> str | None:
+    """The key id of a signed comment's signature, or None."""
+    token = strip_signature(comment)[1]
+    return token.partition(".")[0] if token else None

@@ -39,14 +39,17 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from threatnet.address import format_ip
 from threatnet.atomic import atomic_write
-from threatnet.language import MAX_LINE_BYTES, ThreatMessage, format_message
+from threatnet.language import MAX_LINE_BYTES, WITHDRAW, ThreatMessage, format_message
 from threatnet.text import truncate_utf8
 
 if TYPE_CHECKING:
     from threatnet.envelope import Envelope
 
-# Domain separation: these bytes can never be mistaken for anything else the key signs.
+# Domain separation: these bytes can never be mistaken for anything else the key signs;
+# a withdrawal is signed in its own domain, so a signed threat line cannot be replayed
+# as the withdrawal of itself.
 DOMAIN = "ThreatNet signed threat line v1\n"
+WITHDRAWAL = "ThreatNet signed withdrawal v1\n"
 SIG_PREFIX = "sig="
 MAX_SKEW = 120  # seconds a signature may lie in the future: NTP-synced clocks, some slack
 KEY_ID_LENGTH = 8  # of a derived key id: 48 bits, collisions among a channel's keys improbable
@@ -98,9 +101,9 @@ def _b64decode(text: str, size: int) -> bytes | None:
     return data if len(data) == size and _b64encode(data) == text else None
 
 
-def _signed_bytes(key_id: str, ip: str, comment: str, seconds: str) -> bytes:
+def _signed_bytes(key_id: str, ip: str, comment: str, seconds: str, domain: str) -> bytes:
     # surrogatepass: a received lone surrogate must fail to verify, not raise.
-    return f"{DOMAIN}{key_id}\n{ip}\n{comment}\n{seconds}".encode("utf-8", "surrogatepass")
+    return f"{domain}{key_id}\n{ip}\n{comment}\n{seconds}".encode("utf-8", "surrogatepass")
 
 
 def public_bytes(key: Ed25519PublicKey) -> bytes:
@@ -145,6 +148,14 @@ class Signer:
         is dropped (a re-signed relay vouches once, not twice) and it is cut so the
         signed line fits MAX_LINE_BYTES.
         """
+        return self._sign(msg, now, DOMAIN, "")
+
+    def withdraw(self, msg: ThreatMessage, now: float) -> str:
+        """The canonical signed withdrawal line (``withdraw IP reason sig=...``) of the
+        threat at ``msg.ip``, ``msg.comment`` the reason, signed in its own domain."""
+        return self._sign(msg, now, WITHDRAWAL, f"{WITHDRAW} ")
+
+    def _sign(self, msg: ThreatMessage, now: float, domain: str, head: str) -> str:
         if not 0 <= now < 10 ** 11:
             raise ValueError(f"signing time out of range: {now!r}")
         seconds = str(int(now))
@@ -152,11 +163,11 @@ class Signer:
         comment = format_message(msg)[len(ip) + 1:]
         comment = strip_signature(comment)[0].rstrip()
         tail = f"{SIG_PREFIX}{self.key_id}.{seconds}."
-        room = MAX_LINE_BYTES - len(ip) - 1 - len(tail) - _SIG_CHARS - 1  # both spaces
+        room = MAX_LINE_BYTES - len(head) - len(ip) - 1 - len(tail) - _SIG_CHARS - 1
         comment = truncate_utf8(comment, room).rstrip()
-        sig = self.private_key.sign(_signed_bytes(self.key_id, ip, comment, seconds))
+        sig = self.private_key.sign(_signed_bytes(self.key_id, ip, comment, seconds, domain))
         token = tail + _b64encode(sig)
-        return f"{ip} {comment} {token}" if comment else f"{ip} {token}"
+        return f"{head}{ip} {comment} {token}" if comment else f"{head}{ip} {token}"
 
     def __repr__(self) -> str:
         return f"Signer(key_id={self.key_id!r})"
@@ -224,11 +235,12 @@ class KeyRing:
 
 
 def verify(msg: ThreatMessage, keyring: KeyRing, now: float, max_age: float,
-           skew: float = MAX_SKEW) -> Verified | str:
+           skew: float = MAX_SKEW, domain: str = DOMAIN) -> Verified | str:
     """Verified if ``msg`` carries a valid signature from a key in ``keyring``, made
     no more than ``max_age`` seconds before ``now`` and no more than ``skew`` after;
     else the reason: ``unsigned``, ``bad signature``, ``unknown key``,
-    ``expired signature`` or ``future signature``.
+    ``expired signature`` or ``future signature``. A withdrawal (parse_withdrawal's
+    message) is verified with ``domain`` WITHDRAWAL.
 
     The cheap checks come first, so a flood of junk costs no Ed25519 verification.
     """
@@ -251,7 +263,7 @@ def verify(msg: ThreatMessage, keyring: KeyRing, now: float, max_age: float,
     if sig is None:
         return "bad signature"
     try:
-        trusted.public_key.verify(sig, _signed_bytes(key_id, msg.ip, comment, seconds))
+        trusted.public_key.verify(sig, _signed_bytes(key_id, msg.ip, comment, seconds, domain))
     except InvalidSignature:
         return "bad signature"
     return Verified(key_id, signed_at, comment)

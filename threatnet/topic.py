@@ -2,8 +2,9 @@
 
 The URI names the protocol the channel speaks; the rest is the channel
 configuration. The original left the configuration free-form; we read a small
-vocabulary from it (``block=<seconds>``, bare flags such as ``open``) and keep
-every other word, so a topic written by a newer agent survives a round trip.
+vocabulary from it (``block=<seconds>``, ``quorum=<reporters>``, bare flags such as
+``open``) and keep every other word, so a topic written by a newer agent survives a
+round trip.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ DEFAULT_BLOCK = 3600
 # A topic can demand any block period, and an agent may only submit once it has
 # listened that long (ThreatCache.synced): cap it so a topic cannot silence agents.
 MAX_BLOCK = 7 * 86400
+# Distinct reporters a threat needs before listeners act on it (threatnet/listener.py).
+DEFAULT_QUORUM = 1
+MAX_QUORUM = 16
 # Flags this implementation acts on; the Guard warns about others but keeps them.
 KNOWN_FLAGS = frozenset({"open", "tolerant", "devel", "ipv6"})
 
@@ -26,6 +30,8 @@ _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BLOCK_VALUE = re.compile(r"[1-9][0-9]{0,8}")
 _BLOCK_REASON = f"block must be whole seconds, 1 to {MAX_BLOCK}"
+_QUORUM_VALUE = re.compile(r"[1-9][0-9]?")
+_QUORUM_REASON = f"quorum must be a number of reporters, 1 to {MAX_QUORUM}"
 
 
 class TopicError(ValueError):
@@ -43,13 +49,14 @@ class Topic:
     words: tuple[str, ...]
     block: int
     flags: frozenset[str]
+    quorum: int = DEFAULT_QUORUM
 
     def format(self) -> str:
         """The topic text; parse_topic(t.format()) == t."""
         return f"{self.uri} {self.config}" if self.config else self.uri
 
     def replace(self, *, block: int | None = None, flags: Iterable[str] | None = None,
-                uri: str | None = None) -> Topic:
+                uri: str | None = None, quorum: int | None = None) -> Topic:
         """A topic with another URI, block period or flag set; other words are kept.
 
         Flags no longer wanted are dropped, new ones appended in sorted order, and
@@ -69,6 +76,12 @@ class Topic:
             if type(block) is not int or not 0 < block <= MAX_BLOCK:
                 raise TopicError(_BLOCK_REASON)
             words = [w for w in words if _key(w) != "block"] + [f"block={block}"]
+        if quorum is not None:
+            if type(quorum) is not int or not 0 < quorum <= MAX_QUORUM:
+                raise TopicError(_QUORUM_REASON)
+            words = [w for w in words if _key(w) != "quorum"]
+            if quorum != DEFAULT_QUORUM:
+                words.append(f"quorum={quorum}")
         return parse_topic(f"{self.uri if uri is None else uri} {', '.join(words)}")
 
 
@@ -86,8 +99,8 @@ def parse_topic(text: object) -> Topic:
     host, path = _split_uri(uri)
     config = rest[0].strip(_WS) if rest else ""
     words = tuple(w for w in _WORD_SEP.split(config) if w)
-    block, flags = _vocabulary(words)
-    return Topic(uri, host, path, config, words, block, flags)
+    block, quorum, flags = _vocabulary(words)
+    return Topic(uri, host, path, config, words, block, flags, quorum)
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
@@ -104,17 +117,25 @@ def _split_uri(uri: str) -> tuple[str, str]:
     return host, slash + path
 
 
-def _vocabulary(words: tuple[str, ...]) -> tuple[int, frozenset[str]]:
-    """The block period and the (lowercased) bare flags among the words."""
-    blocks = [w.partition("=")[2] for w in words if _key(w) == "block"]
-    if len(blocks) > 1:
-        raise TopicError("block given more than once")
-    block = DEFAULT_BLOCK
-    if blocks:
-        if not _BLOCK_VALUE.fullmatch(blocks[0]) or int(blocks[0]) > MAX_BLOCK:
-            raise TopicError(_BLOCK_REASON)
-        block = int(blocks[0])
-    return block, frozenset(w.lower() for w in words if "=" not in w)
+def _vocabulary(words: tuple[str, ...]) -> tuple[int, int, frozenset[str]]:
+    """The block period, the quorum and the (lowercased) bare flags among the words."""
+    block = _number(words, "block", _BLOCK_VALUE, MAX_BLOCK, _BLOCK_REASON, DEFAULT_BLOCK)
+    quorum = _number(words, "quorum", _QUORUM_VALUE, MAX_QUORUM, _QUORUM_REASON,
+                     DEFAULT_QUORUM)
+    return block, quorum, frozenset(w.lower() for w in words if "=" not in w)
+
+
+def _number(words: tuple[str, ...], key: str, form: re.Pattern[str], highest: int,
+            reason: str, default: int) -> int:
+    """The value of the one ``key=N`` word (``default`` without one)."""
+    values = [w.partition("=")[2] for w in words if _key(w) == key]
+    if len(values) > 1:
+        raise TopicError(f"{key} given more than once")
+    if not values:
+        return default
+    if not form.fullmatch(values[0]) or int(values[0]) > highest:
+        raise TopicError(reason)
+    return int(values[0])
 
 
 def _key(word: str) -> str | None:
