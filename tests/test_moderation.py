@@ -1,7 +1,20 @@
-"""Moderation: the verdict on each channel line (kick reasons, tolerant warnings, the cache)."""
+"""Moderation: who gets voice, the verdict on each channel line (kick reasons, tolerant
+warnings, the cache)."""
 from __future__ import annotations
 
-from threatnet.moderation import PASS, Moderator, Rules, Verdict
+import pytest
+
+from threatnet.address import parse_ip
+from threatnet.moderation import PASS, Member, Moderator, Rules, Verdict, Voicing
+from threatnet.whitelist import parse_whitelist
+
+WHITELIST = parse_whitelist("""\
+channels:
+  "#tn":
+    - 192.0.2.0/24
+    - account:[Bot]
+""")
+AGENT = Member("a1", "192.0.2.5", parse_ip("192.0.2.5"))
 
 
 class Clock:
@@ -111,3 +124,32 @@ def test_prune_releases_memory() -> None:
     clock.now += 20
     mod.prune(rules)
     assert len(mod.cache) == 0 and len(mod._lines) == 0
+
+
+@pytest.mark.parametrize("member, expected", [
+    (AGENT, Voicing(True, "+v")),
+    (AGENT._replace(voiced=True), Voicing(True)),
+    (Member("eve", "cloak.example"), Voicing(False)),
+    (Member("eve", "cloak.example", voiced=True), Voicing(False, "-v")),
+    (Member("bob", "cloak.example", account="{bot}"), Voicing(True, "+v")),  # rfc1459
+    (Member("bob", "cloak.example", account="*"), Voicing(False)),  # "not logged in"
+    (Member("a1", "cloak.example", parse_ip("192.0.2.5")), Voicing(True, "+v")),  # WHOX IP
+    (Member("op", "cloak.example", voiced=True, opped=True), Voicing(False)),  # left alone
+    (AGENT._replace(opped=True), Voicing(True)),
+])
+def test_voice_follows_the_whitelist_and_leaves_ops_alone(member: Member,
+                                                          expected: Voicing) -> None:
+    assert Moderator(Clock(), channel="#TN").voice(member, WHITELIST) == expected
+
+
+def test_voice_compares_accounts_by_the_servers_casemapping() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    bob = Member("bob", "cloak.example", account="{bot}")
+    assert mod.voice(bob, WHITELIST, "rfc1459") == Voicing(True, "+v")
+    assert mod.voice(bob, WHITELIST, "ascii") == Voicing(False)
+    assert mod.voice(bob._replace(account="[BOT]"), WHITELIST, "ascii") == Voicing(True, "+v")
+
+
+def test_voice_in_another_channel_is_nobodys() -> None:
+    assert Moderator(Clock(), channel="#other").voice(AGENT, WHITELIST) == Voicing(False)
+    assert Moderator(Clock()).voice(AGENT, WHITELIST) == Voicing(False)

@@ -1,22 +1,28 @@
-"""Moderation: what a channel bot does with one channel line (the proposal's Security Model).
+"""Moderation: what a channel bot does with its members and their lines (the proposal's
+Security Model).
 
-Only whitelisted agents speak for a ThreatNet channel. A voiced agent can still
-poison it, "active and continuous" as the proposal puts it: malformed lines,
-floods, bogon addresses, or threats repeated while still current (it ignored its
-Threat Cache). ``Moderator`` judges each line against those rules and keeps its
-own Threat Cache of the channel, fed by the lines it lets through.
+Only whitelisted agents speak for a ThreatNet channel: ``Moderator.voice`` says whether
+a ``Member`` qualifies and which voice change, if any, brings it in line. A voiced agent
+can still poison the channel, "active and continuous" as the proposal puts it:
+malformed lines, floods, bogon addresses, or threats repeated while still current (it
+ignored its Threat Cache). ``Moderator`` judges each line against those rules and keeps
+its own Threat Cache of the channel, fed by the lines it lets through.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from threatnet.cache import DEFAULT_TIMEOUT, ThreatCache
 from threatnet.filter import NetworkFilter
 from threatnet.language import ThreatError, parse_message
+from threatnet.names import RFC1459
 from threatnet.offenders import Strikes
 from threatnet.signature import KeyRing, verify
+
+if TYPE_CHECKING:
+    from threatnet.whitelist import Whitelist
 
 _BOGONS = NetworkFilter("discard", ["BOGONS"], name="bogon")
 _NO_KEYS = KeyRing()  # the form of a signature is checked, not whose it is
@@ -46,15 +52,53 @@ class Verdict(NamedTuple):
 
 PASS = Verdict("pass")
 
+VoiceChange = Literal["+v", "-v"]
+
+
+class Member(NamedTuple):
+    """A channel member as the channel bot sees it.
+
+    ``key`` is the IP key the whitelist is matched against (a WHOX reply's real IP,
+    else the host when it is an IP literal; None when unknown), ``account`` the
+    services account (None when not logged in). ``opped`` is op or halfop: the bot
+    leaves those alone.
+    """
+
+    nick: str
+    host: str = ""
+    key: int | None = None
+    account: str | None = None
+    voiced: bool = False
+    opped: bool = False
+
+
+class Voicing(NamedTuple):
+    """Whether a member qualifies for voice, and the change that brings it in line
+    (None: its voice is right, or it is an op)."""
+
+    qualifies: bool
+    change: VoiceChange | None = None
+
 
 class Moderator:
     """The rules for one channel; ``sender`` is an offenders.offender() identity."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, *, channel: str = "") -> None:
+        self.channel = channel  # whose whitelist entries its members qualify by
         self._clock = clock
         self.cache = ThreatCache(clock=clock)
         self._lines = Strikes(clock)
         self._warned = Strikes(clock)
+
+    def voice(self, member: Member, whitelist: Whitelist,
+              casemapping: str | None = RFC1459) -> Voicing:
+        """Whether ``member`` qualifies (its IP key or account is in the channel's
+        whitelist, accounts compared by the server's ``casemapping``) and ``+v``/``-v``
+        when its voice says otherwise; ops are left alone."""
+        qualifies = whitelist.qualifies(self.channel, member.key, member.account, casemapping)
+        if member.opped or qualifies == member.voiced:
+            return Voicing(qualifies)
+        return Voicing(qualifies, "+v" if qualifies else "-v")
 
     def judge(self, line: str, sender: str, rules: Rules, *, trusted: bool, command: bool,
               nick: str = "", account: str | None = None) -> Verdict:

@@ -23,7 +23,7 @@ from threatnet_irc.clock import TTL, cached, now as _now
 import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
 from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
-from threatnet.moderation import Moderator, Rules
+from threatnet.moderation import Member, Moderator, Rules
 from threatnet.modes import DEFAULT_MODES, batch, line_room
 from threatnet.offenders import (BanFileError, Strikes, TempBans, ban_mask, offender, read_bans,
                                  write_bans)
@@ -43,8 +43,8 @@ _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every li
 class _Channel:
     """What the bot keeps about one guarded channel."""
 
-    def __init__(self):
-        self.moderator = Moderator(_now)
+    def __init__(self, channel):
+        self.moderator = Moderator(_now, channel=channel)
         self.kicks = Strikes(_now)
         self.bans = TempBans(_now)
         self.pending = ircutils.IrcDict()  # nick -> "+v" | "-v", sent at the next flush
@@ -79,7 +79,7 @@ class ThreatNetGuard(callbacks.Plugin):
         self._whitelist_error = None
         self._whitelist_stamp = None
         self._flushes = set()  # networks with a flush scheduled
-        self._members = {}  # (network, channel, nick) -> (expiry, *_member()), see _police
+        self._members = {}  # (network, channel, nick) -> (expiry, *_sender()), see _police
         for path in (self._whitelist_path(), self._bans_path()):
             for tmp in remove_stale(path):
                 self.log.info("ThreatNetGuard: removed %s, left by an interrupted write", tmp)
@@ -119,7 +119,7 @@ class ThreatNetGuard(callbacks.Plugin):
         channels = self._network(network).channels
         c = channels.get(channel)
         if c is None:
-            c = channels[channel] = _Channel()
+            c = channels[channel] = _Channel(channel)
         return c
 
     def _get(self, name, irc, channel):
@@ -166,6 +166,12 @@ class ThreatNetGuard(callbacks.Plugin):
         except AddressError:
             return None
 
+    def _member(self, irc, state, nick):
+        """``nick`` of the channel ``state`` as the Moderator sees it."""
+        return Member(nick, irc.state.nicksToHostmasks.get(nick, "").rpartition("@")[2],
+                      self._ip(irc, nick), irc.state.nicksToAccounts.get(nick),
+                      state.isVoice(nick), state.isHalfopPlus(nick))
+
     def _evaluate(self, irc, channel, nick):
         """Voice ``nick`` if it qualifies, devoice it if not; ops are left alone.
 
@@ -174,16 +180,15 @@ class ThreatNetGuard(callbacks.Plugin):
         state = irc.state.channels[channel]
         if nick not in state.users or ircutils.strEqual(nick, irc.nick):
             return False
-        account = irc.state.nicksToAccounts.get(nick)
-        qualifies = self._whitelist.qualifies(channel, self._ip(irc, nick), account,
-                                              irc.state.supported.get("casemapping"))
-        if state.isHalfopPlus(nick):
-            return qualifies
-        if qualifies != state.isVoice(nick):
-            self._queue(irc, channel, nick, "+v" if qualifies else "-v")
-        else:
-            self._channel(irc, channel).pending.pop(nick, None)  # a queued change went stale
-        return qualifies
+        member = self._member(irc, state, nick)
+        c = self._channel(irc, channel)
+        voicing = c.moderator.voice(member, self._whitelist,
+                                    irc.state.supported.get("casemapping"))
+        if voicing.change:
+            self._queue(irc, channel, nick, voicing.change)
+        elif not member.opped:
+            c.pending.pop(nick, None)  # a queued change went stale
+        return voicing.qualifies
 
     def _evaluate_everywhere(self, irc, nick):
         for channel, state in list(irc.state.channels.items()):
@@ -321,7 +326,7 @@ class ThreatNetGuard(callbacks.Plugin):
             if len(self._members) >= _MEMBERS_MAX:
                 self._members.clear()
             member = self._members[key] = (now + TTL,
-                                           *self._member(irc, msg, channel, nick))
+                                           *self._sender(irc, msg, channel, nick))
         _, c, trusted, account = member
         if c is None:
             return
@@ -339,7 +344,7 @@ class ThreatNetGuard(callbacks.Plugin):
         elif verdict.action == "kick":
             self._kick(irc, channel, nick, msg.host, account, verdict.reason)
 
-    def _member(self, irc, msg, channel, nick):
+    def _sender(self, irc, msg, channel, nick):
         """(_Channel, trusted, account) for a sender the bot polices in ``channel``,
         (None, False, account) for one it leaves alone. _police memoises this for
         TTL; any message that may change it clears the memo (inFilter: unless
