@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from threatnet.address import parse_ip
-from threatnet.moderation import PASS, Member, Moderator, Rules, Verdict, Voicing
+from threatnet.moderation import PASS, Member, Moderator, Rules, Sanction, Verdict, Voicing
 from threatnet.whitelist import parse_whitelist
 
 WHITELIST = parse_whitelist("""\
@@ -153,3 +153,69 @@ def test_voice_compares_accounts_by_the_servers_casemapping() -> None:
 def test_voice_in_another_channel_is_nobodys() -> None:
     assert Moderator(Clock(), channel="#other").voice(AGENT, WHITELIST) == Voicing(False)
     assert Moderator(Clock()).voice(AGENT, WHITELIST) == Voicing(False)
+
+
+UNVOICED = "only whitelisted (voiced) agents may post here"
+EVE = Member("eve", "cloak.example")
+
+
+def test_the_third_kick_within_the_window_bans_the_host_for_a_while() -> None:
+    clock = Clock()
+    mod = Moderator(clock, channel="#tn")
+    rules = Rules(ban_kicks=3, ban_window=60, ban_duration=600)
+    assert mod.sanction(UNVOICED, EVE, rules, WHITELIST) \
+        == Sanction(UNVOICED, "host:cloak.example")
+    clock.now += 59
+    assert mod.sanction(UNVOICED, EVE._replace(nick="eve2"), rules, WHITELIST) \
+        == Sanction(UNVOICED, "host:cloak.example")  # a new nick: the same offender
+    assert mod.sanction(UNVOICED, EVE, rules, WHITELIST) == Sanction(
+        f"{UNVOICED} (banned for 600 s)", "host:cloak.example", "*!*@cloak.example", 600)
+    assert mod.bans.items() == [("*!*@cloak.example", 1659.0)]
+    assert mod.sanction(UNVOICED, EVE, rules, WHITELIST).ban is None  # the count starts over
+
+
+def test_kicks_outside_the_window_or_with_bans_off_do_not_add_up() -> None:
+    clock = Clock()
+    mod = Moderator(clock, channel="#tn")
+    rules = Rules(ban_kicks=2, ban_window=60)
+    mod.sanction(UNVOICED, EVE, rules, WHITELIST)
+    clock.now += 60
+    assert mod.sanction(UNVOICED, EVE, rules, WHITELIST).ban is None
+    never = rules._replace(ban_kicks=0)
+    assert [mod.sanction(UNVOICED, EVE, never, WHITELIST).ban for _ in range(5)] == [None] * 5
+    assert len(mod.bans) == 0
+    clock.now += 60
+    mod.prune(rules)
+    assert len(mod._kicks) == 0  # prune forgets kicks outside the window
+
+
+def test_a_logged_in_offender_is_banned_by_account_extban() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(ban_kicks=2)
+    mallory = Member("m", "host1.example", account="Mallory")
+    mod.sanction("flood", mallory, rules, WHITELIST, casemapping="ascii", extban=",RU")
+    assert mod.sanction("flood", mallory._replace(host="host2.example"), rules, WHITELIST,
+                        casemapping="ascii", extban=",RU") \
+        == Sanction("flood (banned for 3600 s)", "account:mallory", "R:Mallory", 3600)
+    mod.sanction("flood", mallory, rules, WHITELIST)
+    assert mod.sanction("flood", mallory, rules, WHITELIST).ban == "*!*@host1.example"  # no EXTBAN
+
+
+def test_no_host_ban_while_a_whitelisted_agent_shares_the_host() -> None:
+    """NAT, a shared shell: a host ban would lock the agent out with the offender."""
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(ban_kicks=1)
+    stranger = Member("s", "192.0.2.9")
+    agent = Member("agent", "192.0.2.9", account="[bot]", voiced=True)
+    assert mod.sanction(UNVOICED, stranger, rules, WHITELIST, members=[stranger, agent]) \
+        == Sanction(f"{UNVOICED} (not banned: a whitelisted agent shares this host)",
+                    "host:192.0.2.9")
+    assert len(mod.bans) == 0
+    # the sender itself, a stranger, an agent elsewhere: none of them protects the host
+    others = [stranger._replace(key=parse_ip("192.0.2.9")), Member("x", "192.0.2.9"),
+              agent._replace(host="192.0.2.10")]
+    assert mod.sanction(UNVOICED, stranger, rules, WHITELIST, members=others).ban \
+        == "*!*@192.0.2.9"
+    # an account ban does not touch the agent: it is set
+    assert mod.sanction(UNVOICED, stranger._replace(account="eve"), rules, WHITELIST,
+                        members=[agent], extban=",RU").ban == "R:eve"

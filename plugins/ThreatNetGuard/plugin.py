@@ -25,8 +25,7 @@ from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.moderation import Member, Moderator, Rules
 from threatnet.modes import DEFAULT_MODES, batch, line_room
-from threatnet.offenders import (BanFileError, Strikes, TempBans, ban_mask, offender, read_bans,
-                                 write_bans)
+from threatnet.offenders import BanFileError, offender, read_bans, write_bans
 from threatnet.topic import TopicError, parse_topic
 from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 
@@ -44,9 +43,7 @@ class _Channel:
     """What the bot keeps about one guarded channel."""
 
     def __init__(self, channel):
-        self.moderator = Moderator(_now, channel=channel)
-        self.kicks = Strikes(_now)
-        self.bans = TempBans(_now)
+        self.moderator = Moderator(_now, channel=channel)  # also keeps the bans it set
         self.pending = ircutils.IrcDict()  # nick -> "+v" | "-v", sent at the next flush
         self.askers = ircutils.IrcDict()  # nick -> when it last gave a command here
         self.told = False  # logged that it cannot act without op
@@ -288,7 +285,8 @@ class ThreatNetGuard(callbacks.Plugin):
                          commands_from_anyone=get("commands.fromAnyone"),
                          kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
                          repeat_grace=get("kick.repeatGrace"),
-                         require_signature=get("kick.unsigned"))
+                         require_signature=get("kick.unsigned"), ban_kicks=get("ban.kicks"),
+                         ban_window=get("ban.window"), ban_duration=get("ban.duration"))
         return cached(self._settings, (irc.network, channel, _RULES), build,
                       stamp=irc.state.channels[channel].topic)
 
@@ -372,44 +370,29 @@ class ThreatNetGuard(callbacks.Plugin):
         return msg
 
     def _kick(self, irc, channel, nick, host, account, reason):
-        """Kick, and ban a repeat offender for a while (by account where the server can)."""
-        c = self._channel(irc, channel)
-        who = offender(host, account, irc.state.supported.get("casemapping"))
-        kicks = self._get("ban.kicks", irc, channel)
-        if kicks and c.kicks.hit(who, kicks, self._get("ban.window", irc, channel)):
-            c.kicks.forget(who)
-            mask = ban_mask(host, account, irc.state.supported.get("extban"))
-            if mask.startswith("*!*@") and self._shared_with_agent(irc, channel, nick, host):
-                # NAT, a shared shell: a host ban would lock the agent out with the offender
-                reason = f"{reason} (not banned: a whitelisted agent shares this host)"
-            else:
-                seconds = self._get("ban.duration", irc, channel)
-                c.bans.add(mask, seconds)
-                self._save_bans()
-                # before the kick: no rejoin in between
-                irc.sendMsg(ircmsgs.mode(channel, ("+b", mask)))
-                reason = f"{reason} (banned for {seconds} s)"
-        irc.sendMsg(ircmsgs.kick(channel, nick, reason))
+        """Kick, and ban a repeat offender for a while (the Moderator's Sanction)."""
+        state = irc.state.channels[channel]
+        supported = irc.state.supported
+        sanction = self._channel(irc, channel).moderator.sanction(
+            reason, Member(nick, host, account=account), self._rules(irc, channel),
+            self._whitelist, members=(self._member(irc, state, n) for n in state.users),
+            casemapping=supported.get("casemapping"), extban=supported.get("extban"))
+        if sanction.ban is not None:
+            self._save_bans()
+            # before the kick: no rejoin in between
+            irc.sendMsg(ircmsgs.mode(channel, ("+b", sanction.ban)))
+        irc.sendMsg(ircmsgs.kick(channel, nick, sanction.reason))
         self.log.info("ThreatNetGuard: kicked %s (%s) from %s on %s: %s",
-                      nick, who, channel, irc.network, reason)
-
-    def _shared_with_agent(self, irc, channel, nick, host):
-        """Whether another member of the channel who qualifies for voice uses ``host``."""
-        hostmasks, accounts = irc.state.nicksToHostmasks, irc.state.nicksToAccounts
-        return any(
-            other != nick and hostmasks.get(other, "").rpartition("@")[2] == host
-            and self._whitelist.qualifies(channel, self._ip(irc, other), accounts.get(other),
-                                          irc.state.supported.get("casemapping"))
-            for other in irc.state.channels[channel].users)
+                      nick, sanction.offender, channel, irc.network, sanction.reason)
 
     def _lift_bans(self, irc, channel):
-        c = self._channel(irc, channel)
-        due = c.bans.due()
+        held = self._channel(irc, channel).moderator.bans
+        due = held.due()
         if due and self._acting(irc, channel):
             bans = irc.state.channels[channel].bans
             self._send_modes(irc, channel, [("-b", mask) for mask in due if mask in bans])
             for mask in due:
-                c.bans.discard(mask)
+                held.discard(mask)
             self._save_bans()
 
     # -- temporary bans across restarts
@@ -422,7 +405,7 @@ class ThreatNetGuard(callbacks.Plugin):
         that a restarted bot lifts them in time instead of leaving them for good."""
         rows = [(network, channel, mask, until)
                 for network, net in self._networks.items()
-                for channel, c in net.channels.items() for mask, until in c.bans.items()]
+                for channel, c in net.channels.items() for mask, until in c.moderator.bans.items()]
         try:
             write_bans(self._bans_path(), rows)
         except OSError as e:
@@ -437,7 +420,7 @@ class ThreatNetGuard(callbacks.Plugin):
                            e)
             return
         for network, channel, mask, until in rows:
-            self._channel_on(network, channel).bans.hold(mask, until)
+            self._channel_on(network, channel).moderator.bans.hold(mask, until)
         if rows:
             self.log.info("ThreatNetGuard: %s temporary bans restored", len(rows))
 
@@ -493,7 +476,6 @@ class ThreatNetGuard(callbacks.Plugin):
                     continue
                 rules = self._rules(irc, channel)
                 c.moderator.prune(rules)
-                c.kicks.prune(self._get("ban.window", irc, channel))
                 window = self._get("commands.replyWindow", irc, channel)
                 for nick, asked in list(c.askers.items()):
                     if _now() - asked > window:
