@@ -2,10 +2,13 @@
 warnings, the cache)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from threatnet.address import parse_ip
-from threatnet.moderation import PASS, Member, Moderator, Rules, Sanction, Verdict, Voicing
+from threatnet.moderation import (PASS, Member, Moderator, Ruling, Rules, Sanction, Verdict,
+                                  Voicing)
 from threatnet.whitelist import parse_whitelist
 
 WHITELIST = parse_whitelist("""\
@@ -219,3 +222,54 @@ def test_no_host_ban_while_a_whitelisted_agent_shares_the_host() -> None:
     # an account ban does not touch the agent: it is set
     assert mod.sanction(UNVOICED, stranger._replace(account="eve"), rules, WHITELIST,
                         members=[agent], extban=",RU").ban == "R:eve"
+
+
+def test_police_a_line_passes_warns_or_kicks_with_its_sanction() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(tolerant=True, ban_kicks=2)
+    agent = AGENT._replace(account="acct")
+    assert mod.police("8.8.8.8 ssh", agent, rules, WHITELIST, trusted=True, command=False) \
+        == Ruling(PASS)
+    entry = mod.cache.check("8.8.8.8")
+    assert entry is not None and (entry.nick, entry.account) == ("a1", "acct")
+    assert mod.police("hello", agent, rules, WHITELIST, trusted=True, command=False) \
+        == Ruling(Verdict("warn", "malformed threat line: not an IP address"))
+    assert mod.police("8.8.4.4", EVE, rules, WHITELIST, trusted=False, command=False) \
+        == Ruling(Verdict("kick", UNVOICED), Sanction(UNVOICED, "host:cloak.example"))
+    assert mod.police("8.8.4.4", EVE, rules, WHITELIST, trusted=False, command=False) \
+        == Ruling(Verdict("kick", UNVOICED), Sanction(f"{UNVOICED} (banned for 3600 s)",
+                                                      "host:cloak.example",
+                                                      "*!*@cloak.example", 3600))
+
+
+def test_police_counts_offences_against_the_account_as_the_server_folds_it() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(flood_lines=1)
+    first, second = Member("x", "h1.example", account="[X]"), Member("y", "h2", account="{x}")
+    assert mod.police("8.8.8.8", first, rules, WHITELIST, trusted=True, command=False,
+                      casemapping="rfc1459") == Ruling(PASS)
+    assert mod.police("8.8.4.4", second, rules, WHITELIST, trusted=True, command=False,
+                      casemapping="rfc1459").sanction \
+        == Sanction("flood: more than 1 lines in 10 s", "account:{x}")
+
+
+def test_police_reads_the_members_only_to_weigh_a_host_ban() -> None:
+    read: list[str] = []
+
+    def members() -> Iterator[Member]:
+        read.append("members")
+        yield Member("agent", "cloak.example", account="[bot]")
+
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(ban_kicks=2)
+    for _ in range(2):
+        assert mod.police("8.8.8.8", EVE, rules, WHITELIST, trusted=True, command=False,
+                          members=members()).sanction is None
+        assert read == []
+    mod.police("x", EVE, rules, WHITELIST, trusted=False, command=False, members=members())
+    assert read == []  # the first kick
+    ruling = mod.police("x", EVE, rules, WHITELIST, trusted=False, command=False,
+                        members=members())
+    assert read == ["members"]
+    assert ruling.sanction == Sanction(
+        f"{UNVOICED} (not banned: a whitelisted agent shares this host)", "host:cloak.example")

@@ -88,6 +88,16 @@ class Sanction(NamedTuple):
     seconds: int = 0
 
 
+class Ruling(NamedTuple):
+    """What the bot does about one channel line: the ``verdict``, and a kick's ``sanction``."""
+
+    verdict: Verdict
+    sanction: Sanction | None = None
+
+
+_PASSED = Ruling(PASS)
+
+
 class Voicing(NamedTuple):
     """Whether a member qualifies for voice, and the change that brings it in line
     (None: its voice is right, or it is an op)."""
@@ -165,6 +175,23 @@ class Moderator:
             return Verdict("kick", f"{msg.ip} is still current "
                                    f"({current.expires_in:.0f} s left): check your cache")
         return PASS
+
+    def police(self, line: str, sender: Member, rules: Rules, whitelist: Whitelist, *,
+               trusted: bool, command: bool, members: Iterable[Member] = (),
+               casemapping: str | None = RFC1459, extban: str | None = None) -> Ruling:
+        """The verdict on ``line`` from ``sender`` (``judge``: offences count against its
+        account, else its host) and, for a kick, the ``sanction``: ``members`` are the
+        channel's, read only when a host ban is weighed."""
+        verdict = self.judge(line, offender(sender.host, sender.account, casemapping), rules,
+                             trusted=trusted, command=command, nick=sender.nick,
+                             account=sender.account)
+        if verdict is PASS:
+            return _PASSED
+        if verdict.action != "kick":
+            return Ruling(verdict)
+        return Ruling(verdict, self.sanction(verdict.reason, sender, rules, whitelist,
+                                             members=members, casemapping=casemapping,
+                                             extban=extban))
 
     def sanction(self, reason: str, sender: Member, rules: Rules, whitelist: Whitelist, *,
                  members: Iterable[Member] = (), casemapping: str | None = RFC1459,

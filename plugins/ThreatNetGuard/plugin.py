@@ -7,6 +7,7 @@ live in threatnet/ (whitelist, moderation, offenders, modes, topic).
 """
 import functools
 import os
+from typing import NamedTuple
 
 import supybot.callbacks as callbacks
 import supybot.conf as conf
@@ -25,7 +26,7 @@ from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.moderation import Member, Moderator, Rules
 from threatnet.modes import DEFAULT_MODES, batch, line_room
-from threatnet.offenders import BanFileError, offender, read_bans, write_bans
+from threatnet.offenders import BanFileError, read_bans, write_bans
 from threatnet.topic import TopicError, parse_topic
 from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 
@@ -33,7 +34,7 @@ BANS_FILE = "ThreatNetGuard.bans.json"  # in the data directory: bans the bot mu
 TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
 HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real IP
 _RULES = object()  # the Rules' key in the settings cache
-_MEMBERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
+_SENDERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
 SYNC_WAIT = 30  # seconds to wait for the WHO reply after the bot joins before judging anyway
 
 _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every line
@@ -48,6 +49,17 @@ class _Channel:
         self.askers = ircutils.IrcDict()  # nick -> when it last gave a command here
         self.told = False  # logged that it cannot act without op
         self.topic = None  # the configured topic last enforced
+
+
+class _Sender(NamedTuple):
+    """A channel line's sender as _police memoises it until ``expiry``: the ``channel``
+    it is policed in (None: left alone), as a ``member`` (for one left alone only the
+    nick, host and account), and whether it is ``trusted`` (qualifies for voice)."""
+
+    expiry: float
+    channel: _Channel | None
+    member: Member
+    trusted: bool = False
 
 
 class _Network:
@@ -76,7 +88,7 @@ class ThreatNetGuard(callbacks.Plugin):
         self._whitelist_error = None
         self._whitelist_stamp = None
         self._flushes = set()  # networks with a flush scheduled
-        self._members = {}  # (network, channel, nick) -> (expiry, *_sender()), see _police
+        self._senders = {}  # (network, channel, prefix) -> _Sender, see _police
         for path in (self._whitelist_path(), self._bans_path()):
             for tmp in remove_stale(path):
                 self.log.info("ThreatNetGuard: removed %s, left by an interrupted write", tmp)
@@ -163,11 +175,19 @@ class ThreatNetGuard(callbacks.Plugin):
         except AddressError:
             return None
 
-    def _member(self, irc, state, nick):
-        """``nick`` of the channel ``state`` as the Moderator sees it."""
-        return Member(nick, irc.state.nicksToHostmasks.get(nick, "").rpartition("@")[2],
-                      self._ip(irc, nick), irc.state.nicksToAccounts.get(nick),
+    def _member(self, irc, state, nick, host=None):
+        """``nick`` of the channel ``state`` as the Moderator sees it; ``host`` if given
+        (the line's own), else the one irc.state knows."""
+        if host is None:
+            host = irc.state.nicksToHostmasks.get(nick, "").rpartition("@")[2]
+        return Member(nick, host, self._ip(irc, nick), irc.state.nicksToAccounts.get(nick),
                       state.isVoice(nick), state.isHalfopPlus(nick))
+
+    def _members(self, irc, channel):
+        """The channel's members as the Moderator sees them, read as it asks for them."""
+        state = irc.state.channels[channel]
+        for nick in state.users:
+            yield self._member(irc, state, nick)
 
     def _evaluate(self, irc, channel, nick):
         """Voice ``nick`` if it qualifies, devoice it if not; ops are left alone.
@@ -177,14 +197,17 @@ class ThreatNetGuard(callbacks.Plugin):
         state = irc.state.channels[channel]
         if nick not in state.users or ircutils.strEqual(nick, irc.nick):
             return False
-        member = self._member(irc, state, nick)
+        return self._voice(irc, channel, self._member(irc, state, nick))
+
+    def _voice(self, irc, channel, member):
+        """Queue the voice change the Moderator wants for ``member``; whether it qualifies."""
         c = self._channel(irc, channel)
         voicing = c.moderator.voice(member, self._whitelist,
                                     irc.state.supported.get("casemapping"))
         if voicing.change:
-            self._queue(irc, channel, nick, voicing.change)
+            self._queue(irc, channel, member.nick, voicing.change)
         elif not member.opped:
-            c.pending.pop(nick, None)  # a queued change went stale
+            c.pending.pop(member.nick, None)  # a queued change went stale
         return voicing.qualifies
 
     def _evaluate_everywhere(self, irc, nick):
@@ -309,55 +332,62 @@ class ThreatNetGuard(callbacks.Plugin):
             and _now() - asked <= self._get("commands.replyWindow", irc, channel)
 
     def _police(self, irc, msg):
+        """One channel line: the sender from irc.state (memoised), the Moderator's
+        ruling, and the NOTICE, or MODE +b and KICK, it calls for."""
         channel = msg.channel
         if channel is None or len(msg.args) < 2:
             return
-        nick = msg.nick
         key = (irc.network, channel, msg.prefix)  # a new host (no CHGHOST) is a new key
-        member = self._members.get(key)
+        sender = self._senders.get(key)
         now = _now()
         tags = msg.server_tags
-        if member is None or not now < member[0] <= now + TTL \
-                or ("account" in tags and tags["account"] != member[3]):
+        if sender is None or not now < sender.expiry <= now + TTL \
+                or ("account" in tags and tags["account"] != sender.member.account):
             # new, stale (or the clock stepped back), or an account-tag says it logged
             # in or out (IrcState took the new account from this very line)
-            if len(self._members) >= _MEMBERS_MAX:
-                self._members.clear()
-            member = self._members[key] = (now + TTL,
-                                           *self._sender(irc, msg, channel, nick))
-        _, c, trusted, account = member
+            if len(self._senders) >= _SENDERS_MAX:
+                self._senders.clear()
+            sender = self._senders[key] = self._sender(irc, msg, channel, now + TTL)
+        c = sender.channel
         if c is None:
             return
         rules = self._rules(irc, channel)
         text = msg.args[1]
         command = self._is_command(irc, msg)
-        verdict = c.moderator.judge(text, offender(msg.host, account, irc.state.supported.get("casemapping")), rules, trusted=trusted,
-                                    command=command or self._is_answer(irc, channel, text),
-                                    nick=nick, account=account)
+        supported = irc.state.supported
+        ruling = c.moderator.police(
+            text, sender.member, rules, self._whitelist, trusted=sender.trusted,
+            command=command or self._is_answer(irc, channel, text),
+            members=self._members(irc, channel), casemapping=supported.get("casemapping"),
+            extban=supported.get("extban"))
+        verdict = ruling.verdict
         if command and verdict.action == "pass":
-            c.askers[nick] = _now()
+            c.askers[msg.nick] = _now()
         if verdict.action == "warn":
-            irc.sendMsg(ircmsgs.notice(nick, f"{channel}: {verdict.reason}. Another one within "
-                                             f"{rules.tolerant_window:g} s gets you kicked."))
-        elif verdict.action == "kick":
-            self._kick(irc, channel, nick, msg.host, account, verdict.reason)
+            irc.sendMsg(ircmsgs.notice(msg.nick, f"{channel}: {verdict.reason}. Another one "
+                                       f"within {rules.tolerant_window:g} s gets you kicked."))
+        elif ruling.sanction is not None:
+            self._kick(irc, channel, msg.nick, ruling.sanction)
 
-    def _sender(self, irc, msg, channel, nick):
-        """(_Channel, trusted, account) for a sender the bot polices in ``channel``,
-        (None, False, account) for one it leaves alone. _police memoises this for
-        TTL; any message that may change it clears the memo (inFilter: unless
-        an earlier plugin's inFilter drops the message, then the TTL bounds it)."""
-        account = irc.state.nicksToAccounts.get(nick)  # also for those left alone: see _police
+    def _sender(self, irc, msg, channel, expiry):
+        """The sender of ``msg`` as _police memoises it until ``expiry`` (TTL): any
+        message that may change it clears the memo (inFilter: unless an earlier
+        plugin's inFilter drops the message, then the TTL bounds it)."""
+        nick = msg.nick
+        # the account also for those left alone: see _police
+        alone = _Sender(expiry, None, Member(nick, msg.host,
+                                             account=irc.state.nicksToAccounts.get(nick)))
         if not ircutils.isUserHostmask(msg.prefix) or ircutils.strEqual(nick, irc.nick) \
                 or not self._acting(irc, channel):
-            return None, False, account
+            return alone
         state = irc.state.channels[channel]
         if nick not in state.users or state.isHalfopPlus(nick) or self.syncing(irc, channel):
             # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
             # the bot's join syncs, nobody's account is known yet
-            return None, False, account
-        trusted = self._evaluate(irc, channel, nick)  # also voices one who spoke before its +v
-        return self._channel(irc, channel), trusted, account
+            return alone
+        member = self._member(irc, state, nick, msg.host)
+        trusted = self._voice(irc, channel, member)  # also voices one who spoke before its +v
+        return _Sender(expiry, self._channel(irc, channel), member, trusted)
 
     def inFilter(self, irc, msg):
         if msg.command == "PRIVMSG":
@@ -366,20 +396,13 @@ class ThreatNetGuard(callbacks.Plugin):
         elif msg.command != "NOTICE":
             # Anything but a channel line (MODE, JOIN, NICK, ACCOUNT, CHGHOST, WHO
             # replies, ...) may change who is policed and trusted: forget the memo.
-            self._members.clear()
+            self._senders.clear()
         return msg
 
-    def _kick(self, irc, channel, nick, host, account, reason):
-        """Kick, and ban a repeat offender for a while (the Moderator's Sanction)."""
-        state = irc.state.channels[channel]
-        supported = irc.state.supported
-        sanction = self._channel(irc, channel).moderator.sanction(
-            reason, Member(nick, host, account=account), self._rules(irc, channel),
-            self._whitelist, members=(self._member(irc, state, n) for n in state.users),
-            casemapping=supported.get("casemapping"), extban=supported.get("extban"))
+    def _kick(self, irc, channel, nick, sanction):
+        """Send the Moderator's Sanction: the ban first (no rejoin in between), then the kick."""
         if sanction.ban is not None:
             self._save_bans()
-            # before the kick: no rejoin in between
             irc.sendMsg(ircmsgs.mode(channel, ("+b", sanction.ban)))
         irc.sendMsg(ircmsgs.kick(channel, nick, sanction.reason))
         self.log.info("ThreatNetGuard: kicked %s (%s) from %s on %s: %s",
@@ -450,7 +473,7 @@ class ThreatNetGuard(callbacks.Plugin):
     def _apply(self, whitelist):
         """Use ``whitelist`` from now on and re-evaluate every guarded channel at once."""
         self._whitelist = whitelist
-        self._members.clear()
+        self._senders.clear()
         for irc in world.ircs:
             for channel in list(irc.state.channels):
                 if self._acting(irc, channel):
