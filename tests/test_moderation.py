@@ -1,7 +1,23 @@
-"""Moderation: the verdict on each channel line (kick reasons, tolerant warnings, the cache)."""
+"""Moderation: who gets voice, the verdict on each channel line (kick reasons, tolerant
+warnings, the cache)."""
 from __future__ import annotations
 
-from threatnet.moderation import PASS, Moderator, Rules, Verdict
+from collections.abc import Iterator
+
+import pytest
+
+from threatnet.address import parse_ip
+from threatnet.moderation import (PASS, Member, Moderator, Ruling, Rules, Sanction, Verdict,
+                                  Voicing)
+from threatnet.whitelist import parse_whitelist
+
+WHITELIST = parse_whitelist("""\
+channels:
+  "#tn":
+    - 192.0.2.0/24
+    - account:[Bot]
+""")
+AGENT = Member("a1", "192.0.2.5", parse_ip("192.0.2.5"))
 
 
 class Clock:
@@ -111,3 +127,149 @@ def test_prune_releases_memory() -> None:
     clock.now += 20
     mod.prune(rules)
     assert len(mod.cache) == 0 and len(mod._lines) == 0
+
+
+@pytest.mark.parametrize("member, expected", [
+    (AGENT, Voicing(True, "+v")),
+    (AGENT._replace(voiced=True), Voicing(True)),
+    (Member("eve", "cloak.example"), Voicing(False)),
+    (Member("eve", "cloak.example", voiced=True), Voicing(False, "-v")),
+    (Member("bob", "cloak.example", account="{bot}"), Voicing(True, "+v")),  # rfc1459
+    (Member("bob", "cloak.example", account="*"), Voicing(False)),  # "not logged in"
+    (Member("a1", "cloak.example", parse_ip("192.0.2.5")), Voicing(True, "+v")),  # WHOX IP
+    (Member("op", "cloak.example", voiced=True, opped=True), Voicing(False)),  # left alone
+    (AGENT._replace(opped=True), Voicing(True)),
+])
+def test_voice_follows_the_whitelist_and_leaves_ops_alone(member: Member,
+                                                          expected: Voicing) -> None:
+    assert Moderator(Clock(), channel="#TN").voice(member, WHITELIST) == expected
+
+
+def test_voice_compares_accounts_by_the_servers_casemapping() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    bob = Member("bob", "cloak.example", account="{bot}")
+    assert mod.voice(bob, WHITELIST, "rfc1459") == Voicing(True, "+v")
+    assert mod.voice(bob, WHITELIST, "ascii") == Voicing(False)
+    assert mod.voice(bob._replace(account="[BOT]"), WHITELIST, "ascii") == Voicing(True, "+v")
+
+
+def test_voice_in_another_channel_is_nobodys() -> None:
+    assert Moderator(Clock(), channel="#other").voice(AGENT, WHITELIST) == Voicing(False)
+    assert Moderator(Clock()).voice(AGENT, WHITELIST) == Voicing(False)
+
+
+UNVOICED = "only whitelisted (voiced) agents may post here"
+EVE = Member("eve", "cloak.example")
+
+
+def test_the_third_kick_within_the_window_bans_the_host_for_a_while() -> None:
+    clock = Clock()
+    mod = Moderator(clock, channel="#tn")
+    rules = Rules(ban_kicks=3, ban_window=60, ban_duration=600)
+    assert mod.sanction(UNVOICED, EVE, rules, WHITELIST) \
+        == Sanction(UNVOICED, "host:cloak.example")
+    clock.now += 59
+    assert mod.sanction(UNVOICED, EVE._replace(nick="eve2"), rules, WHITELIST) \
+        == Sanction(UNVOICED, "host:cloak.example")  # a new nick: the same offender
+    assert mod.sanction(UNVOICED, EVE, rules, WHITELIST) == Sanction(
+        f"{UNVOICED} (banned for 600 s)", "host:cloak.example", "*!*@cloak.example", 600)
+    assert mod.bans.items() == [("*!*@cloak.example", 1659.0)]
+    assert mod.sanction(UNVOICED, EVE, rules, WHITELIST).ban is None  # the count starts over
+
+
+def test_kicks_outside_the_window_or_with_bans_off_do_not_add_up() -> None:
+    clock = Clock()
+    mod = Moderator(clock, channel="#tn")
+    rules = Rules(ban_kicks=2, ban_window=60)
+    mod.sanction(UNVOICED, EVE, rules, WHITELIST)
+    clock.now += 60
+    assert mod.sanction(UNVOICED, EVE, rules, WHITELIST).ban is None
+    never = rules._replace(ban_kicks=0)
+    assert [mod.sanction(UNVOICED, EVE, never, WHITELIST).ban for _ in range(5)] == [None] * 5
+    assert len(mod.bans) == 0
+    clock.now += 60
+    mod.prune(rules)
+    assert len(mod._kicks) == 0  # prune forgets kicks outside the window
+
+
+def test_a_logged_in_offender_is_banned_by_account_extban() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(ban_kicks=2)
+    mallory = Member("m", "host1.example", account="Mallory")
+    mod.sanction("flood", mallory, rules, WHITELIST, casemapping="ascii", extban=",RU")
+    assert mod.sanction("flood", mallory._replace(host="host2.example"), rules, WHITELIST,
+                        casemapping="ascii", extban=",RU") \
+        == Sanction("flood (banned for 3600 s)", "account:mallory", "R:Mallory", 3600)
+    mod.sanction("flood", mallory, rules, WHITELIST)
+    assert mod.sanction("flood", mallory, rules, WHITELIST).ban == "*!*@host1.example"  # no EXTBAN
+
+
+def test_no_host_ban_while_a_whitelisted_agent_shares_the_host() -> None:
+    """NAT, a shared shell: a host ban would lock the agent out with the offender."""
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(ban_kicks=1)
+    stranger = Member("s", "192.0.2.9")
+    agent = Member("agent", "192.0.2.9", account="[bot]", voiced=True)
+    assert mod.sanction(UNVOICED, stranger, rules, WHITELIST, members=[stranger, agent]) \
+        == Sanction(f"{UNVOICED} (not banned: a whitelisted agent shares this host)",
+                    "host:192.0.2.9")
+    assert len(mod.bans) == 0
+    # the sender itself, a stranger, an agent elsewhere: none of them protects the host
+    others = [stranger._replace(key=parse_ip("192.0.2.9")), Member("x", "192.0.2.9"),
+              agent._replace(host="192.0.2.10")]
+    assert mod.sanction(UNVOICED, stranger, rules, WHITELIST, members=others).ban \
+        == "*!*@192.0.2.9"
+    # an account ban does not touch the agent: it is set
+    assert mod.sanction(UNVOICED, stranger._replace(account="eve"), rules, WHITELIST,
+                        members=[agent], extban=",RU").ban == "R:eve"
+
+
+def test_police_a_line_passes_warns_or_kicks_with_its_sanction() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(tolerant=True, ban_kicks=2)
+    agent = AGENT._replace(account="acct")
+    assert mod.police("8.8.8.8 ssh", agent, rules, WHITELIST, trusted=True, command=False) \
+        == Ruling(PASS)
+    entry = mod.cache.check("8.8.8.8")
+    assert entry is not None and (entry.nick, entry.account) == ("a1", "acct")
+    assert mod.police("hello", agent, rules, WHITELIST, trusted=True, command=False) \
+        == Ruling(Verdict("warn", "malformed threat line: not an IP address"))
+    assert mod.police("8.8.4.4", EVE, rules, WHITELIST, trusted=False, command=False) \
+        == Ruling(Verdict("kick", UNVOICED), Sanction(UNVOICED, "host:cloak.example"))
+    assert mod.police("8.8.4.4", EVE, rules, WHITELIST, trusted=False, command=False) \
+        == Ruling(Verdict("kick", UNVOICED), Sanction(f"{UNVOICED} (banned for 3600 s)",
+                                                      "host:cloak.example",
+                                                      "*!*@cloak.example", 3600))
+
+
+def test_police_counts_offences_against_the_account_as_the_server_folds_it() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(flood_lines=1)
+    first, second = Member("x", "h1.example", account="[X]"), Member("y", "h2", account="{x}")
+    assert mod.police("8.8.8.8", first, rules, WHITELIST, trusted=True, command=False,
+                      casemapping="rfc1459") == Ruling(PASS)
+    assert mod.police("8.8.4.4", second, rules, WHITELIST, trusted=True, command=False,
+                      casemapping="rfc1459").sanction \
+        == Sanction("flood: more than 1 lines in 10 s", "account:{x}")
+
+
+def test_police_reads_the_members_only_to_weigh_a_host_ban() -> None:
+    read: list[str] = []
+
+    def members() -> Iterator[Member]:
+        read.append("members")
+        yield Member("agent", "cloak.example", account="[bot]")
+
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(ban_kicks=2)
+    for _ in range(2):
+        assert mod.police("8.8.8.8", EVE, rules, WHITELIST, trusted=True, command=False,
+                          members=members()).sanction is None
+        assert read == []
+    mod.police("x", EVE, rules, WHITELIST, trusted=False, command=False, members=members())
+    assert read == []  # the first kick
+    ruling = mod.police("x", EVE, rules, WHITELIST, trusted=False, command=False,
+                        members=members())
+    assert read == ["members"]
+    assert ruling.sanction == Sanction(
+        f"{UNVOICED} (not banned: a whitelisted agent shares this host)", "host:cloak.example")

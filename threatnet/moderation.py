@@ -1,22 +1,30 @@
-"""Moderation: what a channel bot does with one channel line (the proposal's Security Model).
+"""Moderation: what a channel bot does with its members and their lines (the proposal's
+Security Model).
 
-Only whitelisted agents speak for a ThreatNet channel. A voiced agent can still
-poison it, "active and continuous" as the proposal puts it: malformed lines,
-floods, bogon addresses, or threats repeated while still current (it ignored its
-Threat Cache). ``Moderator`` judges each line against those rules and keeps its
-own Threat Cache of the channel, fed by the lines it lets through.
+Only whitelisted agents speak for a ThreatNet channel: ``Moderator.voice`` says whether
+a ``Member`` qualifies and which voice change, if any, brings it in line. A voiced agent
+can still poison the channel, "active and continuous" as the proposal puts it:
+malformed lines, floods, bogon addresses, or threats repeated while still current (it
+ignored its Threat Cache). ``Moderator`` judges each line against those rules and keeps
+its own Threat Cache of the channel, fed by the lines it lets through. A kick is a
+``Sanction``: repeat offenders are banned for a while, by account where the server
+can, never by a host that a whitelisted agent in the channel shares.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Literal, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from threatnet.cache import DEFAULT_TIMEOUT, ThreatCache
 from threatnet.filter import NetworkFilter
 from threatnet.language import ThreatError, parse_message
-from threatnet.offenders import Strikes
+from threatnet.names import RFC1459
+from threatnet.offenders import Strikes, TempBans, ban_mask, offender
 from threatnet.signature import KeyRing, verify
+
+if TYPE_CHECKING:
+    from threatnet.whitelist import Whitelist
 
 _BOGONS = NetworkFilter("discard", ["BOGONS"], name="bogon")
 _NO_KEYS = KeyRing()  # the form of a signature is checked, not whose it is
@@ -37,6 +45,9 @@ class Rules(NamedTuple):
     kick_repeats: bool = True
     repeat_grace: float = 10.0  # a repeat this soon is a race between honest agents
     require_signature: bool = False  # kick threat lines without a well-formed sig= word
+    ban_kicks: int = 3  # this many kicks of one offender ...
+    ban_window: float = 3600.0  # ... within this many seconds bring a ban; 0 kicks: never
+    ban_duration: int = 3600  # seconds a ban lasts
 
 
 class Verdict(NamedTuple):
@@ -46,15 +57,81 @@ class Verdict(NamedTuple):
 
 PASS = Verdict("pass")
 
+VoiceChange = Literal["+v", "-v"]
+
+
+class Member(NamedTuple):
+    """A channel member as the channel bot sees it.
+
+    ``key`` is the IP key the whitelist is matched against (a WHOX reply's real IP,
+    else the host when it is an IP literal; None when unknown), ``account`` the
+    services account (None when not logged in). ``opped`` is op or halfop: the bot
+    leaves those alone.
+    """
+
+    nick: str
+    host: str = ""
+    key: int | None = None
+    account: str | None = None
+    voiced: bool = False
+    opped: bool = False
+
+
+class Sanction(NamedTuple):
+    """A kick: its ``reason``, ``offender`` (the offenders.offender() identity it counts
+    against) and the ban to set before it, ``ban`` (a mask; None: kick only) for
+    ``seconds``."""
+
+    reason: str
+    offender: str
+    ban: str | None = None
+    seconds: int = 0
+
+
+class Ruling(NamedTuple):
+    """What the bot does about one channel line: the ``verdict``, and a kick's ``sanction``."""
+
+    verdict: Verdict
+    sanction: Sanction | None = None
+
+
+_PASSED = Ruling(PASS)
+
+
+class Voicing(NamedTuple):
+    """Whether a member qualifies for voice, and the change that brings it in line
+    (None: its voice is right, or it is an op)."""
+
+    qualifies: bool
+    change: VoiceChange | None = None
+
 
 class Moderator:
-    """The rules for one channel; ``sender`` is an offenders.offender() identity."""
+    """One channel's Security Model: who gets voice, the verdict on each line, and kicks
+    that escalate to temporary bans. ``judge``'s ``sender`` is an offenders.offender()
+    identity."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, *, channel: str = "") -> None:
+        self.channel = channel  # whose whitelist entries its members qualify by
         self._clock = clock
         self.cache = ThreatCache(clock=clock)
         self._lines = Strikes(clock)
         self._warned = Strikes(clock)
+        self._kicks = Strikes(clock)
+        self.bans = TempBans(clock)  # the bans it set, to be lifted in time
+
+    def voice(self, member: Member, whitelist: Whitelist,
+              casemapping: str | None = RFC1459) -> Voicing:
+        """Whether ``member`` qualifies (its IP key or account is in the channel's
+        whitelist, accounts compared by the server's ``casemapping``) and ``+v``/``-v``
+        when its voice says otherwise; ops are left alone."""
+        qualifies = self._qualifies(member, whitelist, casemapping)
+        if member.opped or qualifies == member.voiced:
+            return Voicing(qualifies)
+        return Voicing(qualifies, "+v" if qualifies else "-v")
+
+    def _qualifies(self, member: Member, whitelist: Whitelist, casemapping: str | None) -> bool:
+        return whitelist.qualifies(self.channel, member.key, member.account, casemapping)
 
     def judge(self, line: str, sender: str, rules: Rules, *, trusted: bool, command: bool,
               nick: str = "", account: str | None = None) -> Verdict:
@@ -99,8 +176,50 @@ class Moderator:
                                    f"({current.expires_in:.0f} s left): check your cache")
         return PASS
 
+    def police(self, line: str, sender: Member, rules: Rules, whitelist: Whitelist, *,
+               trusted: bool, command: bool, members: Iterable[Member] = (),
+               casemapping: str | None = RFC1459, extban: str | None = None) -> Ruling:
+        """The verdict on ``line`` from ``sender`` (``judge``: offences count against its
+        account, else its host) and, for a kick, the ``sanction``: ``members`` are the
+        channel's, read only when a host ban is weighed."""
+        verdict = self.judge(line, offender(sender.host, sender.account, casemapping), rules,
+                             trusted=trusted, command=command, nick=sender.nick,
+                             account=sender.account)
+        if verdict is PASS:
+            return _PASSED
+        if verdict.action != "kick":
+            return Ruling(verdict)
+        return Ruling(verdict, self.sanction(verdict.reason, sender, rules, whitelist,
+                                             members=members, casemapping=casemapping,
+                                             extban=extban))
+
+    def sanction(self, reason: str, sender: Member, rules: Rules, whitelist: Whitelist, *,
+                 members: Iterable[Member] = (), casemapping: str | None = RFC1459,
+                 extban: str | None = None) -> Sanction:
+        """The kick of ``sender`` for ``reason``, and a ban for ``rules.ban_duration`` when
+        it is the offender's ``rules.ban_kicks``-th kick within ``rules.ban_window``.
+
+        The ban is an account extban where the server has one (ISUPPORT ``extban``) and
+        the offender is logged in, else ``*!*@host``; no host ban while another of the
+        channel's ``members`` who qualifies for voice uses that host (NAT, a shared
+        shell): it would lock the agent out with the offender.
+        """
+        who = offender(sender.host, sender.account, casemapping)
+        if not (rules.ban_kicks and self._kicks.hit(who, rules.ban_kicks, rules.ban_window)):
+            return Sanction(reason, who)
+        self._kicks.forget(who)
+        mask = ban_mask(sender.host, sender.account, extban)
+        if mask.startswith("*!*@") and any(
+                m.nick != sender.nick and m.host == sender.host
+                and self._qualifies(m, whitelist, casemapping) for m in members):
+            return Sanction(f"{reason} (not banned: a whitelisted agent shares this host)", who)
+        self.bans.add(mask, rules.ban_duration)
+        return Sanction(f"{reason} (banned for {rules.ban_duration} s)", who, mask,
+                        rules.ban_duration)
+
     def prune(self, rules: Rules) -> None:
         """Release memory held for senders and threats that no longer matter."""
         self._lines.prune(rules.flood_seconds)
         self._warned.prune(rules.tolerant_window)
+        self._kicks.prune(rules.ban_window)
         self.cache.expire()

@@ -5,12 +5,17 @@ permissions to agents joining from white-listed IP addresses" (and, today,
 services accounts). The hooks gather who is who from irc.state; the decisions
 live in threatnet/ (whitelist, moderation, offenders, modes, topic).
 """
+from __future__ import annotations
+
 import functools
 import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 import supybot.callbacks as callbacks
 import supybot.conf as conf
 import supybot.ircdb as ircdb
+import supybot.irclib as irclib
 import supybot.ircmsgs as ircmsgs
 import supybot.ircutils as ircutils
 import supybot.registry as registry
@@ -23,19 +28,19 @@ from threatnet_irc.clock import TTL, cached, now as _now
 import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
 from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
-from threatnet.moderation import Moderator, Rules
-from threatnet.modes import DEFAULT_MODES, batch, line_room
-from threatnet.offenders import (BanFileError, Strikes, TempBans, ban_mask, offender, read_bans,
-                                 write_bans)
-from threatnet.topic import TopicError, parse_topic
+from threatnet.moderation import Member, Moderator, Rules, Sanction, VoiceChange
+from threatnet.modes import DEFAULT_MODES, Change, batch, line_room
+from threatnet.offenders import BanFileError, read_bans, write_bans
+from threatnet.topic import Topic, TopicError, parse_topic
 from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 
 BANS_FILE = "ThreatNetGuard.bans.json"  # in the data directory: bans the bot must lift
 TICK = 5  # seconds between housekeeping runs: expired bans, config and file changes
 HIDDEN_IP = "255.255.255.255"  # what WHOX shows a non-oper instead of the real IP
 _RULES = object()  # the Rules' key in the settings cache
-_MEMBERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
+_SENDERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
 SYNC_WAIT = 30  # seconds to wait for the WHO reply after the bot joins before judging anyway
+Args = list[str]  # a command's words left after its converters (Limnoria's ``args``)
 
 _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every line
 
@@ -43,20 +48,31 @@ _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every li
 class _Channel:
     """What the bot keeps about one guarded channel."""
 
-    def __init__(self):
-        self.moderator = Moderator(_now)
-        self.kicks = Strikes(_now)
-        self.bans = TempBans(_now)
-        self.pending = ircutils.IrcDict()  # nick -> "+v" | "-v", sent at the next flush
-        self.askers = ircutils.IrcDict()  # nick -> when it last gave a command here
+    def __init__(self, channel: str) -> None:
+        self.moderator = Moderator(_now, channel=channel)  # also keeps the bans it set
+        # nick -> "+v" | "-v", sent at the next flush
+        self.pending: dict[str, VoiceChange] = ircutils.IrcDict()
+        # nick -> when it last gave a command here
+        self.askers: dict[str, float] = ircutils.IrcDict()
         self.told = False  # logged that it cannot act without op
-        self.topic = None  # the configured topic last enforced
+        self.topic: str | None = None  # the configured topic last enforced
+
+
+class _Sender(NamedTuple):
+    """A channel line's sender as _police memoises it until ``expiry``: the ``channel``
+    it is policed in (None: left alone), as a ``member`` (for one left alone only the
+    nick, host and account), and whether it is ``trusted`` (qualifies for voice)."""
+
+    expiry: float
+    channel: _Channel | None
+    member: Member
+    trusted: bool = False
 
 
 class _Network:
-    def __init__(self):
-        self.channels = ircutils.IrcDict()  # channel -> _Channel
-        self.ips = ircutils.IrcDict()  # nick -> IP key from a WHOX reply
+    def __init__(self) -> None:
+        self.channels: dict[str, _Channel] = ircutils.IrcDict()  # channel -> _Channel
+        self.ips: dict[str, int] = ircutils.IrcDict()  # nick -> IP key from a WHOX reply
 
 
 class ThreatNetGuard(callbacks.Plugin):
@@ -68,18 +84,19 @@ class ThreatNetGuard(callbacks.Plugin):
     threaded = False
     noIgnore = True  # an ignored flooder is still a channel member to police
 
-    def __init__(self, irc):
+    def __init__(self, irc: irclib.Irc) -> None:
         super().__init__(irc)
         self.tn.parent = self.tn.whitelist.parent = self
-        self._networks = {}
-        # (network, channel, name) -> (value, expiry): registry values, the Rules
+        self._networks: dict[str, _Network] = {}
+        # (network, channel, name) -> (value, expiry, stamp): registry values, the Rules
         # (name _RULES) and may_address's; one clear() forgets them all
-        self._settings = {}
+        self._settings: dict[tuple[Any, ...], tuple[Any, float, Any]] = {}
         self._whitelist = Whitelist()  # until a file loads: trust nobody
-        self._whitelist_error = None
-        self._whitelist_stamp = None
-        self._flushes = set()  # networks with a flush scheduled
-        self._members = {}  # (network, channel, nick) -> (expiry, *_member()), see _police
+        self._whitelist_error: str | None = None
+        self._whitelist_stamp: tuple[int, int, int] | None = None
+        self._flushes: set[str] = set()  # networks with a flush scheduled
+        # (network, channel, prefix) -> _Sender, see _police
+        self._senders: dict[tuple[str, str, str], _Sender] = {}
         for path in (self._whitelist_path(), self._bans_path()):
             for tmp in remove_stale(path):
                 self.log.info("ThreatNetGuard: removed %s, left by an interrupted write", tmp)
@@ -87,7 +104,7 @@ class ThreatNetGuard(callbacks.Plugin):
         self._load_bans()
         schedule.addPeriodicEvent(self._tick, TICK, name="ThreatNetGuard.tick", now=False)
 
-    def reset(self):
+    def reset(self) -> None:
         """A reconnect (Limnoria has already emptied that network's state): WHOX IPs
         learned on the old connection say nothing about who holds those nicks now."""
         for network, net in self._networks.items():
@@ -95,7 +112,7 @@ class ThreatNetGuard(callbacks.Plugin):
             if irc is None or not irc.state.channels:
                 net.ips.clear()
 
-    def die(self):
+    def die(self) -> None:
         schedule.removeEvent("ThreatNetGuard.tick")
         for network in self._flushes:
             schedule.removeEvent(f"ThreatNetGuard.flush.{network}")
@@ -103,43 +120,43 @@ class ThreatNetGuard(callbacks.Plugin):
 
     # -- state
 
-    def _net(self, irc):
+    def _net(self, irc: irclib.Irc) -> _Network:
         return self._network(irc.network)
 
-    def _network(self, network):
+    def _network(self, network: str) -> _Network:
         net = self._networks.get(network)
         if net is None:
             net = self._networks[network] = _Network()
         return net
 
-    def _channel(self, irc, channel):
+    def _channel(self, irc: irclib.Irc, channel: str) -> _Channel:
         return self._channel_on(irc.network, channel)
 
-    def _channel_on(self, network, channel):
+    def _channel_on(self, network: str, channel: str) -> _Channel:
         channels = self._network(network).channels
         c = channels.get(channel)
         if c is None:
-            c = channels[channel] = _Channel()
+            c = channels[channel] = _Channel(channel)
         return c
 
-    def _get(self, name, irc, channel):
+    def _get(self, name: str, irc: irclib.Irc, channel: str) -> Any:
         """A channel setting. Cached: a registry lookup costs more than the rest of
         policing a line."""
         return cached(self._settings, (irc.network, channel, name),
                       lambda: self.registryValue(name, channel, irc.network))
 
     @staticmethod
-    def syncing(irc, channel):
+    def syncing(irc: irclib.Irc, channel: str) -> bool:
         """Whether the bot's join of ``channel`` still waits for its WHO reply (RPL_ENDOFWHO
         ends it; a server that never sends one is waited for SYNC_WAIT seconds)."""
         started = irc.startedSync.get(channel)
         return started is not None and _now() - started < SYNC_WAIT
 
-    def _guarded(self, irc, channel):
+    def _guarded(self, irc: irclib.Irc, channel: str) -> bool:
         return bool(channel) and channel in irc.state.channels \
             and self._get("enable", irc, channel)
 
-    def _acting(self, irc, channel):
+    def _acting(self, irc: irclib.Irc, channel: str) -> bool:
         """Whether the bot guards ``channel`` and can: without op it logs once and does nothing."""
         if not self._guarded(irc, channel):
             return False
@@ -155,7 +172,7 @@ class ThreatNetGuard(callbacks.Plugin):
 
     # -- who qualifies for voice
 
-    def _ip(self, irc, nick):
+    def _ip(self, irc: irclib.Irc, nick: str) -> int | None:
         """The nick's IP key: a WHOX reply's, else the hostmask host if it is an IP literal."""
         key = self._net(irc).ips.get(nick)
         if key is not None:
@@ -166,7 +183,22 @@ class ThreatNetGuard(callbacks.Plugin):
         except AddressError:
             return None
 
-    def _evaluate(self, irc, channel, nick):
+    def _member(self, irc: irclib.Irc, state: irclib.ChannelState, nick: str,
+                host: str | None = None) -> Member:
+        """``nick`` of the channel ``state`` as the Moderator sees it; ``host`` if given
+        (the line's own), else the one irc.state knows."""
+        if host is None:
+            host = irc.state.nicksToHostmasks.get(nick, "").rpartition("@")[2]
+        return Member(nick, host, self._ip(irc, nick), irc.state.nicksToAccounts.get(nick),
+                      state.isVoice(nick), state.isHalfopPlus(nick))
+
+    def _members(self, irc: irclib.Irc, channel: str) -> Iterator[Member]:
+        """The channel's members as the Moderator sees them, read as it asks for them."""
+        state = irc.state.channels[channel]
+        for nick in state.users:
+            yield self._member(irc, state, nick)
+
+    def _evaluate(self, irc: irclib.Irc, channel: str, nick: str) -> bool:
         """Voice ``nick`` if it qualifies, devoice it if not; ops are left alone.
 
         Returns whether it qualifies. The caller checked that the bot is acting.
@@ -174,27 +206,29 @@ class ThreatNetGuard(callbacks.Plugin):
         state = irc.state.channels[channel]
         if nick not in state.users or ircutils.strEqual(nick, irc.nick):
             return False
-        account = irc.state.nicksToAccounts.get(nick)
-        qualifies = self._whitelist.qualifies(channel, self._ip(irc, nick), account,
-                                              irc.state.supported.get("casemapping"))
-        if state.isHalfopPlus(nick):
-            return qualifies
-        if qualifies != state.isVoice(nick):
-            self._queue(irc, channel, nick, "+v" if qualifies else "-v")
-        else:
-            self._channel(irc, channel).pending.pop(nick, None)  # a queued change went stale
-        return qualifies
+        return self._voice(irc, channel, self._member(irc, state, nick))
 
-    def _evaluate_everywhere(self, irc, nick):
+    def _voice(self, irc: irclib.Irc, channel: str, member: Member) -> bool:
+        """Queue the voice change the Moderator wants for ``member``; whether it qualifies."""
+        c = self._channel(irc, channel)
+        voicing = c.moderator.voice(member, self._whitelist,
+                                    irc.state.supported.get("casemapping"))
+        if voicing.change:
+            self._queue(irc, channel, member.nick, voicing.change)
+        elif not member.opped:
+            c.pending.pop(member.nick, None)  # a queued change went stale
+        return voicing.qualifies
+
+    def _evaluate_everywhere(self, irc: irclib.Irc, nick: str) -> None:
         for channel, state in list(irc.state.channels.items()):
             if nick in state.users and self._acting(irc, channel):
                 self._evaluate(irc, channel, nick)
 
-    def _evaluate_channel(self, irc, channel):
+    def _evaluate_channel(self, irc: irclib.Irc, channel: str) -> None:
         for nick in sorted(irc.state.channels[channel].users):
             self._evaluate(irc, channel, nick)
 
-    def _sync(self, irc, channel):
+    def _sync(self, irc: irclib.Irc, channel: str) -> None:
         """Bring a channel in line: modes, topic, every member's voice, expired bans."""
         if not self._acting(irc, channel):
             return
@@ -209,11 +243,11 @@ class ThreatNetGuard(callbacks.Plugin):
 
     # -- sending modes in batches
 
-    def _per_line(self, irc):
+    def _per_line(self, irc: irclib.Irc) -> int | None:
         # MODES without a value (None) means no limit; absent means the RFC's 3.
         return irc.state.supported.get("modes", DEFAULT_MODES)
 
-    def _queue(self, irc, channel, nick, mode):
+    def _queue(self, irc: irclib.Irc, channel: str, nick: str, mode: VoiceChange) -> None:
         """Queue a voice change: a full MODE line goes at once, the rest at the next
         driver tick, so a burst of joins read together becomes a few MODE lines."""
         pending = self._channel(irc, channel).pending
@@ -226,14 +260,14 @@ class ThreatNetGuard(callbacks.Plugin):
             schedule.addEvent(self._flush, _now(), name=f"ThreatNetGuard.flush.{irc.network}",
                               args=[irc.network])
 
-    def _flush(self, network):
+    def _flush(self, network: str) -> None:
         self._flushes.discard(network)
         irc = world.getIrc(network)
         if irc is not None:
             for channel in list(self._net(irc).channels):
                 self._flush_channel(irc, channel)
 
-    def _flush_channel(self, irc, channel):
+    def _flush_channel(self, irc: irclib.Irc, channel: str) -> None:
         c = self._channel(irc, channel)
         pending, c.pending = c.pending, ircutils.IrcDict()
         if not pending or not self._acting(irc, channel):
@@ -243,26 +277,27 @@ class ThreatNetGuard(callbacks.Plugin):
             (mode, nick) for nick, mode in pending.items()
             if nick in state.users and (mode == "+v") != state.isVoice(nick)])
 
-    def _send_modes(self, irc, channel, changes):
+    def _send_modes(self, irc: irclib.Irc, channel: str,
+                    changes: Iterable[Change]) -> None:
         # sendMsg, not queueMsg: the throttled queue sends about one line a second.
         for line in batch(changes, self._per_line(irc), line_room(channel)):
             irc.sendMsg(ircmsgs.mode(channel, ircutils.joinModes(line)))
 
     # -- the topic
 
-    def _wanted_topic(self, irc, channel):
+    def _wanted_topic(self, irc: irclib.Irc, channel: str) -> str:
         uri, block, flags = (self._get(f"topic.{name}", irc, channel)
                              for name in ("uri", "block", "flags"))
         return parse_topic(uri).replace(block=block, flags=flags).format()
 
-    def _topic(self, irc, channel):
+    def _topic(self, irc: irclib.Irc, channel: str) -> Topic:
         """The channel's topic as agents read it; the configured one while it is not valid."""
         try:
             return _parse_topic(irc.state.channels[channel].topic)
         except TopicError:
             return _parse_topic(self._wanted_topic(irc, channel))
 
-    def _keep_topic(self, irc, channel):
+    def _keep_topic(self, irc: irclib.Irc, channel: str) -> None:
         if not self._get("topic.keep", irc, channel):
             return
         wanted = self._channel(irc, channel).topic = self._wanted_topic(irc, channel)
@@ -271,10 +306,10 @@ class ThreatNetGuard(callbacks.Plugin):
 
     # -- policing channel lines
 
-    def _rules(self, irc, channel):
+    def _rules(self, irc: irclib.Irc, channel: str) -> Rules:
         """The channel's Rules, rebuilt when the topic changes or the settings cache
         runs out (clock.cached): every line is judged by them."""
-        def build():
+        def build() -> Rules:
             topic = self._topic(irc, channel)
             get = functools.partial(self._get, irc=irc, channel=channel)
             return Rules(block=topic.block, tolerant="tolerant" in topic.flags,
@@ -283,11 +318,12 @@ class ThreatNetGuard(callbacks.Plugin):
                          commands_from_anyone=get("commands.fromAnyone"),
                          kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
                          repeat_grace=get("kick.repeatGrace"),
-                         require_signature=get("kick.unsigned"))
+                         require_signature=get("kick.unsigned"), ban_kicks=get("ban.kicks"),
+                         ban_window=get("ban.window"), ban_duration=get("ban.duration"))
         return cached(self._settings, (irc.network, channel, _RULES), build,
                       stamp=irc.state.channels[channel].topic)
 
-    def _is_command(self, irc, msg):
+    def _is_command(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> bool:
         """Whether the line addresses one of the bot's commands (any loaded plugin's)."""
         if not may_address(irc, msg, self._settings):
             return False
@@ -295,7 +331,7 @@ class ThreatNetGuard(callbacks.Plugin):
         return bool(words) and any(cb.getCommand(words) for cb in irc.callbacks
                                    if isinstance(cb, callbacks.Commands))
 
-    def _is_answer(self, irc, channel, text):
+    def _is_answer(self, irc: irclib.Irc, channel: str, text: str) -> bool:
         """Whether the line answers someone who gave a command here moments ago: other
         agents' bots reply in the channel as "asker: ..." (Limnoria's nick prefix)."""
         words = text.split(None, 1)
@@ -305,126 +341,112 @@ class ThreatNetGuard(callbacks.Plugin):
         return asked is not None \
             and _now() - asked <= self._get("commands.replyWindow", irc, channel)
 
-    def _police(self, irc, msg):
+    def _police(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
+        """One channel line: the sender from irc.state (memoised), the Moderator's
+        ruling, and the NOTICE, or MODE +b and KICK, it calls for."""
         channel = msg.channel
         if channel is None or len(msg.args) < 2:
             return
-        nick = msg.nick
         key = (irc.network, channel, msg.prefix)  # a new host (no CHGHOST) is a new key
-        member = self._members.get(key)
+        sender = self._senders.get(key)
         now = _now()
         tags = msg.server_tags
-        if member is None or not now < member[0] <= now + TTL \
-                or ("account" in tags and tags["account"] != member[3]):
+        if sender is None or not now < sender.expiry <= now + TTL \
+                or ("account" in tags and tags["account"] != sender.member.account):
             # new, stale (or the clock stepped back), or an account-tag says it logged
             # in or out (IrcState took the new account from this very line)
-            if len(self._members) >= _MEMBERS_MAX:
-                self._members.clear()
-            member = self._members[key] = (now + TTL,
-                                           *self._member(irc, msg, channel, nick))
-        _, c, trusted, account = member
+            if len(self._senders) >= _SENDERS_MAX:
+                self._senders.clear()
+            sender = self._senders[key] = self._sender(irc, msg, channel, now + TTL)
+        c = sender.channel
         if c is None:
             return
         rules = self._rules(irc, channel)
         text = msg.args[1]
         command = self._is_command(irc, msg)
-        verdict = c.moderator.judge(text, offender(msg.host, account, irc.state.supported.get("casemapping")), rules, trusted=trusted,
-                                    command=command or self._is_answer(irc, channel, text),
-                                    nick=nick, account=account)
+        supported = irc.state.supported
+        ruling = c.moderator.police(
+            text, sender.member, rules, self._whitelist, trusted=sender.trusted,
+            command=command or self._is_answer(irc, channel, text),
+            members=self._members(irc, channel), casemapping=supported.get("casemapping"),
+            extban=supported.get("extban"))
+        verdict = ruling.verdict
         if command and verdict.action == "pass":
-            c.askers[nick] = _now()
+            c.askers[msg.nick] = _now()
         if verdict.action == "warn":
-            irc.sendMsg(ircmsgs.notice(nick, f"{channel}: {verdict.reason}. Another one within "
-                                             f"{rules.tolerant_window:g} s gets you kicked."))
-        elif verdict.action == "kick":
-            self._kick(irc, channel, nick, msg.host, account, verdict.reason)
+            irc.sendMsg(ircmsgs.notice(msg.nick, f"{channel}: {verdict.reason}. Another one "
+                                       f"within {rules.tolerant_window:g} s gets you kicked."))
+        elif ruling.sanction is not None:
+            self._kick(irc, channel, msg.nick, ruling.sanction)
 
-    def _member(self, irc, msg, channel, nick):
-        """(_Channel, trusted, account) for a sender the bot polices in ``channel``,
-        (None, False, account) for one it leaves alone. _police memoises this for
-        TTL; any message that may change it clears the memo (inFilter: unless
-        an earlier plugin's inFilter drops the message, then the TTL bounds it)."""
-        account = irc.state.nicksToAccounts.get(nick)  # also for those left alone: see _police
+    def _sender(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg, channel: str,
+                expiry: float) -> _Sender:
+        """The sender of ``msg`` as _police memoises it until ``expiry`` (TTL): any
+        message that may change it clears the memo (inFilter: unless an earlier
+        plugin's inFilter drops the message, then the TTL bounds it)."""
+        nick = msg.nick
+        # the account also for those left alone: see _police
+        alone = _Sender(expiry, None, Member(nick, msg.host,
+                                             account=irc.state.nicksToAccounts.get(nick)))
         if not ircutils.isUserHostmask(msg.prefix) or ircutils.strEqual(nick, irc.nick) \
                 or not self._acting(irc, channel):
-            return None, False, account
+            return alone
         state = irc.state.channels[channel]
         if nick not in state.users or state.isHalfopPlus(nick) or self.syncing(irc, channel):
             # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
             # the bot's join syncs, nobody's account is known yet
-            return None, False, account
-        trusted = self._evaluate(irc, channel, nick)  # also voices one who spoke before its +v
-        return self._channel(irc, channel), trusted, account
+            return alone
+        member = self._member(irc, state, nick, msg.host)
+        trusted = self._voice(irc, channel, member)  # also voices one who spoke before its +v
+        return _Sender(expiry, self._channel(irc, channel), member, trusted)
 
-    def inFilter(self, irc, msg):
+    def inFilter(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> ircmsgs.IrcMsg:
         if msg.command == "PRIVMSG":
             if msg.channel is not None and len(msg.args) > 1:
                 may_address(irc, msg, self._settings)  # spares Owner its costly test
         elif msg.command != "NOTICE":
             # Anything but a channel line (MODE, JOIN, NICK, ACCOUNT, CHGHOST, WHO
             # replies, ...) may change who is policed and trusted: forget the memo.
-            self._members.clear()
+            self._senders.clear()
         return msg
 
-    def _kick(self, irc, channel, nick, host, account, reason):
-        """Kick, and ban a repeat offender for a while (by account where the server can)."""
-        c = self._channel(irc, channel)
-        who = offender(host, account, irc.state.supported.get("casemapping"))
-        kicks = self._get("ban.kicks", irc, channel)
-        if kicks and c.kicks.hit(who, kicks, self._get("ban.window", irc, channel)):
-            c.kicks.forget(who)
-            mask = ban_mask(host, account, irc.state.supported.get("extban"))
-            if mask.startswith("*!*@") and self._shared_with_agent(irc, channel, nick, host):
-                # NAT, a shared shell: a host ban would lock the agent out with the offender
-                reason = f"{reason} (not banned: a whitelisted agent shares this host)"
-            else:
-                seconds = self._get("ban.duration", irc, channel)
-                c.bans.add(mask, seconds)
-                self._save_bans()
-                # before the kick: no rejoin in between
-                irc.sendMsg(ircmsgs.mode(channel, ("+b", mask)))
-                reason = f"{reason} (banned for {seconds} s)"
-        irc.sendMsg(ircmsgs.kick(channel, nick, reason))
+    def _kick(self, irc: irclib.Irc, channel: str, nick: str, sanction: Sanction) -> None:
+        """Send the Moderator's Sanction: the ban first (no rejoin in between), then the kick."""
+        if sanction.ban is not None:
+            self._save_bans()
+            irc.sendMsg(ircmsgs.mode(channel, ("+b", sanction.ban)))
+        irc.sendMsg(ircmsgs.kick(channel, nick, sanction.reason))
         self.log.info("ThreatNetGuard: kicked %s (%s) from %s on %s: %s",
-                      nick, who, channel, irc.network, reason)
+                      nick, sanction.offender, channel, irc.network, sanction.reason)
 
-    def _shared_with_agent(self, irc, channel, nick, host):
-        """Whether another member of the channel who qualifies for voice uses ``host``."""
-        hostmasks, accounts = irc.state.nicksToHostmasks, irc.state.nicksToAccounts
-        return any(
-            other != nick and hostmasks.get(other, "").rpartition("@")[2] == host
-            and self._whitelist.qualifies(channel, self._ip(irc, other), accounts.get(other),
-                                          irc.state.supported.get("casemapping"))
-            for other in irc.state.channels[channel].users)
-
-    def _lift_bans(self, irc, channel):
-        c = self._channel(irc, channel)
-        due = c.bans.due()
+    def _lift_bans(self, irc: irclib.Irc, channel: str) -> None:
+        held = self._channel(irc, channel).moderator.bans
+        due = held.due()
         if due and self._acting(irc, channel):
             bans = irc.state.channels[channel].bans
             self._send_modes(irc, channel, [("-b", mask) for mask in due if mask in bans])
             for mask in due:
-                c.bans.discard(mask)
+                held.discard(mask)
             self._save_bans()
 
     # -- temporary bans across restarts
 
-    def _bans_path(self):
+    def _bans_path(self) -> str:
         return os.path.join(conf.supybot.directories.data(), BANS_FILE)
 
-    def _save_bans(self):
+    def _save_bans(self) -> None:
         """Save the temporary bans still to be lifted (rare: on a ban and a lift), so
         that a restarted bot lifts them in time instead of leaving them for good."""
         rows = [(network, channel, mask, until)
                 for network, net in self._networks.items()
-                for channel, c in net.channels.items() for mask, until in c.bans.items()]
+                for channel, c in net.channels.items() for mask, until in c.moderator.bans.items()]
         try:
             write_bans(self._bans_path(), rows)
         except OSError as e:
             self.log.error("ThreatNetGuard: cannot save the temporary bans (a restart would "
                            "leave them in place): %s", e)
 
-    def _load_bans(self):
+    def _load_bans(self) -> None:
         try:
             rows = read_bans(self._bans_path())
         except BanFileError as e:
@@ -432,20 +454,20 @@ class ThreatNetGuard(callbacks.Plugin):
                            e)
             return
         for network, channel, mask, until in rows:
-            self._channel_on(network, channel).bans.hold(mask, until)
+            self._channel_on(network, channel).moderator.bans.hold(mask, until)
         if rows:
             self.log.info("ThreatNetGuard: %s temporary bans restored", len(rows))
 
     # -- the whitelist
 
-    def _whitelist_path(self):
+    def _whitelist_path(self) -> str:
         path = self.registryValue("whitelist")
         return path if os.path.isabs(path) else os.path.join(conf.supybot.directories.data(), path)
 
-    def _store(self):
+    def _store(self) -> WhitelistStore:
         return WhitelistStore(self._whitelist_path())
 
-    def _load_whitelist(self):
+    def _load_whitelist(self) -> str | None:
         """(Re)read the file; an invalid one keeps the last good whitelist (at first the
         empty one: trust nobody). Returns the error, or None."""
         self._whitelist_stamp = _stamp(self._whitelist_path())
@@ -459,16 +481,17 @@ class ThreatNetGuard(callbacks.Plugin):
         self._apply(whitelist)
         return None
 
-    def _apply(self, whitelist):
+    def _apply(self, whitelist: Whitelist) -> None:
         """Use ``whitelist`` from now on and re-evaluate every guarded channel at once."""
         self._whitelist = whitelist
-        self._members.clear()
+        self._senders.clear()
         for irc in world.ircs:
             for channel in list(irc.state.channels):
                 if self._acting(irc, channel):
                     self._evaluate_channel(irc, channel)
 
-    def _edit_whitelist(self, irc, edit, channel, entry):
+    def _edit_whitelist(self, irc: callbacks.NestedCommandsIrcProxy,
+                        edit: Callable[[str, str], Whitelist], channel: str, entry: str) -> None:
         try:
             whitelist = edit(channel, entry)
         except WhitelistError as e:
@@ -479,7 +502,7 @@ class ThreatNetGuard(callbacks.Plugin):
 
     # -- housekeeping
 
-    def _tick(self):
+    def _tick(self) -> None:
         if _stamp(self._whitelist_path()) != self._whitelist_stamp:
             self._load_whitelist()
         for irc in world.ircs:
@@ -488,7 +511,6 @@ class ThreatNetGuard(callbacks.Plugin):
                     continue
                 rules = self._rules(irc, channel)
                 c.moderator.prune(rules)
-                c.kicks.prune(self._get("ban.window", irc, channel))
                 window = self._get("commands.replyWindow", irc, channel)
                 for nick, asked in list(c.askers.items()):
                     if _now() - asked > window:
@@ -503,17 +525,17 @@ class ThreatNetGuard(callbacks.Plugin):
 
     # -- IRC events
 
-    def do366(self, irc, msg):
+    def do366(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         """End of NAMES after the bot joins: it knows the members and whether it is op."""
         if len(msg.args) >= 2:
             self._sync(irc, msg.args[1])
 
-    def do315(self, irc, msg):
+    def do315(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         """End of WHO: after the bot's join, every member's account and IP are known."""
         if len(msg.args) >= 2 and irc.isChannel(msg.args[1]):
             self._sync(irc, msg.args[1])
 
-    def doJoin(self, irc, msg):
+    def doJoin(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         if not msg.args or ircutils.strEqual(msg.nick, irc.nick):
             return  # our own join: wait for NAMES (do366)
         for channel in msg.args[0].split(","):
@@ -524,7 +546,7 @@ class ThreatNetGuard(callbacks.Plugin):
                     # Queued, not sent: a burst of joins must not become a burst of queries.
                     irc.queueMsg(ircmsgs.who(msg.nick, args=("%tuhnairf,1",)))
 
-    def do354(self, irc, msg):
+    def do354(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         """A WHOX reply (``%tuhnairf,1``, as Limnoria sends on join): it may show the real IP."""
         if len(msg.args) != 9 or msg.args[1] != "1":
             return
@@ -541,13 +563,13 @@ class ThreatNetGuard(callbacks.Plugin):
             ips[nick] = key
         self._evaluate_everywhere(irc, nick)
 
-    def doAccount(self, irc, msg):
+    def doAccount(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         if msg.nick:
             self._evaluate_everywhere(irc, msg.nick)
 
     doChghost = doAccount
 
-    def doNick(self, irc, msg):
+    def doNick(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         if not msg.args:
             return
         ips = self._net(irc).ips
@@ -555,24 +577,24 @@ class ThreatNetGuard(callbacks.Plugin):
             ips[msg.args[0]] = ips.pop(msg.nick)
         self._evaluate_everywhere(irc, msg.args[0])
 
-    def doQuit(self, irc, msg):
+    def doQuit(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         self._net(irc).ips.pop(msg.nick, None)
 
-    def doPart(self, irc, msg):
+    def doPart(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         self._forget(irc, msg.nick)
 
-    def doKick(self, irc, msg):
+    def doKick(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         if len(msg.args) >= 2:
             for nick in msg.args[1].split(","):
                 self._forget(irc, nick)
 
-    def _forget(self, irc, nick):
+    def _forget(self, irc: irclib.Irc, nick: str) -> None:
         """Drop a nick's WHOX IP once it shares no channel with the bot."""
         if not any(nick in state.users for state in irc.state.channels.values()):
             self._net(irc).ips.pop(nick, None)
 
-    def doMode(self, irc, msg):
-        channel = msg.args[0] if msg.args else None
+    def doMode(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
+        channel = msg.args[0] if msg.args else ""
         if not self._guarded(irc, channel):
             return
         # Our own MODE lines are checked too: a +v set through another plugin or by
@@ -593,15 +615,15 @@ class ThreatNetGuard(callbacks.Plugin):
             if mode in ("+v", "-v", "-o", "-h"):  # voice is the whitelist's to give
                 self._evaluate(irc, channel, str(arg))
 
-    def doTopic(self, irc, msg):
-        channel = msg.args[0] if len(msg.args) == 2 else None
+    def doTopic(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
+        channel = msg.args[0] if len(msg.args) == 2 else ""
         if ircutils.strEqual(msg.nick, irc.nick) or not self._acting(irc, channel):
             return
         state = irc.state.channels[channel]
         if not (self._get("topic.opsMayChange", irc, channel) and state.isOp(msg.nick)):
             self._keep_topic(irc, channel)
 
-    def doPrivmsg(self, irc, msg):
+    def doPrivmsg(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         self._police(irc, msg)
 
     doNotice = doPrivmsg
@@ -609,7 +631,8 @@ class ThreatNetGuard(callbacks.Plugin):
     class tn(callbacks.Commands):
         """ThreatNet commands."""
 
-        def topic(self, irc, msg, args, opts, channel):
+        def topic(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                  args: Args, opts: list[tuple[str, str]], channel: str) -> None:
             """[--uri <uri>] [--block <seconds>] [--flags "<flag> ..."] [<channel>]
 
             Shows the ThreatNet topic kept in <channel>. The options (admin only)
@@ -644,7 +667,8 @@ class ThreatNetGuard(callbacks.Plugin):
         class whitelist(callbacks.Commands):
             """ThreatNet whitelist commands."""
 
-            def add(self, irc, msg, args, entry, channel):
+            def add(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                    args: Args, entry: str, channel: str) -> None:
                 """<ip|cidr|account:NAME> [<channel>]
 
                 Adds the entry to <channel>'s whitelist, saves the file and voices
@@ -655,7 +679,8 @@ class ThreatNetGuard(callbacks.Plugin):
 
             add = wrap(add, ["admin", "whitelistEntry", "channel"])
 
-            def remove(self, irc, msg, args, entry, channel):
+            def remove(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                       args: Args, entry: str, channel: str) -> None:
                 """<ip|cidr|account:NAME> [<channel>]
 
                 Removes the entry from <channel>'s whitelist, saves the file and
@@ -666,7 +691,8 @@ class ThreatNetGuard(callbacks.Plugin):
 
             remove = wrap(remove, ["admin", "whitelistEntry", "channel"])
 
-            def list(self, irc, msg, args, channel):
+            def list(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                     args: Args, channel: str) -> None:
                 """[<channel>]
 
                 Lists <channel>'s whitelist entries, and says so if the file is
@@ -682,7 +708,8 @@ class ThreatNetGuard(callbacks.Plugin):
 
             list = wrap(list, ["admin", "channel"])
 
-            def reload(self, irc, msg, args):
+            def reload(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                       args: Args) -> None:
                 """takes no arguments
 
                 Reads the whitelist file again and applies it at once. An invalid
@@ -696,7 +723,7 @@ class ThreatNetGuard(callbacks.Plugin):
             reload = wrap(reload, ["admin"])
 
 
-def _stamp(path):
+def _stamp(path: str) -> tuple[int, int, int] | None:
     """What tells a changed file: modification time, size and inode (None if missing)."""
     try:
         st = os.stat(path)
