@@ -72,14 +72,17 @@ class Channel:
         self.senders: dict[str, tuple[bool, bool, str | None, bool]] = {}
 
     def respond(self, responses: ChannelResponses) -> None:
-        """Tell ``responses`` of every threat the cache keeps from now on (heard, our
-        own report, a bridge relay), while it has responders running. Restored
-        snapshots are not kept one by one: responders start from, or resync to,
-        the whole cache after a restore."""
+        """Tell ``responses`` of every threat the listener acts on from now on (heard, our
+        own report, a bridge relay) or takes back, while it has responders running.
+        Restored snapshots are not told one by one: responders start from, or resync
+        to, the whole cache after a restore."""
         self.responses = responses
         listener = self.listener
-        self.listener.cache.on_keep = (lambda entry: responses.added(listener.threat(entry))) \
-            if responses.active else None
+        if responses.active:
+            listener.on_act = lambda entry: responses.added(listener.threat(entry))
+            listener.on_remove = lambda entry: responses.expired(entry.key)
+        else:
+            listener.on_act = listener.on_remove = None
 
     def expired(self, entries: list[Entry]) -> None:
         """The listener's expire() returned these entries."""

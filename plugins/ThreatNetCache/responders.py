@@ -206,7 +206,8 @@ class ChannelResponses:
         if self.host is not None:
             self.host.added(threat)
 
-    def expired(self, key: int, expires_at: float) -> None:
+    def expired(self, key: int, expires_at: float | None = None) -> None:
+        """The threat expired (``expires_at``: its own expiry) or was taken back (None)."""
         if self.host is not None:
             self.host.expired(key, expires_at)
 

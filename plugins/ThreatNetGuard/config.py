@@ -70,6 +70,12 @@ _channel(G, "modes", KeptModes("nt", """Channel modes the bot keeps
     set, without parameters: "nt" (no outside messages, ops set the topic), "mnt" to also
     let the server drop unvoiced lines (then unvoiced users cannot use the bot's commands
     in the channel either). Empty: leave modes alone."""))
+conf.registerNetworkValue(G, "realHosts", registry.Boolean(False, """Whether this
+    network's server shows every client's real IP as its host (no vhosts, cloaks,
+    CHGHOST or spoofed hosts), so that a host that is an IP literal counts as the
+    client's IP for the whitelist. Off (the default), IP entries match only the IPs
+    WHOX shows, which servers show to IRC operators: make the bot an IRC operator, or
+    whitelist services accounts. The rule in force is logged when the bot joins."""))
 _channel(G, "whoxJoins", registry.Boolean(False, """Whether to send a
     WHOX query for each joining user whose host is not an IP address, to learn the real IP.
     Useful only when the bot is an IRC operator: others see 255.255.255.255."""))

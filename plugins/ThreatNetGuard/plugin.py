@@ -23,6 +23,7 @@ import supybot.schedule as schedule
 import supybot.world as world
 from supybot.commands import getopts, wrap
 
+from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import TTL, cached, now as _now
 import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
@@ -73,6 +74,7 @@ class _Network:
     def __init__(self) -> None:
         self.channels: dict[str, _Channel] = ircutils.IrcDict()  # channel -> _Channel
         self.ips: dict[str, int] = ircutils.IrcDict()  # nick -> IP key from a WHOX reply
+        self.told_hosts = False  # logged which rule makes a host count as an IP
 
 
 class ThreatNetGuard(callbacks.Plugin):
@@ -97,6 +99,7 @@ class ThreatNetGuard(callbacks.Plugin):
         self._flushes: set[str] = set()  # networks with a flush scheduled
         # (network, channel, prefix) -> _Sender, see _police
         self._senders: dict[tuple[str, str, str], _Sender] = {}
+        self._accounts = Accounts()  # who is logged in as whom, as services say
         for path in (self._whitelist_path(), self._bans_path()):
             for tmp in remove_stale(path):
                 self.log.info("ThreatNetGuard: removed %s, left by an interrupted write", tmp)
@@ -111,6 +114,8 @@ class ThreatNetGuard(callbacks.Plugin):
             irc = world.getIrc(network)
             if irc is None or not irc.state.channels:
                 net.ips.clear()
+                net.told_hosts = False
+                self._accounts.forget(network)
 
     def die(self) -> None:
         schedule.removeEvent("ThreatNetGuard.tick")
@@ -173,9 +178,12 @@ class ThreatNetGuard(callbacks.Plugin):
     # -- who qualifies for voice
 
     def _ip(self, irc: irclib.Irc, nick: str) -> int | None:
-        """The nick's IP key: a WHOX reply's, else the hostmask host if it is an IP literal."""
+        """The nick's real IP key, if the bot can know it: a WHOX reply's (the server
+        shows it to IRC operators), else, only where plugins.ThreatNetGuard.realHosts
+        says this server shows every client's real IP as its host, an IP-literal host.
+        Elsewhere a host that looks like an IP may be a vhost or a CHGHOST."""
         key = self._net(irc).ips.get(nick)
-        if key is not None:
+        if key is not None or not self._real_hosts(irc):
             return key
         host = irc.state.nicksToHostmasks.get(nick, "").rpartition("@")[2]
         try:
@@ -183,13 +191,43 @@ class ThreatNetGuard(callbacks.Plugin):
         except AddressError:
             return None
 
+    def _real_hosts(self, irc: irclib.Irc) -> bool:
+        return cached(self._settings, (irc.network, "", "realHosts"),
+                      lambda: self.registryValue("realHosts", network=irc.network))
+
+    def _tell_host_rule(self, irc: irclib.Irc) -> None:
+        """Say once per connection which rule makes a host count as an IP."""
+        net = self._net(irc)
+        if net.told_hosts:
+            return
+        net.told_hosts = True
+        if self._real_hosts(irc):
+            self.log.info("ThreatNetGuard on %s: a host that is an IP literal counts as the "
+                          "client's IP for the whitelist (realHosts on: this server shows "
+                          "real IPs, no vhosts or cloaks).", irc.network)
+        else:
+            self.log.info("ThreatNetGuard on %s: IP whitelist entries match only IPs from "
+                          "WHOX, which the server shows to IRC operators (realHosts off: a "
+                          "host that looks like an IP may be a vhost).", irc.network)
+
+    def _account(self, irc: irclib.Irc, nick: str, msg: ircmsgs.IrcMsg | None = None,
+                 ) -> str | None:
+        """The nick's services account as services said it: the line's own account tag
+        where the server acknowledged account-tag, else what ACCOUNT, extended-join
+        and WHOX said (never a tag the server did not vouch for)."""
+        if msg is not None and tags_count(irc):
+            return msg.server_tags.get("account") or None
+        return self._accounts.get(irc.network, nick)
+
     def _member(self, irc: irclib.Irc, state: irclib.ChannelState, nick: str,
-                host: str | None = None) -> Member:
-        """``nick`` of the channel ``state`` as the Moderator sees it; ``host`` if given
-        (the line's own), else the one irc.state knows."""
-        if host is None:
+                msg: ircmsgs.IrcMsg | None = None) -> Member:
+        """``nick`` of the channel ``state`` as the Moderator sees it; with the line
+        ``msg`` it sent, its host and account as on the line."""
+        if msg is None:
             host = irc.state.nicksToHostmasks.get(nick, "").rpartition("@")[2]
-        return Member(nick, host, self._ip(irc, nick), irc.state.nicksToAccounts.get(nick),
+        else:
+            host = msg.host
+        return Member(nick, host, self._ip(irc, nick), self._account(irc, nick, msg),
                       state.isVoice(nick), state.isHalfopPlus(nick))
 
     def _members(self, irc: irclib.Irc, channel: str) -> Iterator[Member]:
@@ -352,9 +390,9 @@ class ThreatNetGuard(callbacks.Plugin):
         now = _now()
         tags = msg.server_tags
         if sender is None or not now < sender.expiry <= now + TTL \
-                or ("account" in tags and tags["account"] != sender.member.account):
-            # new, stale (or the clock stepped back), or an account-tag says it logged
-            # in or out (IrcState took the new account from this very line)
+                or (tags_count(irc) and tags.get("account") != sender.member.account):
+            # new, stale (or the clock stepped back), or an account tag the server
+            # vouches for says it logged in or out
             if len(self._senders) >= _SENDERS_MAX:
                 self._senders.clear()
             sender = self._senders[key] = self._sender(irc, msg, channel, now + TTL)
@@ -387,7 +425,7 @@ class ThreatNetGuard(callbacks.Plugin):
         nick = msg.nick
         # the account also for those left alone: see _police
         alone = _Sender(expiry, None, Member(nick, msg.host,
-                                             account=irc.state.nicksToAccounts.get(nick)))
+                                             account=self._account(irc, nick, msg)))
         if not ircutils.isUserHostmask(msg.prefix) or ircutils.strEqual(nick, irc.nick) \
                 or not self._acting(irc, channel):
             return alone
@@ -396,7 +434,7 @@ class ThreatNetGuard(callbacks.Plugin):
             # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
             # the bot's join syncs, nobody's account is known yet
             return alone
-        member = self._member(irc, state, nick, msg.host)
+        member = self._member(irc, state, nick, msg)
         trusted = self._voice(irc, channel, member)  # also voices one who spoke before its +v
         return _Sender(expiry, self._channel(irc, channel), member, trusted)
 
@@ -407,6 +445,7 @@ class ThreatNetGuard(callbacks.Plugin):
         elif msg.command != "NOTICE":
             # Anything but a channel line (MODE, JOIN, NICK, ACCOUNT, CHGHOST, WHO
             # replies, ...) may change who is policed and trusted: forget the memo.
+            self._accounts.feed(irc, msg)
             self._senders.clear()
         return msg
 
@@ -528,6 +567,8 @@ class ThreatNetGuard(callbacks.Plugin):
     def do366(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         """End of NAMES after the bot joins: it knows the members and whether it is op."""
         if len(msg.args) >= 2:
+            if self._guarded(irc, msg.args[1]):
+                self._tell_host_rule(irc)
             self._sync(irc, msg.args[1])
 
     def do315(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:

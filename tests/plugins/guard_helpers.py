@@ -25,8 +25,10 @@ channels:
 
 class GuardTestCase(ChannelPluginTestCase):
     plugins = ("ThreatNetGuard",)
+    # The test server shows real IPs as hosts (realHosts); tests of the other rule
+    # switch it off.
     config = {GUARD + "enable": True, GUARD + "flood.lines": 100, GUARD + "topic.flags": [],
-              GUARD + "ban.kicks": 3}
+              GUARD + "ban.kicks": 3, GUARD + "realHosts": True}
     isupport = "MODES=4 EXTBAN=,RU WHOX"
     opped = True
 

@@ -345,6 +345,7 @@ class FuzzHarness(ChannelPluginTestCase):
               "supybot.plugins.ThreatNetGuard.ban.kicks": 3,
               "supybot.plugins.ThreatNetGuard.ban.duration": 30,
               "supybot.plugins.ThreatNetGuard.topic.flags": [],
+              "supybot.plugins.ThreatNetGuard.realHosts": True,  # the agents' hosts are IPs
               "supybot.reply.whenNotCommand": False}
 
     def setUp(self):
@@ -450,8 +451,9 @@ class FuzzHarness(ChannelPluginTestCase):
     # -- invariants
 
     def qualifies(self, nick):
-        account = self.irc.state.nicksToAccounts.get(nick)
-        return self.guard._whitelist.qualifies(CHANNEL, self.guard._ip(self.irc, nick), account)
+        account = self.guard._account(self.irc, nick)  # as services said, not any tag
+        return self.guard._whitelist.qualifies(CHANNEL, self.guard._ip(self.irc, nick), account,
+                                               self.irc.state.supported.get("casemapping"))
 
     def limnoria_state(self):
         """irc.state inconsistencies: Limnoria's own (a MODE about a non-member adds it to

@@ -77,6 +77,7 @@ class KickTestCase(GuardTestCase):
 
     def test_an_account_tag_change_applies_to_its_own_line(self):
         """With account-tag and no account-notify, the line itself says who is logged in."""
+        self.irc.state.capabilities_ack.add("account-tag")
         self.join("bobby", "cloak.example")
         self.say("bobby", "cloak.example", "8.8.8.8", tags="@account=bob ")  # whitelisted
         self.assertEqual(self.lines(), ["MODE #test +v bobby"])
@@ -208,6 +209,7 @@ class BanTestCase(GuardTestCase):
         self.assertEqual(self.lines(), ["MODE #test -b *!*@cloak.example"])
 
     def test_kickban_by_account_extban(self):
+        self.irc.state.capabilities_ack.add("account-tag")
         for i in range(2):
             self.offend(f"m{i}", f"host{i}.example", tags="@account=mallory ")
         self.assertEqual(self.offend("m9", "elsewhere.example", tags="@account=mallory "), [

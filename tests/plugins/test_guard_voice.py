@@ -1,6 +1,8 @@
 """Voice: who qualifies (IP, services account) and every event that re-evaluates it."""
 import time
 
+import supybot.conf as conf
+
 from guard_helpers import WHITELIST, GuardTestCase
 
 
@@ -35,7 +37,28 @@ class VoiceTestCase(GuardTestCase):
         self.join("agent", "cloak.example", account="{bot}")
         self.assertEqual(self.lines(), ["MODE #test +v agent"])
 
+    def test_account_tag_without_account_tag_acked_is_not_trusted(self):
+        # A client-sent tag that a bouncer or lax server passes on: Limnoria's IrcState
+        # records it, the Guard must not (seen: @account=bob was voiced).
+        self.join("agent", "cloak.example")
+        self.say("agent", "cloak.example", "8.8.8.8 ssh", tags="@account=bob ")
+        self.assertNotIn("MODE #test +v agent", self.lines())
+        self.feed(":irc.test MODE #test +m")
+        self.feed(":agent!u@cloak.example MODE agent +i")  # any non-line clears the memo
+        self.assertEqual(self.lines(), [])
+
+    def test_an_ip_shaped_host_is_no_ip_unless_the_server_shows_real_ips(self):
+        # A vhost or CHGHOST "192.0.2.44" is not the whitelisted 192.0.2.44 (seen:
+        # voiced with whoxJoins off, or when WHOX showed 255.255.255.255).
+        with conf.supybot.plugins.ThreatNetGuard.realHosts.context(False):
+            self.guard._settings.clear()
+            self.join("vhost", "192.0.2.44")
+            self.assertEqual(self.lines(), [])
+            self.feed(":irc.test 354 test 1 u 192.0.2.44 192.0.2.44 vhost H 0 :real")
+            self.assertEqual(self.lines(), ["MODE #test +v vhost"])  # WHOX: the real IP
+
     def test_account_tag_on_a_line(self):
+        self.irc.state.capabilities_ack.add("account-tag")
         self.join("agent", "cloak.example")
         self.assertEqual(self.lines(), [])
         self.say("agent", "cloak.example", "8.8.8.8 ssh brute force", tags="@account=bob ")
