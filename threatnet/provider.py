@@ -17,18 +17,15 @@ from typing import NamedTuple
 from threatnet.cache import Entry
 from threatnet.feed import LogFeed
 from threatnet.filter import Chain, NetworkFilter
-from threatnet.language import ThreatMessage, format_message, parse_message
+from threatnet.language import ThreatMessage, format_message, format_withdrawal, parse_message
 from threatnet.listener import Listener
 from threatnet.outbox import Outbox
 from threatnet.signature import Signer, Verified
 
-# Why a report was refused (Refused.kind), as status lines and metrics count them.
-REFUSALS = ("unsigned", "quiet", "moderated", "filtered", "own network", "duplicate")
-
-
 class Refused(Exception):
-    """A threat of our own that must not be posted: ``kind`` (one of REFUSALS) is
-    counted, ``str(e)`` is the reason told to the operator."""
+    """A threat of our own that must not be posted (or withdrawn): ``kind`` (unsigned,
+    quiet, moderated, filtered, own network, duplicate, not current) is counted,
+    ``str(e)`` is the reason told to the operator."""
 
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason)
@@ -63,6 +60,7 @@ class Provider:
         self.signer: Signer | None = None  # signs every line, when the channel is signed
         self.signer_error: str | None = None  # a key is configured but cannot sign: why
         self.open = True  # False once the agent left the channel: nothing more is sent
+        self.identity = ""  # who this agent is to the quorum (listener.reporter)
         self._clock = clock
         self._screen = Chain(())
         self.configure(settings)
@@ -116,7 +114,7 @@ class Provider:
         if reason == "own network":
             raise Refused(reason, f"{threat.ip} is in ownNetworks, never reported")
         entry = self.listener.cache.check(threat.key)
-        if entry is not None:
+        if entry is not None and not self.listener.wants(threat.key, self.identity):
             raise Refused("duplicate", f"{threat.ip} is already current in {self.channel}, "
                                        + reported_by(entry, self._clock()))
         if threat.key in self.pending:
@@ -150,19 +148,33 @@ class Provider:
         for feed in self.feeds.values():
             feed.close()
 
-    def _release(self, threat: ThreatMessage, nick: str, account: str | None) -> str | None:
+    def withdraw(self, ip: str, reason: str) -> str:
+        """The line that takes back our own report of ``ip`` network-wide (signed when
+        we sign), after taking it back here. Raises ThreatError, or Refused when we
+        cannot sign or it is not current."""
+        msg = parse_message(f"{ip} {reason}")
+        if self.signer_error:
+            raise Refused("unsigned", f"cannot sign for {self.channel}: {self.signer_error}")
+        if self.listener.remove(msg.key) is None:
+            raise Refused("not current", f"{msg.ip} is not a current threat in {self.channel}")
+        signer = self.signer
+        return format_withdrawal(msg) if signer is None else signer.withdraw(msg, self._clock())
+
+    def _release(self, threat: ThreatMessage, nick: str, account: str | None,
+                 host: str) -> str | None:
         """The line to say for a threat the outbox released, or None if it must not be
         said any more (left the channel, another agent was faster, the key went bad)."""
         self.pending.pop(threat.key, None)
         if not self.open:
             return None
-        if self.listener.cache.check(threat.key) is not None:
+        if self.listener.cache.check(threat.key) is not None \
+                and not self.listener.wants(threat.key, self.identity):
             self.count("duplicate")
             return None
         if self.signer_error:  # the key went bad while this waited: never send unsigned
             self.count("unsigned")
             return None
-        self.listener.keep(threat, nick, account)
+        self.listener.keep(threat, nick, account, host)
         self.reported += 1
         signer = self.signer
         return format_message(threat) if signer is None else signer.sign(threat, self._clock())
@@ -175,13 +187,13 @@ class Queued(NamedTuple):
     threat: ThreatMessage
 
 
-def take(outbox: Outbox[Queued], nick: str, account: str | None,
+def take(outbox: Outbox[Queued], nick: str, account: str | None, host: str = "",
          ) -> list[tuple[Provider, str]]:
     """The lines ``outbox`` releases now, each with its Provider (its channel), said by
-    ``nick`` (logged in as ``account``): send them in this order."""
+    ``nick`` (logged in as ``account``, from ``host``): send them in this order."""
     lines = []
     for provider, threat in outbox.take():
-        line = provider._release(threat, nick, account)
+        line = provider._release(threat, nick, account, host)
         if line is not None:
             lines.append((provider, line))
     return lines

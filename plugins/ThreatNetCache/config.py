@@ -13,10 +13,11 @@ import shlex
 import supybot.conf as conf
 import supybot.registry as registry
 
-from .bridging import DIRECTIONS, parse_side, parse_trust
-
 from threatnet.feed import EXTRACTORS
 from threatnet.filter import NetworkFilter
+from threatnet.topic import MAX_QUORUM
+
+from .bridging import DIRECTIONS, parse_side, parse_trust
 
 
 def configure(advanced):
@@ -84,6 +85,30 @@ _channel("discard", Networks(["BOGONS"], """Networks whose threats are dropped,
     LOCAL."""))
 _channel("ownNetworks", Networks([], """Networks this agent never reports (its own
     addresses), same syntax as discard."""))
+_channel("protect", Networks(["127.0.0.0/8", "::1", "169.254.0.0/16", "fe80::/10"],
+    """Networks whose threats this listener never caches nor responds to, whoever
+    reports them (counted as "protected"); same syntax as discard. The IRC server's
+    and this host's own addresses and its resolvers are protected without being
+    listed, and on a bot that also runs ThreatNetGuard, the whitelisted networks.
+    A change takes current threats in these networks back at once."""))
+_channel("maxThreats", registry.PositiveInteger(100000, """Current threats this
+    listener keeps at most (about 130 bytes each). When full, new threats are refused
+    and counted ("full"); current ones stay until they expire, so a flood can neither
+    push real threats out nor exhaust memory."""))
+
+
+class Quorum(registry.NonNegativeInteger):
+    """Must be 0 (the topic's quorum=) or a number of reporters, 1 to 16."""
+
+    def setValue(self, v):
+        if not 0 <= v <= MAX_QUORUM:
+            self.error(v)
+        super().setValue(v)
+
+
+_channel("quorum", Quorum(0, """Distinct reporters (services accounts, else hosts)
+    that must report a threat within its block period before this listener acts on it
+    (responders, bridges). 0: the channel topic's quorum= word (1 without one)."""))
 _channel("feeds", Feeds([], """Log files this agent tails and reports from, as
     extractor:/absolute/path (extractors: plain, sshd, postfix, fail2ban). Each
     extracted threat goes through the same rules as the report command. Paths

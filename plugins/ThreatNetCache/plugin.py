@@ -24,14 +24,16 @@ from supybot.commands import additional, wrap
 from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import now as _now
+from threatnet_irc.protected import found
 import threatnet_irc.converters  # noqa: F401  registers threatIp
 from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.bridge import Side
 from threatnet.cache import Entry, Stats
 from threatnet.envelope import new_envelope
-from threatnet.language import ThreatError, ThreatMessage, format_message, parse_message
-from threatnet.listener import Listener, ListenerSettings
+from threatnet.language import (WITHDRAW, ThreatError, ThreatMessage, format_message,
+                                parse_message, parse_withdrawal)
+from threatnet.listener import Listener, ListenerSettings, reporter
 from threatnet.outbox import Outbox
 from threatnet.provider import Provider, ProviderSettings, Queued, Refused, reported_by, take
 from threatnet.response.changes import ChangesResponder
@@ -46,6 +48,7 @@ from .responders import ChannelResponses, describe, read_spec, route_logs
 _WS = frozenset(" \t\n\r\x0b\x0c")
 
 _SENDERS_MAX = 1000  # memoised senders per channel; a PING clears them anyway
+LIST_MAX = 10  # threats `tn list` names; the rest are counted
 # schedule event names
 _POLL, _EXPIRE, _SNAPSHOT = ("ThreatNetCache.poll", "ThreatNetCache.expire",
                              "ThreatNetCache.snapshot")
@@ -95,6 +98,18 @@ class Channel:
         """Every expiry moved: the responders resync."""
         if self.responses is not None and self.responses.active:
             self.responses.resync(self.listener.threats())
+
+
+def _quorum(st: Channel, key: int, short: bool = False) -> str:
+    """The quorum of a current threat, when there is one: "; 2 of 3 reports: ..."."""
+    quorum, reporters = st.listener.quorum, st.listener.reporters(key)
+    if quorum <= 1 or not reporters:
+        return ""
+    if short:
+        return "" if len(reporters) >= quorum else f", {len(reporters)} of {quorum}"
+    state = "acted on" if st.listener.acted(key) else "not acted on yet"
+    return (f"; {len(reporters)} of {quorum} reports ({state}): "
+            + ", ".join(r.partition(":")[2] for r in reporters))
 
 
 class ChannelStatus(NamedTuple):
@@ -248,6 +263,8 @@ class ThreatNetCache(callbacks.Plugin):
         # characters (IPv4: 1-3 digit octet) or a ":" within its first five (IPv6:
         # 0-4 digit group), unless the line starts with whitespace.
         if not text or (text[0] not in _WS and "." not in text[1:4] and ":" not in text[:5]):
+            if text[:1] in "wW" and text[:9].lower() == f"{WITHDRAW} ":
+                self._withdrawal(irc, msg)
             return
         channel = msg.channel
         network = msg.tagged("receivedOn")  # = irc.network, without the proxy's __getattr__
@@ -275,6 +292,23 @@ class ThreatNetCache(callbacks.Plugin):
         st.listener.hear(envelope)
         if st.bridge is not None:
             self.bridging.heard(st, envelope)
+
+    def _withdrawal(self, irc, msg) -> None:
+        """A ``withdraw IP reason`` line in a channel listened to: the listener decides."""
+        st = self.channel(irc.network, msg.channel or "")
+        if st is None:
+            return
+        try:
+            withdrawn = parse_withdrawal(msg.args[1], msg.time)
+        except ThreatError:
+            return
+        voiced, opped, account, tagged = self._sender(irc, st, msg.nick)
+        if tagged:
+            account = msg.server_tags.get("account") or None
+        outcome = st.listener.withdraw(withdrawn, new_envelope((
+            withdrawn, msg.nick, account, msg.host, st.channel, st.network, voiced, opped)))
+        self.log.info("%s on %s: %s withdrew %s: %s", st.channel, st.network, msg.nick,
+                      withdrawn.ip, outcome)
 
     def _sender(self, irc, st: Channel, nick: str) -> tuple[bool, bool, str | None, bool]:
         """(voiced, opped, account, account-tag on) of a sender, memoised until the
@@ -380,18 +414,30 @@ class ThreatNetCache(callbacks.Plugin):
         def get(name):
             return self.registryValue(name, st.channel, irc.network)
         st.signing.configure(get, f"{st.channel} on {irc.network}", self.log)
+        casemapping = irc.state.supported.get("casemapping")
         settings = ListenerSettings(
             block=get("blockPeriod"), trust=get("trust"), accounts=tuple(get("trustedAccounts")),
             discard=tuple(get("discard")), require_signature=get("signatures.require"),
-            casemapping=irc.state.supported.get("casemapping"))
+            casemapping=casemapping, protect=self._protect(irc, st.channel, get("protect")),
+            max_threats=get("maxThreats"), quorum=get("quorum"))
         if st.listener.configure(settings, st.signing.keyring):
             st.block_changed()
+        st.provider.identity = reporter(irc.state.nicksToAccounts.get(irc.nick),
+                                        irc.prefix.rpartition("@")[2], casemapping)
         for spec in st.provider.configure(ProviderSettings(
                 discard=settings.discard, own_networks=tuple(get("ownNetworks")),
                 feeds=tuple(get("feeds")))):
             self.log.info("%s on %s: reporting from %s", st.channel, irc.network, spec)
         st.provider.signer = st.signing.signer
         st.provider.signer_error = st.signing.signer_error
+
+    @staticmethod
+    def _protect(irc, channel: str, setting: list[str]) -> tuple[str, ...]:
+        """The protect setting, what the listener finds out itself (threatnet_irc.protected)
+        and, with ThreatNetGuard on this bot, the channel's whitelisted networks."""
+        guard = irc.getCallback("ThreatNetGuard")
+        whitelisted = guard.whitelisted_networks(channel) if guard is not None else ()
+        return tuple(dict.fromkeys((*setting, *found(irc), *whitelisted)))
 
     def _sync(self) -> None:
         """Make the listened channels match the joined and enabled ones, and
@@ -508,7 +554,8 @@ class ThreatNetCache(callbacks.Plugin):
     def _drain(self, irc, box: Outbox[Queued]) -> None:
         """Send what the outbox releases, with irc.sendMsg: queueMsg is throttled
         to about a line a second and its enqueue is quadratic."""
-        for provider, line in take(box, irc.nick, irc.state.nicksToAccounts.get(irc.nick)):
+        for provider, line in take(box, irc.nick, irc.state.nicksToAccounts.get(irc.nick),
+                                   irc.prefix.rpartition("@")[2]):
             irc.sendMsg(ircmsgs.privmsg(provider.channel, line))
             st = self._channels.get(_key(irc.network, provider.channel))
             if st is not None and st.bridge is not None:
@@ -568,8 +615,58 @@ class ThreatNetCache(callbacks.Plugin):
             else:
                 verified = signing.verified(st.signing.keyring, entry, _now())
                 irc.reply(f"Current threat in {st.channel}: {entry.ip}, "
-                          f"{reported_by(entry, _now(), verified)}")
+                          f"{reported_by(entry, _now(), verified)}{_quorum(st, key)}")
         check = wrap(check, ["threatIp", "channel"])
+
+        def list(self, irc, msg, args, channel):
+            """[<channel>]
+
+            The current threats of <channel>, newest first: address, reporter, age,
+            and the reports so far of those still below the quorum.
+            """
+            st = self.parent._channel(irc, channel)
+            listener = st.listener
+            entries = sorted(listener.cache, key=lambda e: e.first_seen, reverse=True)
+            now = _now()
+            shown = [f"{e.ip} ({e.nick or '?'}, {int(now - e.first_seen)} s ago"
+                     f"{_quorum(st, e.key, short=True)})" for e in entries[:LIST_MAX]]
+            more = f", and {len(entries) - LIST_MAX} more" if len(entries) > LIST_MAX else ""
+            irc.reply(f"{st.channel}: {len(entries)} current: " + ", ".join(shown) + more
+                      if entries else f"{st.channel}: no current threats")
+        list = wrap(list, ["channel"])
+
+        def forget(self, irc, msg, args, channel, ip):
+            """[<channel>] <ip>
+
+            Takes <ip> out of this listener's Threat Cache of <channel> and out of its
+            responders (DNSBL, firewall, command) at once; other listeners keep it
+            (see tn withdraw). Needs the admin capability.
+            """
+            st = self.parent._channel(irc, channel)
+            entry = st.listener.remove(parse_ip(ip))
+            if entry is None:
+                irc.error(f"{ip} is not a current threat in {st.channel}", Raise=True)
+            irc.reply(f"Forgotten in {st.channel}: {entry.ip}, "
+                      f"{reported_by(entry, _now())}")
+        forget = wrap(forget, ["admin", "channel", "threatIp"])
+
+        def withdraw(self, irc, msg, args, channel, ip, reason):
+            """[<channel>] <ip> [<reason>]
+
+            Withdraws <ip> network-wide: takes it out here and says "withdraw <ip>
+            <reason>" in <channel>, signed when this agent signs. Listeners take it
+            back if this agent reported it (or is a channel operator); agents that
+            do not know the form ignore it. Needs the admin capability.
+            """
+            parent = self.parent
+            st = parent._channel(irc, channel)
+            try:
+                line = st.provider.withdraw(ip, reason or "withdrawn")
+            except (ThreatError, Refused) as e:
+                irc.error(str(e), Raise=True)
+            irc.getRealIrc().sendMsg(ircmsgs.privmsg(st.channel, line))
+            irc.reply(f"Withdrawn in {st.channel}: {line}")
+        withdraw = wrap(withdraw, ["admin", "channel", "threatIp", additional("text", "")])
 
         def report(self, irc, msg, args, channel, ip, comment):
             """[<channel>] <ip> [<comment>]

@@ -499,6 +499,10 @@ class ThreatNetGuard(callbacks.Plugin):
 
     # -- the whitelist
 
+    def whitelisted_networks(self, channel: str) -> list[str]:
+        """The channel's whitelisted networks (ThreatNetCache protects them)."""
+        return [e for e in self._whitelist.entries(channel) if not e.startswith("account:")]
+
     def _whitelist_path(self) -> str:
         path = self.registryValue("whitelist")
         return path if os.path.isabs(path) else os.path.join(conf.supybot.directories.data(), path)

@@ -1,10 +1,13 @@
 """Shared fixture for the ThreatNetCache plugin tests: a joined ThreatNet channel."""
 import re
+import threading
 
 import supybot.conf as conf
 import supybot.ircmsgs as ircmsgs
 import supybot.schedule as schedule
 from supybot.test import ChannelPluginTestCase, timeFastForward
+
+from threatnet.response import Responder, ResponderError
 
 SERVER = "irc.example.net"
 
@@ -77,3 +80,57 @@ class CacheTestCase(ChannelPluginTestCase):
         """Run a command; the text of everything the bot sends, in order."""
         self.feedMsg("@" + command, frm=frm)
         return [msg.args[1] for msg in self.sent()]
+
+
+KEY = ("test", "#test")
+
+
+class Fake(Responder):
+    """Collects what the host tells it; ``fail`` makes every apply raise, ``block``
+    (an Event) makes every apply wait for it."""
+
+    name = "fake"
+
+    def __init__(self, fail=None, block=None):
+        super().__init__()
+        self.fail = fail
+        self.block = block
+        self.lock = threading.Lock()
+        self.added, self.removed, self.resyncs = [], [], []
+        self.closed = False
+
+    def update(self, added, removed, now):
+        self._apply()
+        with self.lock:
+            self.added += added
+            self.removed += removed
+
+    def resync(self, threats, now):
+        self._apply()
+        with self.lock:
+            self.resyncs.append(sorted(threats))
+
+    def _apply(self):
+        if self.block is not None:
+            self.block.wait(10)
+        if self.fail:
+            raise ResponderError(self.fail)
+
+    def close(self):
+        self.closed = True
+
+
+class ResponderTestCase(CacheTestCase):
+    """CacheTestCase with the channel's responders replaced by a Fake (``fake()``)."""
+
+    def fake(self, **kw):
+        """Replace the channel's responders by one Fake, started with the cache now."""
+        fake = Fake(**kw)
+        responses = self.cb._responses[KEY]
+        responses.builder = lambda spec: ([fake], [])
+        responses.spec = None  # rebuild on the next sync
+        self.cb._sync()
+        return fake
+
+    def idle(self):
+        self.assertTrue(self.cb._responses[KEY].host.wait_idle(5))

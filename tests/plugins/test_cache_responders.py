@@ -11,62 +11,12 @@ import supybot.conf as conf
 import supybot.ircmsgs as ircmsgs
 import supybot.registry as registry
 
-from cache_helpers import CacheTestCase, setting
+from cache_helpers import KEY, CacheTestCase, Fake, ResponderTestCase, setting
 from threatnet.address import parse_ip
 from threatnet.language import parse_message
 from threatnet.response import Responder, ResponderError
 
-KEY = ("test", "#test")
-
-
-class Fake(Responder):
-    """Collects what the host tells it; ``fail`` makes every apply raise, ``block``
-    (an Event) makes every apply wait for it."""
-
-    name = "fake"
-
-    def __init__(self, fail=None, block=None):
-        super().__init__()
-        self.fail = fail
-        self.block = block
-        self.lock = threading.Lock()
-        self.added, self.removed, self.resyncs = [], [], []
-        self.closed = False
-
-    def update(self, added, removed, now):
-        self._apply()
-        with self.lock:
-            self.added += added
-            self.removed += removed
-
-    def resync(self, threats, now):
-        self._apply()
-        with self.lock:
-            self.resyncs.append(sorted(threats))
-
-    def _apply(self):
-        if self.block is not None:
-            self.block.wait(10)
-        if self.fail:
-            raise ResponderError(self.fail)
-
-    def close(self):
-        self.closed = True
-
-
-class WiringTestCase(CacheTestCase):
-    def fake(self, **kw):
-        """Replace the channel's responders by one Fake, started with the cache now."""
-        fake = Fake(**kw)
-        responses = self.cb._responses[KEY]
-        responses.builder = lambda spec: ([fake], [])
-        responses.spec = None  # rebuild on the next sync
-        self.cb._sync()
-        return fake
-
-    def idle(self):
-        self.assertTrue(self.cb._responses[KEY].host.wait_idle(5))
-
+class WiringTestCase(ResponderTestCase):
     def testHeardThreatIsAddedWithItsExpiry(self):
         fake = self.fake()
         self.hear("45.0.0.9 ssh brute force")
