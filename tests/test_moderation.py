@@ -273,3 +273,43 @@ def test_police_reads_the_members_only_to_weigh_a_host_ban() -> None:
     assert read == ["members"]
     assert ruling.sanction == Sanction(
         f"{UNVOICED} (not banned: a whitelisted agent shares this host)", "host:cloak.example")
+
+
+# -- minimisation of harm
+
+def test_quorum_lets_each_distinct_reporter_say_it_once() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    rules = Rules(quorum=3)
+    assert judge(mod, "8.8.8.8 a", rules, sender="account:one") == PASS
+    clock.now += 60
+    assert judge(mod, "8.8.8.8 b", rules, sender="account:two") == PASS  # corroboration
+    assert judge(mod, "8.8.8.8 c", rules, sender="account:one").action == "kick"  # repeat
+    assert judge(mod, "8.8.8.8 d", rules, sender="host:three") == PASS
+    assert judge(mod, "8.8.8.8 e", rules, sender="account:four").action == "kick"  # 3 is enough
+    assert judge(mod, "8.8.4.4 a", Rules(), sender="account:one") == PASS
+    clock.now += 60
+    assert judge(mod, "8.8.4.4 b", Rules(), sender="account:two").action == "kick"  # quorum 1
+
+
+def test_withdrawal_is_conversation_and_lets_its_reporter_say_it_again() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    assert judge(mod, "8.8.8.8 oops", sender="account:one") == PASS
+    clock.now += 60
+    assert judge(mod, "withdraw 8.8.8.8 not mine", sender="account:two") == PASS
+    assert judge(mod, "8.8.8.8 again", sender="account:one").action == "kick"  # still current
+    assert judge(mod, "withdraw 8.8.8.8 false positive", sender="account:one") == PASS
+    assert judge(mod, "8.8.8.8 really", sender="account:one") == PASS
+    assert judge(mod, "withdraw 8.8.8 typo", sender="account:one").reason.startswith(
+        "malformed threat line")
+    assert judge(mod, "withdraw 8.8.8.8", trusted=False).action == "kick"
+
+
+def test_a_whitelisted_agents_address_is_poisoning() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    verdict = mod.judge("192.0.2.7 owned", "host:a", Rules(), trusted=True, command=False,
+                        whitelist=WHITELIST)
+    assert verdict == Verdict("kick", "192.0.2.7 is a whitelisted agent's address")
+    assert mod.judge("192.0.2.7 owned", "host:a", Rules(kick_bogons=False), trusted=True,
+                     command=False, whitelist=WHITELIST) == PASS

@@ -4,9 +4,13 @@ Security Model).
 Only whitelisted agents speak for a ThreatNet channel: ``Moderator.voice`` says whether
 a ``Member`` qualifies and which voice change, if any, brings it in line. A voiced agent
 can still poison the channel, "active and continuous" as the proposal puts it:
-malformed lines, floods, bogon addresses, or threats repeated while still current (it
-ignored its Threat Cache). ``Moderator`` judges each line against those rules and keeps
-its own Threat Cache of the channel, fed by the lines it lets through. A kick is a
+malformed lines, floods, bogon addresses or a whitelisted agent's own address, or
+threats repeated while still current (it ignored its Threat Cache). Under a quorum
+(topic ``quorum=N``) each distinct reporter, up to N, may say a current threat once: a
+corroboration, not a repeat. A withdrawal (``withdraw IP reason``) from a voiced agent
+is conversation, not a malformed line. ``Moderator`` judges each line against those
+rules and keeps its own Threat Cache of the channel, fed by the lines it lets through.
+A kick is a
 ``Sanction``: repeat offenders are banned for a while, by account where the server
 can, never by a host that a whitelisted agent in the channel shares.
 """
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from threatnet.cache import DEFAULT_TIMEOUT, ThreatCache
 from threatnet.filter import NetworkFilter
-from threatnet.language import ThreatError, parse_message
+from threatnet.language import ThreatError, parse_message, parse_withdrawal
 from threatnet.names import RFC1459
 from threatnet.offenders import Strikes, TempBans, ban_mask, offender
 from threatnet.signature import KeyRing, verify
@@ -45,6 +49,7 @@ class Rules(NamedTuple):
     kick_repeats: bool = True
     repeat_grace: float = 10.0  # a repeat this soon is a race between honest agents
     require_signature: bool = False  # kick threat lines without a well-formed sig= word
+    quorum: int = 1  # distinct reporters each threat may have (topic quorum=)
     ban_kicks: int = 3  # this many kicks of one offender ...
     ban_window: float = 3600.0  # ... within this many seconds bring a ban; 0 kicks: never
     ban_duration: int = 3600  # seconds a ban lasts
@@ -115,6 +120,7 @@ class Moderator:
         self.channel = channel  # whose whitelist entries its members qualify by
         self._clock = clock
         self.cache = ThreatCache(clock=clock)
+        self._reporters: dict[int, set[str]] = {}  # key -> its senders (judge's identities)
         self._lines = Strikes(clock)
         self._warned = Strikes(clock)
         self._kicks = Strikes(clock)
@@ -134,11 +140,13 @@ class Moderator:
         return whitelist.qualifies(self.channel, member.key, member.account, casemapping)
 
     def judge(self, line: str, sender: str, rules: Rules, *, trusted: bool, command: bool,
-              nick: str = "", account: str | None = None) -> Verdict:
+              nick: str = "", account: str | None = None,
+              whitelist: Whitelist | None = None) -> Verdict:
         """The verdict on ``line`` from a sender who is ``trusted`` (whitelisted) or not.
 
         ``command``: the line is bot conversation, a command addressed to a bot or a
-        bot's answer to one, not a threat line.
+        bot's answer to one, not a threat line. A threat of an address ``whitelist``
+        vouches for (an agent's own) is poisoning, like a bogon.
         """
         if rules.flood_lines > 0 and self._lines.hit(sender, rules.flood_lines + 1,
                                                      rules.flood_seconds):
@@ -150,6 +158,10 @@ class Moderator:
         if not trusted:
             return Verdict("kick", "only whitelisted (voiced) agents may post here")
         try:
+            withdrawn = parse_withdrawal(line)
+            if withdrawn is not None:
+                self._withdrawn(withdrawn.key, sender)
+                return PASS
             msg = parse_message(line)
         except ThreatError as e:
             reason = f"malformed threat line: {e}"
@@ -159,6 +171,9 @@ class Moderator:
             return Verdict("kick", reason)
         if rules.kick_bogons and not _BOGONS.accepts(msg.key):
             return Verdict("kick", f"bogon address {msg.ip}")
+        if rules.kick_bogons and whitelist is not None \
+                and whitelist.qualifies(self.channel, msg.key, None):
+            return Verdict("kick", f"{msg.ip} is a whitelisted agent's address")
         if rules.require_signature:
             form = verify(msg, _NO_KEYS, 0.0, _FOREVER, _FOREVER)
             if form == "unsigned":
@@ -171,10 +186,21 @@ class Moderator:
         current = self.cache.check(msg.key)
         if current is None:
             self.cache.keep(msg, nick, account)
+            self._reporters[msg.key] = {sender}
+            return PASS
+        reporters = self._reporters.get(msg.key)
+        if reporters is not None and sender not in reporters and len(reporters) < rules.quorum:
+            reporters.add(sender)  # a corroboration
         elif rules.kick_repeats and self._clock() - current.first_seen >= rules.repeat_grace:
             return Verdict("kick", f"{msg.ip} is still current "
                                    f"({current.expires_in:.0f} s left): check your cache")
         return PASS
+
+    def _withdrawn(self, key: int, sender: str) -> None:
+        """A reporter took a threat back: saying it again is no repeat."""
+        if sender in self._reporters.get(key, ()):
+            self.cache.remove(key)
+            self._reporters.pop(key, None)
 
     def police(self, line: str, sender: Member, rules: Rules, whitelist: Whitelist, *,
                trusted: bool, command: bool, members: Iterable[Member] = (),
@@ -184,7 +210,7 @@ class Moderator:
         channel's, read only when a host ban is weighed."""
         verdict = self.judge(line, offender(sender.host, sender.account, casemapping), rules,
                              trusted=trusted, command=command, nick=sender.nick,
-                             account=sender.account)
+                             account=sender.account, whitelist=whitelist)
         if verdict is PASS:
             return _PASSED
         if verdict.action != "kick":
@@ -222,4 +248,6 @@ class Moderator:
         self._lines.prune(rules.flood_seconds)
         self._warned.prune(rules.tolerant_window)
         self._kicks.prune(rules.ban_window)
-        self.cache.expire()
+        for entry in self.cache.expire():
+            if self.cache.check(entry.key) is None:
+                self._reporters.pop(entry.key, None)

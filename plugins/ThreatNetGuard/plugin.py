@@ -357,7 +357,8 @@ class ThreatNetGuard(callbacks.Plugin):
                          kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
                          repeat_grace=get("kick.repeatGrace"),
                          require_signature=get("kick.unsigned"), ban_kicks=get("ban.kicks"),
-                         ban_window=get("ban.window"), ban_duration=get("ban.duration"))
+                         ban_window=get("ban.window"), ban_duration=get("ban.duration"),
+                         quorum=topic.quorum)
         return cached(self._settings, (irc.network, channel, _RULES), build,
                       stamp=irc.state.channels[channel].topic)
 
