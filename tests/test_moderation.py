@@ -308,8 +308,9 @@ def test_withdrawal_is_conversation_and_lets_its_reporter_say_it_again() -> None
 
 def test_a_whitelisted_agents_address_is_poisoning() -> None:
     mod = Moderator(Clock(), channel="#tn")
-    verdict = mod.judge("192.0.2.7 owned", "host:a", Rules(), trusted=True, command=False,
-                        whitelist=WHITELIST)
-    assert verdict == Verdict("kick", "192.0.2.7 is a whitelisted agent's address")
-    assert mod.judge("192.0.2.7 owned", "host:a", Rules(kick_bogons=False), trusted=True,
-                     command=False, whitelist=WHITELIST) == PASS
+    whitelist = parse_whitelist("channels:\n  '#tn':\n    - 45.0.0.0/24\n")
+    verdict = mod.judge("45.0.0.7 owned", "host:a", Rules(), trusted=True, command=False,
+                        whitelist=whitelist)
+    assert verdict == Verdict("kick", "45.0.0.7 is a whitelisted agent's address")
+    assert mod.judge("45.0.0.7 owned", "host:a", Rules(kick_bogons=False), trusted=True,
+                     command=False, whitelist=whitelist) == PASS
