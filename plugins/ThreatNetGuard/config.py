@@ -2,7 +2,7 @@
 import supybot.conf as conf
 import supybot.registry as registry
 
-from threatnet.topic import MAX_BLOCK, TopicError, parse_topic
+from threatnet.topic import MAX_BLOCK, MAX_QUORUM, TopicError, parse_topic
 
 
 def configure(advanced):
@@ -35,6 +35,15 @@ class BlockPeriod(registry.PositiveInteger):
 
     def setValue(self, v):
         if not 0 < v <= MAX_BLOCK:
+            self.error(v)
+        super().setValue(v)
+
+
+class Quorum(registry.PositiveInteger):
+    """Value must be a number of reporters, 1 to 16."""
+
+    def setValue(self, v):
+        if not 0 < v <= MAX_QUORUM:
             self.error(v)
         super().setValue(v)
 
@@ -125,6 +134,10 @@ _channel(G.topic, "uri", TopicUri(
     of the channel topic: threatnet://<host>/<path>."""))
 _channel(G.topic, "block", BlockPeriod(3600, """The block
     period in seconds advertised in the topic: how long a threat stays current."""))
+_channel(G.topic, "quorum", Quorum(1, """Distinct reporters (services accounts,
+    else hosts) a threat needs before listeners act on it, advertised in the topic as
+    quorum=N (not written when 1). Up to this many reporters may each say a current
+    threat once without being kicked for repeating it."""))
 _channel(G.topic, "flags", TopicFlags([], """Flags
     advertised in the topic, e.g. "tolerant" (warn before kicking for a malformed line)."""))
 _channel(G.topic, "keep", registry.Boolean(True, """Whether to set the

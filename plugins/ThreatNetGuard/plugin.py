@@ -324,9 +324,9 @@ class ThreatNetGuard(callbacks.Plugin):
     # -- the topic
 
     def _wanted_topic(self, irc: irclib.Irc, channel: str) -> str:
-        uri, block, flags = (self._get(f"topic.{name}", irc, channel)
-                             for name in ("uri", "block", "flags"))
-        return parse_topic(uri).replace(block=block, flags=flags).format()
+        uri, block, flags, quorum = (self._get(f"topic.{name}", irc, channel)
+                                     for name in ("uri", "block", "flags", "quorum"))
+        return parse_topic(uri).replace(block=block, flags=flags, quorum=quorum).format()
 
     def _topic(self, irc: irclib.Irc, channel: str) -> Topic:
         """The channel's topic as agents read it; the configured one while it is not valid."""
@@ -679,11 +679,11 @@ class ThreatNetGuard(callbacks.Plugin):
 
         def topic(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                   args: Args, opts: list[tuple[str, str]], channel: str) -> None:
-            """[--uri <uri>] [--block <seconds>] [--flags "<flag> ..."] [<channel>]
+            """[--uri <uri>] [--block <seconds>] [--quorum <n>] [--flags "<flag> ..."] [<channel>]
 
             Shows the ThreatNet topic kept in <channel>. The options (admin only)
-            change the protocol URI, the block period or the flags in the config,
-            and the topic follows.
+            change the protocol URI, the block period, the quorum or the flags in
+            the config, and the topic follows.
             """
             guard = self.parent
             if opts:
@@ -708,7 +708,8 @@ class ThreatNetGuard(callbacks.Plugin):
                 irc.reply(f"{state.topic or '(no topic)'} (configured: {wanted})")
 
         topic = wrap(topic, [getopts({"uri": "something", "block": "something",
-                                      "flags": "anything"}), "channel"])
+                                      "quorum": "something", "flags": "anything"}),
+                             "channel"])
 
         class whitelist(callbacks.Commands):
             """ThreatNet whitelist commands."""

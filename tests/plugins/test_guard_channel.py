@@ -104,3 +104,12 @@ class ModesTestCase(GuardTestCase):
         for bad in ("+m", "n t", "l5"):
             with self.assertRaises(registry.InvalidRegistryValue):
                 conf.supybot.plugins.ThreatNetGuard.modes.set(bad)
+
+
+class QuorumTopicTestCase(GuardTestCase):
+    def test_topic_quorum_is_advertised_and_a_bad_one_refused(self):
+        self.assertEqual(self.command("tn topic --quorum 3"), [f"test: {TOPIC}, quorum=3"])
+        for bad in ("17", "0", "many"):
+            [reply] = self.command(f"tn topic --quorum {bad}")
+            self.assertIn(f"Error: --quorum {bad}", reply)
+        self.assertEqual(self.chan.topic, f"{TOPIC}, quorum=3")
