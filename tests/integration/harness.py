@@ -24,7 +24,9 @@ OWNER = ("admin", "owner-secret-1")
 # Registry settings as `make run` uses them: the channel bot runs both plugins with
 # CACHE and GUARD, other agents ThreatNetCache with CACHE.
 CACHE = stack.CACHE_SETTINGS
-GUARD = stack.GUARD_SETTINGS
+# The lab's servers show every client's real IP as its host (no vhosts, cloaks or
+# services that set hosts), so IP-literal hosts count (realHosts).
+GUARD = {**stack.GUARD_SETTINGS, "supybot.plugins.ThreatNetGuard.realHosts": True}
 
 
 def write_whitelist(bot: Bot, channels: dict) -> None:
