@@ -232,6 +232,7 @@ class Request(BaseHTTPRequestHandler):
         head = b"".join(self._headers_buffer)
         self._headers_buffer = []
         self.wfile.write(head if self.command == "HEAD" else head + body)
+        self.server.release(self.request)  # answered: the slot is free for the next
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
@@ -347,7 +348,7 @@ class ApiServer(HTTPServer):
         except Exception:
             self.handle_error(request, client_address)
         finally:
-            self.release(request)  # first: a client that sees the end may come again
+            self.release(request)  # if not answered
             self.shutdown_request(request)
             with self._lock:
                 self._connections.discard(request)

@@ -96,6 +96,29 @@ class HttpTestCase(CacheTestCase):
     def idle(self):
         self.assertTrue(self.cb._responses[KEY].host.wait_idle(5))
 
+    @staticmethod
+    def background(fn, *args, **kw):
+        """Run ``fn`` on a thread of its own: (the thread, a dict whose "answer" is
+        what it returned or raised)."""
+        result = {}
+
+        def run():
+            try:
+                result["answer"] = fn(*args, **kw)
+            except Exception as e:  # the test asserts on it
+                result["answer"] = e
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread, result
+
+    def pump(self, thread, timeout=5):
+        """Run the main loop (schedule) until ``thread`` is done."""
+        deadline = time.monotonic() + timeout
+        while thread.is_alive() and time.monotonic() < deadline:
+            schedule.run()
+            thread.join(0.005)
+        self.assertFalse(thread.is_alive())
+
     def assertError(self, response, status, text):  # noqa: N802 (unittest style)
         self.assertEqual(response.status, status, response.body)
         self.assertIn(text, response.json()["error"])
@@ -350,21 +373,7 @@ class RealServerTestCase(HttpTestCase):
             return e.code, json.loads(e.read())
 
     def in_thread(self, *args, **kw):
-        result = {}
-
-        def run():
-            result["answer"] = self.fetch(*args, **kw)
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread, result
-
-    def pump(self, thread, timeout=5):
-        """Run the main loop (schedule) until ``thread`` is done."""
-        deadline = time.monotonic() + timeout
-        while thread.is_alive() and time.monotonic() < deadline:
-            schedule.run()
-            thread.join(0.005)
-        self.assertFalse(thread.is_alive())
+        return self.background(self.fetch, *args, **kw)
 
     def testParkedLongPollHoldsUpNothing(self):
         start = self.fetch("/threats")[1]

@@ -6,12 +6,9 @@ wait a bound: no test can hang."""
 import json
 import select
 import socket
-import threading
 import time
 import urllib.request
 from urllib.error import HTTPError
-
-import supybot.schedule as schedule
 
 from cache_helpers import setting
 from test_cache_http import TOKEN, HttpTestCase
@@ -98,6 +95,13 @@ class ServerTestCase(HttpTestCase):
                 f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
         return self.raw(head + body)
 
+    def follow(self, path):
+        """A long-poll on its own thread, once it waits: (the thread, its result)."""
+        waiting = len(self.cb._http.waiters)
+        poll, result = self.background(self.fetch, path, 10)
+        self.until(lambda: len(self.cb._http.waiters) > waiting)
+        return poll, result
+
     def fetch(self, path, timeout=5):
         url = f"http://127.0.0.1:{self.address[1]}/threatnet{path}"
         try:
@@ -105,26 +109,6 @@ class ServerTestCase(HttpTestCase):
                 return answer.status, json.loads(answer.read().decode("utf-8"))
         except HTTPError as e:
             return e.code, json.loads(e.read().decode("utf-8"))
-
-    def in_thread(self, fn, *args):
-        result = {}
-
-        def run():
-            try:
-                result["answer"] = fn(*args)
-            except Exception as e:  # the test asserts on it
-                result["answer"] = e
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread, result
-
-    def pump(self, thread, timeout=5):
-        """Run the main loop (schedule) until ``thread`` is done."""
-        deadline = time.monotonic() + timeout
-        while thread.is_alive() and time.monotonic() < deadline:
-            schedule.run()
-            thread.join(0.005)
-        self.assertFalse(thread.is_alive())
 
 
 class StallTestCase(ServerTestCase):
@@ -137,10 +121,10 @@ class StallTestCase(ServerTestCase):
         began = time.monotonic()
         for _ in range(50):
             self.assertEqual(self.fetch("/threats", timeout=2)[0], 200)
-        thread, result = self.in_thread(self.fetch, "/check?ip=45.0.0.9")
+        thread, result = self.background(self.fetch, "/check?ip=45.0.0.9")
         self.pump(thread)
         self.assertEqual(result["answer"][0], 200)
-        thread, result = self.in_thread(self.post, b"ip=45.0.0.9&comment=while+stalled")
+        thread, result = self.background(self.post, b"ip=45.0.0.9&comment=while+stalled")
         self.pump(thread)
         self.assertEqual(result["answer"][0], 200, result["answer"])
         took = time.monotonic() - began
@@ -260,7 +244,7 @@ class SlotsTestCase(ServerTestCase):
 
     def testClientsBeyondTheSlotsGet503NotAHang(self):
         stalled = self.stall(4)  # half the slots
-        threads = [self.in_thread(self.fetch, "/threats", 3) for _ in range(30)]
+        threads = [self.background(self.fetch, "/threats", 3) for _ in range(30)]
         for thread, _ in threads:
             thread.join(5)
         answers = [result["answer"] for _, result in threads]
@@ -282,13 +266,14 @@ class SlotsTestCase(ServerTestCase):
         self.stall(7)  # one slot left for requests
         polls = []
         for n in range(1, 4):  # each through the one slot, then waiting without it
-            polls.append(self.in_thread(self.fetch, url, 10))
+            polls.append(self.background(self.fetch, url, 10))
             self.until(lambda: len(self.cb._http.waiters) == n
                        and len(self.cb._http.server._holding) == 7)
         status, answer = self.fetch(url)  # uses the last slot, then gives it back
         self.assertEqual((status, answer["error"]), (503, "too many waiting requests "
                                                           "(plugins.ThreatNetCache.http."
                                                           "maxFollowers)"))
+        self.until(lambda: len(self.cb._http.server._holding) == 7)  # that one is done
         self.assertEqual(self.fetch("/threats")[0], 200)
         self.hear("45.0.0.9 seen")
         for thread, result in polls:
@@ -299,8 +284,7 @@ class SlotsTestCase(ServerTestCase):
     def testCloseIsBounded(self):
         port = self.address[1]
         self.stall(3)
-        poll, result = self.in_thread(self.fetch, "/events?since=1&timeout=30", 10)
-        self.until(lambda: len(self.cb._http.waiters) == 1)
+        poll, result = self.follow("/events?since=1&timeout=30")
         began = time.monotonic()
         self.cb._close_http()
         self.assertLess(time.monotonic() - began, 2.5)
@@ -326,8 +310,7 @@ class SurrogateTestCase(ServerTestCase):
     def testLoneSurrogateInAHeardThreatBreaksNothing(self):
         start = self.fetch("/threats")[1]
         url = f"/events?stream={start['stream']}&since={start['next']}&timeout=10"
-        poll, result = self.in_thread(self.fetch, url)
-        self.until(lambda: len(self.cb._http.waiters) == 1)
+        poll, result = self.follow(url)
         self.hear("45.0.0.10 x\ud800y")
         poll.join(5)
         status, answer = result["answer"]
@@ -337,13 +320,11 @@ class SurrogateTestCase(ServerTestCase):
         self.idle()
         status, threats = self.fetch("/threats")
         self.assertEqual((status, threats["threats"][0]["comment"]), (200, "x?y"))
-        poll, result = self.in_thread(self.fetch, f"/events?since={answer['next']}"
-                                                  "&timeout=10")
-        self.until(lambda: len(self.cb._http.waiters) == 1)
+        poll, result = self.follow(f"/events?since={answer['next']}&timeout=10")
         self.hear("45.0.0.11 after")
         poll.join(5)
         self.assertEqual([e["ip"] for e in result["answer"][1]["events"]], ["45.0.0.11"])
-        thread, result = self.in_thread(self.fetch, "/check?ip=45.0.0.10")
+        thread, result = self.background(self.fetch, "/check?ip=45.0.0.10")
         self.pump(thread)
         self.assertEqual(result["answer"][1]["threats"][0]["comment"], "x?y")
 
