@@ -7,7 +7,7 @@ then silence, reconnecting whenever the server cuts them).
                                        [--stall K] [--followers F]
 
 The bot side is a real ThreatNetCache in a Limnoria ``Irc`` (as bench/listener.py
-builds it) with N threats heard on its channel and the API on 127.0.0.1, default
+builds it, in its registry) with N threats heard on its channel and the API on 127.0.0.1, default
 limits (32 connections, 5 s to send a request); this process runs the main loop
 (``schedule.run`` every 20 ms, the lab's supybot.drivers.poll). The clients and the
 stallers are other processes: a new connection per request (the API answers one per
@@ -32,9 +32,11 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-CHANNEL, NICK, REPORTER = "#threatnet", "agent", "rep"
+from listener import CHANNEL, NICK, open_registry  # noqa: E402 (needs the path)
+
+REPORTER = "rep"
 HALF = b"GET /threatnet/threats HTTP/1.1\r\n"
 POLL = 0.02  # seconds between main loop passes (the lab's supybot.drivers.poll)
 
@@ -132,38 +134,19 @@ def followers(port: int, count: int, seconds: float, out) -> None:
 # -- the bot
 
 
-def open_registry(tmp: str) -> None:
-    for sub in ("conf", "data", "data/tmp", "logs", "backup"):
-        os.makedirs(os.path.join(tmp, sub))
-    path = os.path.join(tmp, "conf", "bench.conf")
-    with open(path, "w") as f:
-        f.write(f"""supybot.nick: {NICK}
-supybot.networks: bench
-supybot.networks.bench.servers: 127.0.0.1:6667
-supybot.directories.conf: {tmp}/conf
-supybot.directories.data: {tmp}/data
-supybot.directories.data.tmp: {tmp}/data/tmp
-supybot.directories.log: {tmp}/logs
-supybot.directories.backup: {tmp}/backup
-supybot.directories.plugins: {ROOT}/plugins
-supybot.log.stdout: False
-supybot.log.level: WARNING
-supybot.plugins.ThreatNetCache.enable: True
-supybot.plugins.ThreatNetCache.http.enable: True
-supybot.plugins.ThreatNetCache.http.port: 0
-""")
-    import supybot.registry as registry
-    registry.open_registry(path)
-
-
 def make_bot(threats: int):
     """An Irc with ThreatNetCache joined to CHANNEL, ``threats`` threats heard."""
+    import supybot.conf as conf
     import supybot.irclib as irclib
     import supybot.ircmsgs as ircmsgs
     import supybot.plugin as supyplugin
 
-    irc = irclib.Irc("bench", callbacks=[])
-    supyplugin.loadPluginClass(irc, supyplugin.loadPluginModule("ThreatNetCache"))
+    irc = irclib.Irc("bench", callbacks=[])  # listener.py's registry names it
+    module = supyplugin.loadPluginModule("ThreatNetCache")  # registers its settings
+    http = conf.supybot.plugins.ThreatNetCache.http
+    http.port.setValue(0)  # any free port
+    http.enable.setValue(True)
+    supyplugin.loadPluginClass(irc, module)
     for raw in (f":{NICK}!a@192.0.2.1 JOIN {CHANNEL}",
                 f":irc.example.net 353 {NICK} = {CHANNEL} :@{NICK} +{REPORTER}",
                 f":irc.example.net 366 {NICK} {CHANNEL} :End of /NAMES list."):
