@@ -289,6 +289,24 @@ def test_snapshot_load_round_trip(tmp_path: Path, clock: Clock) -> None:
     assert ips(new.expire()) == ["192.0.2.1"]
 
 
+def test_snapshot_and_load_drop_lone_surrogates(tmp_path: Path, clock: Clock) -> None:
+    """A lone surrogate (no UTF-8 form) in a comment, nick or account breaks every JSON
+    or IRC writer it reaches: a snapshot neither writes nor restores one."""
+    path = tmp_path / "cache.json"
+    cache = ThreatCache(timeout=100, clock=clock)
+    cache.keep(msg("192.0.2.1", "x\ud800 \u2603"), nick="n\udcff", account="a\udfff")
+    cache.snapshot(path)
+    assert json.loads(path.read_bytes())["entries"][0][2:] == ["n?", "a?", "x? \u2603"]
+    path.write_text(json.dumps({"version": 1, "saved_at": T0, "listening_since": T0,
+                                "entries": [["192.0.2.2", T0, "n\udcff", "a\ud800",
+                                             "y\udbff"]]}))  # an older snapshot
+    new = ThreatCache(timeout=100, clock=clock)
+    assert new.load(path) == LoadResult(1, 0, False, None)
+    assert rows(new) == [("192.0.2.2", T0, "n?", "a?", "y?")]
+    for text in rows(new)[0][2:]:
+        text.encode("utf-8")  # type: ignore[union-attr]
+
+
 def test_expired_entries_are_dropped_on_load(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "cache.json"
     filled(clock).snapshot(path)

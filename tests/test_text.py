@@ -1,8 +1,8 @@
-"""threatnet.text: one line of free text, and the one UTF-8 truncation."""
+"""threatnet.text: one line of free text, the one UTF-8 truncation, text that encodes."""
 import pytest
 from hypothesis import given, strategies as st
 
-from threatnet.text import clean_text, truncate_utf8
+from threatnet.text import clean_text, truncate_utf8, valid_utf8
 
 
 @pytest.mark.parametrize("raw, clean", [
@@ -37,3 +37,15 @@ def test_truncate_utf8_is_the_longest_prefix_that_fits(text, limit):
     assert whole.startswith(data)
     if len(whole) > limit:  # only a character that would not fit whole was dropped
         assert len(whole[len(data):].decode("utf-8", "ignore")[:1].encode()) > limit - len(data)
+
+
+def test_valid_utf8_replaces_only_lone_surrogates():
+    assert valid_utf8("x\ud800y\udfff") == "x?y?"
+    assert valid_utf8("ünï \U0001f600") == "ünï \U0001f600"
+    plain = "plain"
+    assert valid_utf8(plain) is plain
+
+
+@given(st.text())
+def test_valid_utf8_always_encodes(text):
+    assert valid_utf8(text).encode("utf-8") == text.encode("utf-8", "replace")

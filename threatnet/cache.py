@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from threatnet.address import V4_MAPPED_FIRST, V4_MAPPED_LAST, format_ip, parse_ip
 from threatnet.atomic import atomic_write
+from threatnet.text import valid_utf8
 
 if TYPE_CHECKING:
     import os
@@ -319,8 +320,8 @@ class ThreatCache:
         """
         now = self._clock()
         timeout = self._timeout
-        entries = [[format_ip(key), first_seen, nick, account, comment]
-                   for key, first_seen, (nick, account, comment) in self._rows()
+        entries = [[format_ip(key), first_seen, *_text(source)]
+                   for key, first_seen, source in self._rows()
                    if first_seen + timeout > now]
         atomic_write(path, json.dumps({
             "version": SNAPSHOT_VERSION, "saved_at": now,
@@ -415,8 +416,19 @@ def _decode(raw: bytes) -> tuple[float, float, list[_Row]]:
             key = parse_ip(ip)
         except ValueError as e:
             raise ValueError(f"entry {n}: {e}") from None
-        rows.append((key, _number(first_seen, f"entry {n} first_seen"), (nick, account, comment)))
+        rows.append((key, _number(first_seen, f"entry {n} first_seen"),
+                     _text((nick, account, comment))))
     return saved_at, since, rows
+
+
+def _text(source: _Source) -> _Source:
+    """(nick, account, comment) as text that encodes: a lone surrogate (from a
+    snapshot, or a test) would break every JSON or IRC writer it reached."""
+    nick, account, comment = source
+    if nick.isascii() and comment.isascii() and (account is None or account.isascii()):
+        return source
+    return (valid_utf8(nick), None if account is None else valid_utf8(account),
+            valid_utf8(comment))
 
 
 def _number(value: object, what: str) -> float:

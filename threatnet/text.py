@@ -9,6 +9,18 @@ _COLOUR = re.compile(r"\x03(?:[0-9]{1,2}(?:,[0-9]{1,2})?)?"
                      r"|\x04(?:[0-9A-Fa-f]{6}(?:,[0-9A-Fa-f]{6})?)?")
 
 
+def valid_utf8(text: str) -> str:
+    """``text`` with each lone surrogate (it has no UTF-8 form) replaced by "?", as
+    truncate_utf8 does, so that it always encodes."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def truncate_utf8(text: str, limit: int) -> str:
     """The longest prefix of ``text`` that is at most ``limit`` UTF-8 bytes, cut on a
     character boundary. A lone surrogate (never valid UTF-8) becomes "?", so the

@@ -7,6 +7,7 @@ pollInterval (the poll timer re-reads them; the hot path never reads the
 registry); the timer intervals and the outbox settings when the plugin is
 reloaded.
 """
+import ipaddress
 import re
 import shlex
 
@@ -40,6 +41,39 @@ class Networks(registry.SpaceSeparatedListOfStrings):
                 NetworkFilter("discard", v)
             except ValueError as e:
                 self.error(str(e))
+        super().setValue(v)
+
+
+class ListenAddress(registry.String):
+    """Must be an IPv4 or IPv6 address: 127.0.0.1, ::1, 0.0.0.0 or :: (every
+    interface) or one of this host's."""
+    errormsg = "Value must be an IPv4 or IPv6 address, not %r."
+
+    def setValue(self, v):
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            self.error(v)
+        super().setValue(v)
+
+
+class Port(registry.NonNegativeInteger):
+    """Must be a TCP port, 1 to 65535 (0: any free one, for tests)."""
+    errormsg = "Value must be a TCP port from 0 to 65535, not %r."
+
+    def setValue(self, v):
+        if not 0 <= v <= 65535:
+            self.error(v)
+        super().setValue(v)
+
+
+class Seconds(registry.PositiveFloat):
+    """Must be a number of seconds from 0.1 to 300."""
+    errormsg = "Value must be a number of seconds from 0.1 to 300, not %r."
+
+    def setValue(self, v):
+        if not 0.1 <= float(v) <= 300:  # NaN fails too
+            self.error(v)
         super().setValue(v)
 
 
@@ -227,22 +261,39 @@ conf.registerChannelValue(_command, "timeout", registry.PositiveFloat(30.0, """S
 _responder_filters(_command, "the command")
 
 
-# -- The HTTP API (plugins/ThreatNetCache/http.py), on Limnoria's HTTP server:
-# supybot.servers.http.hosts4 / hosts6 / port decide where it listens.
+# -- The HTTP API (plugins/ThreatNetCache/http.py) on a server of its own (server.py)
 
 conf.registerGroup(ThreatNetCache, "http")
 conf.registerGlobalValue(ThreatNetCache.http, "enable", registry.Boolean(False, """Whether
-    to serve /threatnet/ on Limnoria's HTTP server. Off by default: that server binds
-    every interface (supybot.servers.http.hosts4 0.0.0.0, hosts6 ::0) unless told
-    otherwise. (live)"""))
+    to serve the HTTP API, /threatnet/ on http.host port http.port. Off by default.
+    (live)"""))
+conf.registerGlobalValue(ThreatNetCache.http, "host", ListenAddress("127.0.0.1", """The
+    address the HTTP API listens on: an IPv4 or IPv6 address of this host, 0.0.0.0 or
+    :: for every interface (then narrow http.clients, and think of a firewall). The
+    server restarts on a change. (live)"""))
+conf.registerGlobalValue(ThreatNetCache.http, "port", Port(8780, """The TCP port the
+    HTTP API listens on (0: any free one, for tests). The server restarts on a
+    change. (live)"""))
 conf.registerGlobalValue(ThreatNetCache.http, "clients", Networks(
-    ["127.0.0.0/8", "::1"], """Client addresses allowed to use /threatnet/; any other
-    gets 403. Same syntax as discard. (live)"""))
+    ["127.0.0.0/8", "::1"], """Client addresses allowed to use the HTTP API; any other
+    gets 403 as it connects, before it can send anything. Same syntax as discard.
+    (live)"""))
 conf.registerGlobalValue(ThreatNetCache.http, "token", registry.String("", """Bearer
     token POST /threatnet/report requires (Authorization: Bearer TOKEN). Empty: the
     report endpoint is disabled. (live)""", private=True))
 conf.registerGlobalValue(ThreatNetCache.http, "maxWait", registry.PositiveInteger(60,
     """Longest wait, in seconds, a GET /threatnet/events long-poll may ask for. (live)"""))
+conf.registerGlobalValue(ThreatNetCache.http, "timeout", Seconds(5.0, """Seconds a
+    client has to send a whole request (request line, headers and body, counted from
+    the connection): a slower one gets 408 and is disconnected. The server restarts
+    on a change. (live)"""))
+conf.registerGlobalValue(ThreatNetCache.http, "connections", registry.PositiveInteger(32,
+    """Requests served at once: one more connection gets 503 at once. A long-poll
+    waiting for changes does not count (see maxFollowers). The server restarts on a
+    change. (live)"""))
+conf.registerGlobalValue(ThreatNetCache.http, "maxFollowers", registry.PositiveInteger(
+    64, """GET /threatnet/events long-polls that may wait for changes at once; one more
+    gets 503. (live)"""))
 
 # -- Signed threat lines (signing.py loads the files; threatnet/listener.py checks)
 

@@ -1,5 +1,6 @@
-"""The HTTP API of ThreatNetCache, under /threatnet/ on Limnoria's HTTP server: its
-routes (the long-poll is in longpoll.py, the metrics in metrics.py).
+"""The HTTP API of ThreatNetCache, under /threatnet/ on a server of its own
+(server.py, at plugins.ThreatNetCache.http.host and .port): its routes (the long-poll
+is in longpoll.py, the metrics in metrics.py).
 
     GET  /threatnet/check?ip=IP[&network=N][&channel=C]   is IP a current threat? (JSON)
     GET  /threatnet/threats[?network=N][&channel=C]        every current threat (JSON)
@@ -7,13 +8,15 @@ routes (the long-poll is in longpoll.py, the metrics in metrics.py).
     GET  /threatnet/metrics                                Prometheus text format
     POST /threatnet/report  ip=IP[&comment=…][&channel=C][&network=N]   (Bearer token)
 
-Every answer but /metrics is JSON; an error is a 4xx/5xx with ``{"error": reason}``.
-Only clients in plugins.ThreatNetCache.http.clients (default loopback) are served.
+Every answer but /metrics is JSON, always valid UTF-8 (a lone surrogate becomes "?");
+an error is a 4xx/5xx with ``{"error": reason}``. Bad input is a 400, never a 500 or
+a dropped connection: bad JSON, invalid UTF-8, a lone surrogate, a field given twice.
+Only clients in plugins.ThreatNetCache.http.clients (default loopback) may connect:
+the server refuses any other at accept, before reading a byte.
 
-Threads. Limnoria's HTTP server is one thread (http.server.HTTPServer, no
-ThreadingMixIn) serving every plugin's requests one at a time, apart from the
-IRC main loop; the Threat Cache, the outbox and the plugin's state are not
-thread-safe and are only ever touched by the main loop. So:
+Threads. Every request has its own connection thread (server.py bounds how many, and
+how long and large a request may be); the Threat Cache, the outbox and the plugin's
+state are not thread-safe and are only ever touched by the main loop. So:
 
 - check, metrics and report run on the main loop: the request thread schedules
   a function with ``schedule.addEvent`` and waits for its result (``MainLoop``).
@@ -24,13 +27,12 @@ thread-safe and are only ever touched by the main loop. So:
   ChangesResponder (threatnet/response/changes.py), a thread-safe mirror of the
   cache that the channel's responder host keeps in step within milliseconds and
   expires at each threat's own expiry.
-- A long-lived stream would pin the server's only thread and stall every other
-  request (and Server-Sent Events would pin it forever), so the stream is a
-  long-poll: numbered changes after a cursor, answered at once when there are
-  some. When there are none yet, the connection is detached from the server
-  (``socket.detach()``: the server's close then leaves it open) and parked with
-  a waiter thread, which answers it when changes arrive or its timeout (at most
-  http.maxWait) runs out. The server thread is free again at once.
+- The change stream is a long-poll: numbered changes after a cursor, answered at
+  once when there are some. When there are none yet, the request waits in its
+  thread on the change log (longpoll.py), its connection slot given back to the
+  server, until changes arrive or its timeout (at most http.maxWait) runs out; at
+  most http.maxFollowers wait at once. Each waits and answers for itself, so a
+  threat that cannot be rendered could fail one answer, never the others.
 
 Following the cache from elsewhere: GET /threatnet/threats gives ``stream`` and
 ``next``; then loop GET /threatnet/events?stream=ID&since=NEXT&timeout=30 and
@@ -45,13 +47,14 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import supybot.schedule as schedule
 import supybot.world as world
-from supybot import httpserver
 
 from threatnet.address import AddressError, format_ip, parse_ip
 from threatnet.filter import NetworkFilter
@@ -60,11 +63,19 @@ from threatnet.provider import Refused
 from threatnet.response.changes import ChangeLog
 
 from . import metrics
-from .longpoll import JSON, Waiters, detach, send_raw, to_json
+from .longpoll import Waiters
+from .server import JSON, ApiServer, Request, Settings, to_json
 
 SUBDIR = "threatnet"
 MAIN_LOOP_TIMEOUT = 5.0  # seconds a request waits for the main loop
 FIELD_MAX = 1000  # characters of one form or query field
+FIELDS_MAX = 20  # fields in one query or form
+
+
+def read_settings(value: Callable[[str], Any]) -> Settings:
+    """The server's settings from the registry (``value(name)``)."""
+    return Settings(value("http.host"), value("http.port"), value("http.timeout"),
+                    value("http.connections"))
 
 
 class HttpError(Exception):
@@ -74,8 +85,6 @@ class HttpError(Exception):
         super().__init__(reason)
         self.status = status
         self.fields = fields
-
-
 
 
 class MainLoop:
@@ -127,28 +136,39 @@ class MainLoop:
             future.cancel()  # its event, when run, does nothing
 
 
-def _send(handler, status, body, ctype=JSON, headers=(), write=True):
-    handler.send_response(status)
-    handler.send_header("Content-Type", ctype)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.send_header("Cache-Control", "no-store")
-    for name, value in headers:
-        handler.send_header(name, value)
-    handler.end_headers()
-    if write:
-        handler.wfile.write(body)
-
-
-def _fields(pairs):
-    """Request fields (query or form) as a dict; a field given twice is an error."""
-    fields = {}
-    for name, value in pairs:
+def _fields(pairs: Iterable[tuple[Any, Any]]) -> dict[str, str]:
+    """Request fields (query or form) as a dict: text only, each at most FIELD_MAX
+    characters, every one Unicode (no lone surrogate), none given twice."""
+    fields: dict[str, str] = {}
+    for n, (name, value) in enumerate(pairs):
+        if n >= FIELDS_MAX:
+            raise HttpError(400, f"more than {FIELDS_MAX} fields")
         if name in fields:
             raise HttpError(400, f"{name} given more than once")
         if not isinstance(value, str) or len(value) > FIELD_MAX:
             raise HttpError(400, f"{name} is too long or not text")
+        if not (name.isascii() and value.isascii()):
+            try:
+                name.encode(), value.encode()
+            except UnicodeEncodeError:
+                raise HttpError(400, f"{name} holds a lone surrogate, not text") from None
         fields[name] = value
     return fields
+
+
+def _parse_qs(text: str) -> list[tuple[str, str]]:
+    """Percent-encoded fields; invalid UTF-8 in them is a 400."""
+    try:
+        return parse_qsl(text, keep_blank_values=True, errors="strict",
+                         max_num_fields=FIELDS_MAX)
+    except UnicodeDecodeError:
+        raise HttpError(400, "a field is not UTF-8") from None
+    except ValueError:
+        raise HttpError(400, f"more than {FIELDS_MAX} fields") from None
+
+
+class _Pairs(list):
+    """A JSON object's members, in order, duplicates kept (to refuse them)."""
 
 
 def _number(fields, name, default, lowest, highest):
@@ -168,88 +188,114 @@ def _round(t):
     return round(t, 3)
 
 
-class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
-    """The /threatnet/ callback; ``plugin`` is the ThreatNetCache instance."""
-
-    name = "ThreatNet"
-    public = False  # not listed on the server's index page
-    defaultResponse = "ThreatNet API: see /threatnet/"
+class ThreatNetHttp:
+    """The /threatnet/ API, the ``app`` of its server; ``plugin`` is the ThreatNetCache
+    instance. ``listen`` (re)starts the server, ``close`` stops it."""
 
     def __init__(self, plugin):
-        super().__init__()
         self.plugin = plugin
         self.changes = ChangeLog()
         self.main = MainLoop()
-        self.waiters = Waiters(self.changes, self._render_read)
+        self.waiters = Waiters(self.changes)
+        self.server: ApiServer | None = None
         self._clients = None  # (setting, NetworkFilter)
+        self._failed = None  # (settings, error) last logged
+
+    def listen(self, settings: Settings) -> None:
+        """Serve on ``settings``, restarting the server if they changed. A server that
+        cannot start (the port is taken) is logged once and tried again next time."""
+        if self.server is not None and self.server.settings == settings:
+            return
+        self._stop(timeout=0)
+        try:
+            server = ApiServer(settings, self, self.allowed, self.plugin.log)
+        except OSError as e:
+            if self._failed != (settings, str(e)):
+                self._failed = (settings, str(e))
+                self.plugin.log.error("HTTP API: cannot listen on %s port %s: %s; trying "
+                                      "again every pollInterval", settings.host,
+                                      settings.port, e)
+            return
+        self._failed = None
+        server.start()
+        self.server = server
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        self.plugin.log.info("HTTP API on http://%s:%s/%s/", host, server.port, SUBDIR)
 
     def close(self):
-        self.main.close()
-        self.waiters.stop()
+        self.main.close()  # first: requests waiting for the main loop give up
+        self.waiters.close()
+        self._stop(timeout=2.0)
+
+    def _stop(self, timeout):
+        server, self.server = self.server, None
+        if server is not None:
+            self.waiters.flush()  # long-polls answer now, on connections about to be cut
+            server.close(timeout)
 
     # -- dispatch
-
-    def doGet(self, handler, path):
-        self._serve(handler, "GET", path, None, write=True)
-
-    def doHead(self, handler, path):
-        self._serve(handler, "HEAD", path, None, write=False)
-
-    def doPost(self, handler, path, form=None):
-        self._serve(handler, "POST", path, form, write=True)
 
     _ROUTES = {"/check": ("GET", "_check"), "/threats": ("GET", "_threats"),
                "/events": ("GET", "_events"), "/metrics": ("GET", "_metrics"),
                "/report": ("POST", "_report"), "/": ("GET", "_index")}
 
-    def _serve(self, handler, method, path, form, write):
+    def __call__(self, handler: Request) -> None:
+        """Answer one request (on its connection thread)."""
+        headers: list[tuple[str, str]] = []
         try:
-            self._allow(handler)
-            parts = urlsplit(path)
-            route = self._ROUTES.get(parts.path.rstrip("/") or "/")
-            if parts.path == f"/{SUBDIR}":  # /threatnet without the slash
-                route = self._ROUTES["/"]
-            if route is None:
-                raise HttpError(404, f"no such endpoint: {parts.path}; see /{SUBDIR}/")
-            wanted, method_name = route
-            if method != wanted and not (method == "HEAD" and wanted == "GET"):
-                raise HttpError(405, f"{parts.path} takes {wanted}", allow=wanted)
-            query = _fields(parse_qsl(parts.query, keep_blank_values=True))
-            answer = getattr(self, method_name)(handler, query, form)
-            if answer is None:
-                return  # parked: the waiter thread answers
-            status, body, ctype = answer
-            _send(handler, status, body, ctype, write=write)
+            status, body, ctype = self._route(handler)
         except HttpError as e:
-            headers = [("Allow", e.fields.pop("allow"))] if "allow" in e.fields else []
+            if "allow" in e.fields:
+                headers.append(("Allow", e.fields.pop("allow")))
             if e.status == 401:
                 headers.append(("WWW-Authenticate", 'Bearer realm="threatnet"'))
-            _send(handler, e.status, to_json({"error": str(e), **e.fields}), headers=headers,
-                  write=write)
+            status, body, ctype = e.status, to_json({"error": str(e), **e.fields}), JSON
         except Exception:
-            self.plugin.log.exception("HTTP %s %s failed", method, path)
-            _send(handler, 500, to_json({"error": "internal error (see the bot's log)"}),
-                  write=write)
+            self.plugin.log.exception("HTTP %s %s failed", handler.command, handler.path)
+            status, body, ctype = 500, to_json({"error": "internal error (see the bot's "
+                                                         "log)"}), JSON
+        handler.answer(status, body, ctype, headers)
 
-    def _allow(self, handler):
-        setting = tuple(self.plugin.registryValue("http.clients"))
-        if self._clients is None or self._clients[0] != setting:
-            self._clients = (setting, NetworkFilter("keep", setting))
-        address = getattr(handler, "client_address", None)
-        try:
-            key = parse_ip(address[0].split("%", 1)[0])
-        except (AddressError, TypeError, IndexError):
-            key = None
-        if key is None or not self._clients[1].accepts(key):
+    def _route(self, handler):
+        if not self.allowed(handler.client_address[0]):  # the setting changed since
             raise HttpError(403, "client address not allowed (plugins.ThreatNetCache."
                                  "http.clients)")
+        if not handler.path.isascii():
+            raise HttpError(400, "the request target must be ASCII (percent-encode "
+                                 "the rest)")
+        parts = urlsplit(handler.path)
+        prefix = f"/{SUBDIR}"
+        if parts.path != prefix and not parts.path.startswith(prefix + "/"):
+            raise HttpError(404, f"no such endpoint: {parts.path}; see {prefix}/")
+        path = parts.path[len(prefix):]
+        route = self._ROUTES.get(path.rstrip("/") or "/")
+        if route is None:
+            raise HttpError(404, f"no such endpoint: {path}; see {prefix}/")
+        wanted, method_name = route
+        method = handler.command
+        if method != wanted and not (method == "HEAD" and wanted == "GET"):
+            raise HttpError(405, f"{path} takes {wanted}", allow=wanted)
+        query = _fields(_parse_qs(parts.query))
+        return getattr(self, method_name)(handler, query)
+
+    def allowed(self, host: str) -> bool:
+        """Whether a client at ``host`` may use the API (any thread)."""
+        setting = tuple(self.plugin.registryValue("http.clients"))
+        clients = self._clients
+        if clients is None or clients[0] != setting:
+            clients = self._clients = (setting, NetworkFilter("keep", setting))
+        try:
+            key = parse_ip(host.split("%", 1)[0])
+        except (AddressError, AttributeError):
+            return False
+        return clients[1].accepts(key)
 
     def _ok(self, data, status=200):
         return status, to_json(data), JSON
 
     # -- endpoints
 
-    def _index(self, handler, query, form):
+    def _index(self, handler, query):
         return self._ok({"endpoints": [
             "GET /threatnet/check?ip=IP[&network=N][&channel=C]",
             "GET /threatnet/threats[?network=N][&channel=C]",
@@ -257,7 +303,7 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
             "GET /threatnet/metrics",
             "POST /threatnet/report ip=IP[&comment=TEXT][&channel=C][&network=N]"]})
 
-    def _check(self, handler, query, form):
+    def _check(self, handler, query):
         text = query.get("ip")
         if not text:
             raise HttpError(400, "ip is missing")
@@ -279,7 +325,7 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
                 "first_seen": _round(entry.first_seen), "expires_at": _round(found.expires_at),
                 "expires_in": _round(entry.expires_in)}
 
-    def _threats(self, handler, query, form):
+    def _threats(self, handler, query):
         network, channel = query.get("network") or None, query.get("channel") or None
         cursor = self.changes.next  # before the mirrors are read: nothing is missed
         now = time.time()
@@ -300,7 +346,7 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
             data["expires_in"] = _round(t.expires_at - now)
         return data
 
-    def _events(self, handler, query, form):
+    def _events(self, handler, query):
         since_text = query.get("since", "")
         if since_text and not since_text.isdigit():
             raise HttpError(400, "since must be a change number (an answer's next)")
@@ -309,39 +355,39 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
         stream = query.get("stream") or None
         network, channel = query.get("network") or None, query.get("channel") or None
         read = self.changes.read(since, stream, network=network, channel=channel)
-        if read.changes or read.resync or since is None or wait <= 0:
-            return self._ok(self._render_read(read))
-        sock = detach(handler)
-        if sock is None:  # cannot park (a test handler): answer now, empty
-            return self._ok(self._render_read(read))
-        if not self.waiters.park(sock, read.next, stream, network, channel, wait):
-            send_raw(sock, 503, to_json({"error": "too many waiting requests"}))
-        return None
+        if not (read.changes or read.resync or since is None or wait <= 0):
+            read = self.waiters.wait(read, stream, network, channel, wait,
+                                     self.plugin.registryValue("http.maxFollowers"),
+                                     handler.release_slot)
+            if read is None:
+                raise HttpError(503, "too many waiting requests (plugins.ThreatNetCache."
+                                     "http.maxFollowers)")
+        return self._ok(self._render_read(read))
 
     def _render_read(self, read):
         return {"stream": self.changes.stream, "next": read.next, "resync": read.resync,
                 "events": [dict(self._threat(c.network, c.channel, c.threat),
                                 seq=c.seq, event=c.kind) for c in read.changes]}
 
-    def _metrics(self, handler, query, form):
+    def _metrics(self, handler, query):
         channels, outboxes = self.main.call(lambda: (self.plugin.status(),
                                                      self.plugin.outboxes()))
         body, ctype = metrics.render(channels, outboxes, self.changes.next - 1,
                                      len(self.waiters),
-                                     handler.headers.get("Accept") if handler.headers else None)
+                                     handler.headers.get("Accept"))
         return 200, body, ctype
 
-    def _report(self, handler, query, form):
+    def _report(self, handler, query):
         token = self.plugin.registryValue("http.token")
         if not token:
             raise HttpError(403, "reporting is disabled: set plugins.ThreatNetCache.http."
                                  "token")
-        given = handler.headers.get("Authorization", "") if handler.headers else ""
+        given = handler.headers.get("Authorization", "")
         scheme, _, credential = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
                 credential.strip().encode(), token.encode()):
             raise HttpError(401, "a valid Authorization: Bearer token is required")
-        fields = self._form(handler, form)
+        fields = self._form(handler)
         ip, comment = fields.get("ip", ""), fields.get("comment", "")
         if not ip:
             raise HttpError(400, "ip is missing")
@@ -376,23 +422,27 @@ class ThreatNetHttp(httpserver.SupyHTTPServerCallback):
             raise HttpError(409, str(e), refused=e.kind) from None
         return self._ok(result, 202 if result["status"] == "queued" else 200)
 
-    def _form(self, handler, form):
-        """POST fields: a form (parsed by Limnoria or here) or a JSON object."""
-        if isinstance(form, httpserver.HttpHeaders):
-            return _fields((item.name, item.value) for item in form.list)
-        body = form if isinstance(form, bytes) else b""
-        ctype = (handler.headers.get("Content-Type", "") if handler.headers else "").lower()
+    @staticmethod
+    def _form(handler):
+        """POST fields: a form or a JSON object, in UTF-8."""
+        ctype = handler.headers.get("Content-Type", "").lower()
+        if not ctype.startswith(("application/json", "application/x-www-form-urlencoded")):
+            raise HttpError(415, "send application/x-www-form-urlencoded or "
+                                 "application/json")
         try:
-            if ctype.startswith("application/json"):
-                data = json.loads(body)
-                if not isinstance(data, dict):
-                    raise ValueError("not an object")
-                return _fields(data.items())
-            if ctype.startswith("application/x-www-form-urlencoded"):
-                return _fields(parse_qsl(body.decode(), keep_blank_values=True))
-        except (ValueError, UnicodeDecodeError) as e:
+            text = handler.body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise HttpError(400, f"bad request body: not UTF-8 ({e.reason} at byte "
+                                 f"{e.start})") from None
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            return _fields(_parse_qs(text))
+        try:
+            data = json.loads(text, object_pairs_hook=_Pairs)
+        except (ValueError, RecursionError) as e:
             raise HttpError(400, f"bad request body: {e}") from None
-        raise HttpError(415, "send application/x-www-form-urlencoded or application/json")
+        if not isinstance(data, _Pairs):
+            raise HttpError(400, "bad request body: not an object")
+        return _fields(data)
 
     # -- what the endpoints read
 

@@ -18,7 +18,6 @@ import supybot.ircmsgs as ircmsgs
 import supybot.ircutils as ircutils
 import supybot.schedule as schedule
 import supybot.world as world
-from supybot import httpserver
 from supybot.commands import additional, wrap
 
 from threatnet_irc.accounts import Accounts, tags_count
@@ -41,7 +40,7 @@ from threatnet.response.host import ResponderStatus
 
 from . import bridging
 from . import signing
-from .http import SUBDIR, ThreatNetHttp
+from .http import ThreatNetHttp, read_settings
 from .responders import ChannelResponses, describe, read_spec, route_logs
 
 # Whitespace parse_message strips before the address.
@@ -479,19 +478,19 @@ class ThreatNetCache(callbacks.Plugin):
         return True
 
     def _sync_http(self) -> None:
-        """Serve /threatnet/ while plugins.ThreatNetCache.http.enable is on."""
-        enabled = self.registryValue("http.enable")
-        if enabled and self._http is None:
-            self._http = ThreatNetHttp(self)
-            httpserver.hook(SUBDIR, self._http)
-        elif not enabled and self._http is not None:
+        """Serve the HTTP API while plugins.ThreatNetCache.http.enable is on, on the
+        server its settings describe."""
+        if not self.registryValue("http.enable"):
             self._close_http()
+            return
+        if self._http is None:
+            self._http = ThreatNetHttp(self)
+        self._http.listen(read_settings(self.registryValue))
 
     def _close_http(self) -> None:
         http, self._http = self._http, None
         if http is not None:
-            http.close()  # first: requests waiting for the main loop give up
-            httpserver.unhook(SUBDIR)
+            http.close()
 
     # -- timers and persistence
 

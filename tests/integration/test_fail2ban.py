@@ -90,9 +90,7 @@ def test_three_failed_logins_become_a_threat(ngircd, lab_factory, tmp_path):
 
     bot = lab.bot(nick, channel, settings={
         **CACHE,
-        "supybot.servers.http.hosts4": "127.0.0.1",
-        "supybot.servers.http.hosts6": "",
-        "supybot.servers.http.port": port,
+        "supybot.plugins.ThreatNetCache.http.port": port,
         "supybot.plugins.ThreatNetCache.http.enable": True,
         "supybot.plugins.ThreatNetCache.http.token": TOKEN,
         "supybot.plugins.ThreatNetCache.feeds": f"fail2ban:{bans}",

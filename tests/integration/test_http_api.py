@@ -41,9 +41,7 @@ def test_follow_metrics_and_responders(ngircd, lab_factory, tmp_path):
     bot = lab.bot(nick, channel, owner=OWNER, settings={
         **CACHE,
         "supybot.plugins.ThreatNetCache.trust": "all",
-        "supybot.servers.http.hosts4": "127.0.0.1",
-        "supybot.servers.http.hosts6": "",
-        "supybot.servers.http.port": port,
+        "supybot.plugins.ThreatNetCache.http.port": port,
         "supybot.plugins.ThreatNetCache.http.enable": True,
         "supybot.plugins.ThreatNetCache.responders.dnsbl.ip4file": zone,
         "supybot.plugins.ThreatNetCache.responders.dnsbl.zone": "bl.example.net",

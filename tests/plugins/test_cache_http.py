@@ -1,6 +1,7 @@
-"""ThreatNetCache's HTTP API (/threatnet/ on Limnoria's HTTP server): check, threats,
-the events long-poll, metrics, report with its token, client addresses, bad requests;
-and, on a real socket server, a parked long-poll that holds up no other request."""
+"""ThreatNetCache's HTTP API (/threatnet/ on its own server): check, threats, the
+events long-poll, metrics, report with its token, client addresses, bad requests;
+and, on the real socket server, a waiting long-poll that holds up no other request."""
+import http.client
 import io
 import json
 import socket
@@ -12,7 +13,6 @@ from urllib.parse import urlencode
 
 import supybot.schedule as schedule
 from prometheus_client.parser import text_string_to_metric_families
-from supybot import httpserver
 
 from cache_helpers import CacheTestCase, setting
 
@@ -20,36 +20,23 @@ TOKEN = "s3cret-token"
 KEY = ("test", "#test")
 
 
-class _Handler(httpserver.SupyHTTPRequestHandler):
-    """One request through Limnoria's real request handler, without a socket: like
-    supybot.test's TestRequestHandler, but with headers, a body and a client address."""
+class _Answer:
+    """An answer's bytes, for http.client.HTTPResponse to parse."""
 
-    def __init__(self, raw, client):
-        self.rfile = io.BytesIO(raw)
-        self.wfile = io.BytesIO()
-        self.client_address = (client, 40000)
-        self.server = httpserver.http_servers[0]
-        self.status, self.sent = None, {}
-        self.handle_one_request()
+    def __init__(self, data):
+        self.data = data
 
-    def send_response(self, code, message=None):
-        self.status = code
-
-    def send_header(self, name, value):
-        self.sent[name] = value
-
-    def end_headers(self):
-        pass
-
-    def log_message(self, *args):
-        pass
+    def makefile(self, mode):
+        return io.BytesIO(self.data)
 
 
 class Response:
-    def __init__(self, handler):
-        self.status = handler.status
-        self.headers = handler.sent
-        self.body = handler.wfile.getvalue()
+    def __init__(self, method, data):
+        answer = http.client.HTTPResponse(_Answer(data), method=method)
+        answer.begin()
+        self.status = answer.status
+        self.headers = answer.msg
+        self.body = answer.read()
 
     def json(self):
         assert self.headers["Content-Type"] == "application/json", self.headers
@@ -59,6 +46,7 @@ class Response:
 class HttpTestCase(CacheTestCase):
     config = dict(CacheTestCase.config, **{
         "supybot.plugins.ThreatNetCache.http.enable": True,
+        "supybot.plugins.ThreatNetCache.http.port": 0,
         "supybot.plugins.ThreatNetCache.http.token": TOKEN})
 
     def setUp(self):
@@ -73,7 +61,25 @@ class HttpTestCase(CacheTestCase):
             headers["Content-Length"] = str(len(body))
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         raw = f"{method} {path} HTTP/1.0\r\n{head}\r\n".encode() + (body or b"")
-        return Response(_Handler(raw, client))
+        return Response(method, self.serve(raw, client))
+
+    def serve(self, raw, client="127.0.0.1"):
+        """The server's handling of one connection from ``client`` that sends ``raw``,
+        run here, on the main loop (as if accepted); the bytes it answered."""
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            for s in (ours, theirs):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            ours.sendall(raw)
+            ours.shutdown(socket.SHUT_WR)
+            server = self.irc.getCallback("ThreatNetCache")._http.server  # after reloads too
+            server.finish_request(theirs, (client, 40000))
+            theirs.shutdown(socket.SHUT_WR)
+            ours.settimeout(5)
+            chunks = []
+            while chunk := ours.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     def get(self, path, **kw):
         return self.request("GET", "/threatnet" + path, **kw)
@@ -89,6 +95,29 @@ class HttpTestCase(CacheTestCase):
 
     def idle(self):
         self.assertTrue(self.cb._responses[KEY].host.wait_idle(5))
+
+    @staticmethod
+    def background(fn, *args, **kw):
+        """Run ``fn`` on a thread of its own: (the thread, a dict whose "answer" is
+        what it returned or raised)."""
+        result = {}
+
+        def run():
+            try:
+                result["answer"] = fn(*args, **kw)
+            except Exception as e:  # the test asserts on it
+                result["answer"] = e
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread, result
+
+    def pump(self, thread, timeout=5):
+        """Run the main loop (schedule) until ``thread`` is done."""
+        deadline = time.monotonic() + timeout
+        while thread.is_alive() and time.monotonic() < deadline:
+            schedule.run()
+            thread.join(0.005)
+        self.assertFalse(thread.is_alive())
 
     def assertError(self, response, status, text):  # noqa: N802 (unittest style)
         self.assertEqual(response.status, status, response.body)
@@ -235,10 +264,12 @@ class ReadTestCase(HttpTestCase):
             self.assertEqual(self.get("/threats").status, 403)
 
     def testDisabledUnhooks(self):
+        port = self.cb._http.server.port
         with setting("http.enable").context(False):
             self.tick()
-            self.assertNotIn("threatnet", httpserver.http_servers[0].callbacks
-                             if httpserver.http_servers else {})
+            self.assertIsNone(self.cb._http)
+            with self.assertRaises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
             self.assertRegexp("tn responders", "no responders")
         self.tick()
         self.assertEqual(self.get("/threats").status, 200)
@@ -325,22 +356,13 @@ class ReportTestCase(HttpTestCase):
 
 
 class RealServerTestCase(HttpTestCase):
-    """A real socket HTTP server (as the bot runs it): a parked long-poll frees the
-    server's only thread, and check / report are answered from the main loop."""
+    """The real socket HTTP server (as the bot runs it): a waiting long-poll holds up
+    no other request, and check / report are answered from the main loop."""
 
     def setUp(self):
         super().setUp()
-        self.server_ = httpserver.RealSupyHTTPServer(("127.0.0.1", 0), 4,
-                                                     httpserver.SupyHTTPRequestHandler)
-        self.server_.hook("threatnet", self.cb._http)
-        self.thread = threading.Thread(target=self.server_.serve_forever, daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.server_.server_address[1]}/threatnet"
-
-    def tearDown(self):
-        self.server_.shutdown()
-        self.server_.server_close()
-        super().tearDown()
+        self.server_ = self.cb._http.server
+        self.base = f"http://127.0.0.1:{self.server_.port}/threatnet"
 
     def fetch(self, path, data=None, headers=None, timeout=10):
         request = urllib.request.Request(self.base + path, data=data, headers=headers or {})
@@ -351,21 +373,7 @@ class RealServerTestCase(HttpTestCase):
             return e.code, json.loads(e.read())
 
     def in_thread(self, *args, **kw):
-        result = {}
-
-        def run():
-            result["answer"] = self.fetch(*args, **kw)
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread, result
-
-    def pump(self, thread, timeout=5):
-        """Run the main loop (schedule) until ``thread`` is done."""
-        deadline = time.monotonic() + timeout
-        while thread.is_alive() and time.monotonic() < deadline:
-            schedule.run()
-            thread.join(0.005)
-        self.assertFalse(thread.is_alive())
+        return self.background(self.fetch, *args, **kw)
 
     def testParkedLongPollHoldsUpNothing(self):
         start = self.fetch("/threats")[1]
