@@ -162,10 +162,10 @@ def test_txt_escape(raw, escaped):
     assert txt_escape(raw) == escaped
 
 
-def test_txt_escape_limits_served_bytes_to_255():
-    assert len(txt_escape("x" * 300)) == 255
+def test_txt_escape_limits_served_bytes_to_254():
+    assert len(txt_escape("x" * 300)) == 254
     served = txt_escape("$" * 300).replace("$$", "$")
-    assert len(served) == 255
+    assert len(served) == 254
     assert len(txt_escape("é" * 200).encode()) == 254  # whole characters only
 
 
@@ -173,7 +173,7 @@ def test_long_comment_is_cut_before_the_reporter_and_expiry(tmp_path):
     d = DnsblResponder(tmp_path / "z", None)
     d.resync([t("192.0.2.1", comment="word " * 100, reporter="carol\nevil")], NOW)
     txt = body(tmp_path / "z")[1].split(":", 2)[2]
-    assert len(txt.encode()) <= 255
+    assert len(txt.encode()) <= 254
     assert txt.endswith("... (reported by carol evil, expires 2023-11-14T23:13:20Z)")
 
 

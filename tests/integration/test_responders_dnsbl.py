@@ -172,3 +172,17 @@ def test_burst_of_1000_threats(world):
     assert poll(lambda: server.query(last, "A")[0] == "NOERROR", 3.0)
     print(f"1000-threat burst listed after {time.monotonic() - start:.2f} s")
     assert os.stat(Path(server.log).parent / "tn.ip4").st_size > 1000 * 40
+
+
+def test_longest_text_is_served_whole(world):
+    """rbldnsd serves at most 254 bytes of TXT: a text written at 255 lost its last
+    byte there (docs/RESPONDERS.md)."""
+    host, server = world
+    host.added(Threat.make("203.0.113.20", "é" * 200 + "x", "alice", time.time() + 60))
+    name = reverse("203.0.113.20")
+    assert poll(lambda: server.query(name, "A")[0] == "NOERROR", 2.0)
+    msg = dns.message.make_query(name, "TXT")
+    reply = dns.query.udp(msg, "127.0.0.1", port=server.port, timeout=1)
+    (data,) = reply.answer[0][0].strings
+    text = data.decode("utf-8")  # a cut character would not decode
+    assert len(data) <= 254 and text.startswith("é" * 100) and text.endswith("Z)")

@@ -14,7 +14,7 @@ Facts this relies on (docs/RESPONDERS.md):
   that nearest expiry comes closer than the TTL already served. An entry with
   less than 2 s left is served with TTL 1 until it goes.
 - In a TXT template ``$`` stands for the queried IP and ``$$`` for ``$``; a
-  leading ``=`` or whitespace is dropped; TXT is cut at 255 bytes.
+  leading ``=`` or whitespace is dropped; TXT is cut at 254 bytes (docs/RESPONDERS.md).
 """
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ from threatnet.response.responder import KeyFilter, Responder, ResponderError, T
 from threatnet.text import clean_text, truncate_utf8
 
 DEFAULT_TXT = "{comment} (reported by {reporter}, expires {expires})"
-TXT_MAX = 255  # bytes, what rbldnsd serves
+TXT_MAX = 254  # bytes, what rbldnsd serves (it cuts a 255-byte text to 254)
 DEFAULT_TTL = 3600
 
 
 def txt_escape(text: str) -> str:
     """``text`` as a literal rbldnsd TXT template: on one line, no leading ``=`` or
-    blank, at most 255 UTF-8 bytes once served, ``$`` doubled."""
+    blank, at most 254 UTF-8 bytes once served, ``$`` doubled."""
     text = clean_text(text).lstrip("= ")
     return truncate_utf8(text, TXT_MAX).replace("$", "$$")
 
