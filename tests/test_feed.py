@@ -1,4 +1,5 @@
-"""Threat Provider feeds: extractors against real-looking log lines, LogFeed tailing."""
+"""Threat Provider feeds: extractors against real-looking log lines, feed specs, the
+Detector (extractor + threshold) on scenarios, LogFeed tailing."""
 from __future__ import annotations
 
 import os
@@ -7,12 +8,14 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from threatnet.feed import COMMENT_MAX, EXTRACTORS, USER_MAX, LogFeed, clean, extract
+from threatnet.feed import (COMMENT_MAX, EXTRACTORS, Detector, Extractor, FeedSpec, LogFeed,
+                            clean, extract, parse_spec)
 from threatnet.language import ThreatError, format_message
+from threatnet.threshold import Find, Kind
 
 VECTORS = Path(__file__).parent / "vectors"
 IP = "203.0.113.7"
-SSH_FAIL = f"Nov 22 03:04:05 gw sshd[1]: Failed password for root from {IP} port 52144 ssh2\n"
+SSH_FAIL = "Nov 22 03:04:05 gw sshd[{pid}]: Failed password for root from {ip} port 52144 ssh2\n"
 
 
 def vectors(name: str) -> list[tuple[str, str]]:
@@ -45,30 +48,52 @@ def test_vectors(extractor: str) -> None:
         assert outcome(line, extractor) == want, line
 
 
-# --- hostile log text ----------------------------------------------------------
+# --- hostile log text, personal data ------------------------------------------
 
-@pytest.mark.parametrize("user, comment", [
-    # sshd writes the address after the name: a name carrying its own "from" loses.
-    ("x from 192.0.2.1 port 22 ssh2", "sshd: invalid user x from 192.0.2.1 port 22 ssh2"),
-    ("\x02\x0304,01red\x0f\x16\x1d\x1f", "sshd: invalid user 04,01red"),  # IRC formatting
-    ("\x1b[31mroot\x1b[0m", "sshd: invalid user [31mroot[0m"),  # ANSI escapes
-    ("ad\u202emin\u200b", "sshd: invalid user admin"),  # bidi override, zero-width space
-    ("a\tb\u00a0c", "sshd: invalid user a b c"),  # odd whitespace becomes one space
-    ("\x00\x07", 'sshd: invalid user ""'),
-    ("x" * 200, "sshd: invalid user " + "x" * (USER_MAX - 3) + "..."),
-])
-def test_hostile_usernames(user: str, comment: str) -> None:
-    msg = extract(f"Nov 22 03:04:05 gw sshd[9]: Invalid user {user} from {IP} port 2222",
-                  EXTRACTORS["sshd"])
+HOSTILE_USERS = [
+    "x from 192.0.2.1 port 22 ssh2",  # sshd writes the address after the name: it loses
+    "\x02\x0304,01red\x0f\x16\x1d\x1f",  # IRC formatting
+    "\x1b[31mroot\x1b[0m",  # ANSI escapes
+    "ad\u202emin\u200b",  # bidi override, zero-width space
+    "a\tb\u00a0c", "\x00\x07", "x" * 200, "alice", "alice@example.org",
+]
+SSHD_USER_LINES = [  # {user} is the only thing the client chose
+    ("Nov 22 03:04:05 gw sshd[9]: Invalid user {user} from 203.0.113.7 port 2222",
+     "sshd: invalid user"),
+    ("Nov 22 03:04:05 gw sshd[9]: Failed password for {user} from 203.0.113.7 port 2222 ssh2",
+     "sshd: failed password"),
+    ("Nov 22 03:04:05 gw sshd[9]: Failed password for invalid user {user} from 203.0.113.7 "
+     "port 2222 ssh2", "sshd: invalid user"),
+    ("Nov 22 03:04:05 gw sshd[9]: Connection closed by authenticating user {user} 203.0.113.7 "
+     "port 2222 [preauth]", "sshd: disconnect before auth"),
+    ("Nov 22 03:04:05 gw sshd[9]: error: maximum authentication attempts exceeded for {user} "
+     "from 203.0.113.7 port 2222 ssh2 [preauth]", "sshd: disconnect before auth"),
+    ("Nov 22 03:04:05 gw sshd[9]: User {user} from 203.0.113.7 not allowed because listed in "
+     "DenyUsers", "sshd: disallowed user"),
+]
+
+
+@pytest.mark.parametrize("user", HOSTILE_USERS)
+@pytest.mark.parametrize("template, comment", SSHD_USER_LINES)
+def test_usernames_never_reach_a_comment(template: str, comment: str, user: str) -> None:
+    """Whatever the username, the comment is the kind of failure: never the name (it
+    would tell every member which accounts exist) nor anything it smuggles in."""
+    msg = extract(template.format(user=user), EXTRACTORS["sshd"])
     assert msg is not None and (msg.ip, msg.comment) == (IP, comment)
-    assert msg.comment.isprintable()
+
+
+def test_postfix_comments_hold_no_sasl_username() -> None:
+    line = ("Nov 22 03:04:05 mx postfix/smtpd[1]: warning: unknown[203.0.113.7]: SASL LOGIN "
+            "authentication failed: authentication failure, sasl_username=alice@example.org")
+    detector = Detector("postfix")
+    threats = [detector.line(line, float(n)) for n in range(5)]
+    assert [t.comment for t in threats if t] == ["postfix: 5 sasl login auth failures in 600 s"]
 
 
 def test_hostile_username_cannot_start_a_line() -> None:
     line = f"Failed password for x\r{IP} framed from 198.51.100.9 port 1 ssh2"
     msg = extract(line, EXTRACTORS["sshd"])
-    assert msg is not None and msg.ip == "198.51.100.9"
-    assert msg.comment == f"sshd: failed password for x {IP} framed"
+    assert msg is not None and (msg.ip, msg.comment) == ("198.51.100.9", "sshd: failed password")
 
 
 def test_plain_comment_cleaned_and_capped() -> None:
@@ -77,10 +102,10 @@ def test_plain_comment_cleaned_and_capped() -> None:
 
 
 def test_extractor_find_must_be_one_address() -> None:
-    with pytest.raises(ThreatError):
-        extract("x", lambda line: (f"{IP} 198.51.100.1", "c"))
-    with pytest.raises(ThreatError):
-        extract("x", lambda line: ("", "c"))
+    for ip in (f"{IP} 198.51.100.1", ""):
+        extractor = Extractor(lambda line: Find(ip, Kind("c", "c", "cs")), "x", 1, 600)
+        with pytest.raises(ThreatError):
+            extract("x", extractor)
 
 
 def test_clean() -> None:
@@ -92,6 +117,96 @@ def test_clean() -> None:
 def test_unknown_extractor(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sshd"):
         LogFeed(tmp_path / "log", "apache")
+
+
+# --- feed specs ----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, spec", [
+    ("sshd:/var/log/auth.log", FeedSpec("sshd", "/var/log/auth.log", 5, 600)),
+    ("postfix:/var/log/mail.log", FeedSpec("postfix", "/var/log/mail.log", 5, 600)),
+    ("fail2ban:/run/bans", FeedSpec("fail2ban", "/run/bans", 1, 600)),
+    ("plain:/x:y(z)", FeedSpec("plain", "/x:y(z)", 1, 600)),  # the path is the rest
+    ("sshd(maxretry=3,findtime=10m):/a", FeedSpec("sshd", "/a", 3, 600)),
+    ("sshd( findtime=1h , maxretry=10 ):/a", FeedSpec("sshd", "/a", 10, 3600)),
+    ("sshd(maxretry=1):/a", FeedSpec("sshd", "/a", 1, 600)),
+    ("fail2ban(maxretry=3,findtime=1d):/a", FeedSpec("fail2ban", "/a", 3, 86400)),
+    ("postfix(findtime=90s):/a", FeedSpec("postfix", "/a", 5, 90)),
+])
+def test_spec(text: str, spec: FeedSpec) -> None:
+    assert parse_spec(text) == spec
+
+
+@pytest.mark.parametrize("text, error", [
+    ("nope:/var/log/x", "unknown extractor 'nope': use one of plain, sshd, postfix, fail2ban"),
+    ("sshd:var/log/auth.log", "the path must be absolute: use extractor:/absolute/path"),
+    ("/var/log/auth.log", "use extractor:/absolute/path or"),
+    ("sshd", "use extractor:/absolute/path or extractor(maxretry=N,findtime=SECONDS)"),
+    ("sshd(maxretry=3:/a", "use extractor:/absolute/path or"),
+    ("sshd():/a", "empty options (): leave out the parentheses for the defaults"),
+    ("sshd(maxretry=0):/a", "maxretry must be a whole number from 1 to 100, not '0'"),
+    ("sshd(maxretry=101):/a", "maxretry must be a whole number from 1 to 100, not '101'"),
+    ("sshd(maxretry=five):/a", "not 'five'"),
+    ("sshd(maxretry=٣):/a", "not '٣'"),  # a digit, but not an ASCII one
+    ("sshd(findtime=0):/a", "findtime must be 1 s to 1 day, in seconds or with a unit "
+                            "(600, 10m, 1h), not '0'"),
+    ("sshd(findtime=2d):/a", "not '2d'"),
+    ("sshd(findtime=10 m):/a", "not '10 m'"),
+    ("sshd(findtime=-5):/a", "not '-5'"),
+    ("sshd(bantime=10m):/a", "unknown option 'bantime=10m' in (bantime=10m): use maxretry=N "
+                             "and/or findtime=SECONDS"),
+    ("sshd(maxretry):/a", "unknown option 'maxretry'"),
+    ("sshd(maxretry=3,maxretry=4):/a", "maxretry given twice"),
+])
+def test_bad_spec(text: str, error: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_spec(text)
+    assert error in str(e.value)
+
+
+# --- Detector: extractor + threshold, whatever reads the lines -------------------
+
+def scenarios() -> list[tuple[str, list[tuple[float, str, list[str]]]]]:
+    """tests/vectors/feed_thresholds.txt: (spec, [(time, log line, threats reported)])."""
+    found: list[tuple[str, list[tuple[float, str, list[str]]]]] = []
+    for raw in (VECTORS / "feed_thresholds.txt").read_text("utf-8").splitlines():
+        if raw.startswith("="):
+            found.append((raw[2:], []))
+        elif raw.startswith("<"):
+            when, line = raw[2:].split(" ", 1)
+            found[-1][1].append((float(when), line, []))
+        elif raw.startswith(">"):
+            found[-1][1][-1][2].append(raw[2:])
+    return found
+
+
+@pytest.mark.parametrize("spec, lines", scenarios())
+def test_threshold_scenarios(spec: str, lines: list[tuple[float, str, list[str]]]) -> None:
+    feed = parse_spec(spec)
+    detector = Detector(feed.extractor, feed.maxretry, feed.findtime)
+    for when, line, want in lines:
+        threat = detector.line(line, when)
+        assert ([] if threat is None else [format_message(threat)]) == want, (when, line)
+        assert threat is None or threat.created == when
+
+
+def test_bad_addresses_are_counted_and_never_reach_the_threshold() -> None:
+    detector = Detector("sshd", maxretry=2)
+    for pid in range(5):
+        line = SSH_FAIL.format(pid=pid, ip="203.0.113.300").rstrip("\n")
+        assert detector.line(line, pid) is None
+    assert detector.line("Nov 22 03:04:05 gw sshd[1]: Server listening on :: port 22.", 5) is None
+    assert detector.stats() == {"lines_read": 6, "found": 0, "ignored": 1, "rejected": 5,
+                                "threats": 0, "below_threshold": 0, "evicted": 0}
+
+
+def test_the_same_address_written_two_ways_is_one_address() -> None:
+    detector = Detector("sshd", maxretry=2)
+    first, second = (SSH_FAIL.format(pid=n, ip=ip).rstrip("\n")
+                     for n, ip in ((1, "::ffff:203.0.113.7"), (2, IP)))
+    assert detector.line(first, 0) is None
+    threat = detector.line(second, 1)
+    assert threat is not None and format_message(threat) == \
+        f"{IP} sshd: 2 failed passwords in 600 s"
 
 
 # --- LogFeed -------------------------------------------------------------------
@@ -160,15 +275,50 @@ def test_poll_after_close_starts_at_end(log: Path, feeds) -> None:
     assert ips(feed.poll()) == ["203.0.113.2"]
 
 
-def test_sshd_feed_uses_clock(log: Path, feeds) -> None:
+def test_sshd_feed_counts_to_its_threshold_by_the_clock(log: Path, feeds) -> None:
     clock = Clock()
     append(log, "")
     feed = feeds(log, "sshd", clock=clock)
-    append(log, SSH_FAIL + "Nov 22 03:04:05 gw sshd[2]: Server listening on :: port 22.\n")
-    clock.now = 1234.5
+    append(log, "".join(SSH_FAIL.format(pid=pid, ip=IP) for pid in range(4))
+           + "Nov 22 03:04:05 gw sshd[9]: Server listening on :: port 22.\n")
+    assert feed.poll() == []  # one mistyped password is no threat, nor are four
+    assert feed.stats() == {"lines_read": 5, "found": 4, "ignored": 1, "rejected": 0,
+                            "threats": 0, "below_threshold": 1, "evicted": 0}
+    clock.now += 599  # the window is read time, not the log's timestamps
+    append(log, SSH_FAIL.format(pid=5, ip=IP))
     [msg] = feed.poll()
-    assert (msg.ip, msg.comment, msg.created) == (IP, "sshd: failed password for root", 1234.5)
-    assert feed.stats() == {"lines_read": 2, "threats": 1, "ignored": 1, "rejected": 0}
+    assert (msg.ip, msg.comment, msg.created) == (IP, "sshd: 5 failed passwords in 600 s",
+                                                  clock.now)
+    clock.now += 600
+    append(log, SSH_FAIL.format(pid=6, ip=IP))
+    assert feed.poll() == []
+    assert feed.stats()["below_threshold"] == 1
+    clock.now += 600
+    assert feed.stats()["below_threshold"] == 0  # forgotten: nothing of it is kept
+
+
+def test_a_feed_with_its_own_threshold(log: Path, feeds) -> None:
+    append(log, "")
+    feed = feeds(log, "sshd", maxretry=2, findtime=60)
+    append(log, SSH_FAIL.format(pid=1, ip=IP) * 2)  # one connection, two passwords
+    assert [m.comment for m in feed.poll()] == ["sshd: 2 failed passwords in 60 s"]
+    assert str(feed.detector.threshold) == "threshold 2 in 60 s"
+
+
+def test_thresholds_hold_across_rotation_and_truncation(log: Path, feeds) -> None:
+    """The counts belong to the feed, not to the file it happens to read."""
+    append(log, "")
+    feed = feeds(log, "sshd")
+    append(log, SSH_FAIL.format(pid=1, ip=IP) + SSH_FAIL.format(pid=2, ip=IP))
+    assert feed.poll() == []
+    log.rename(log.with_suffix(".1"))
+    append(log.with_suffix(".1"), SSH_FAIL.format(pid=3, ip=IP))  # before the writer reopens
+    append(log, SSH_FAIL.format(pid=4, ip=IP))
+    assert feed.poll() == []
+    os.truncate(log, 0)  # copytruncate
+    assert feed.poll() == []
+    append(log, SSH_FAIL.format(pid=5, ip=IP))
+    assert [m.comment for m in feed.poll()] == ["sshd: 5 failed passwords in 600 s"]
 
 
 def test_partial_line_waits_for_newline(log: Path, feeds) -> None:
@@ -266,11 +416,12 @@ def test_not_a_regular_file_never_blocks(tmp_path: Path, feeds) -> None:
 
 def test_non_utf8_bytes(log: Path, feeds) -> None:
     append(log, "")
-    feed = feeds(log, "sshd")
+    feed = feeds(log, "sshd", maxretry=1)
     append(log, b"Invalid user r\xff\xfeot from 203.0.113.1 port 1\n\xc3(\n" + threat(2).encode())
     [msg] = feed.poll()
-    assert msg.comment == "sshd: invalid user r\ufffd\ufffdot"
-    assert feed.stats() == {"lines_read": 3, "threats": 1, "ignored": 2, "rejected": 0}
+    assert (msg.ip, msg.comment) == ("203.0.113.1", "sshd: invalid user")
+    assert feed.stats() == {"lines_read": 3, "found": 1, "ignored": 2, "rejected": 0,
+                            "threats": 1, "below_threshold": 0, "evicted": 0}
 
 
 def test_huge_line_dropped_not_buffered(log: Path, feeds) -> None:
@@ -282,7 +433,8 @@ def test_huge_line_dropped_not_buffered(log: Path, feeds) -> None:
     assert feed.poll() == []
     append(log, "x" * 10_000 + "\n" + threat(2) + "203.0.113.3 " + "y" * 100 + "\n")
     assert ips(feed.poll()) == ["203.0.113.2"]
-    assert feed.stats() == {"lines_read": 3, "threats": 1, "ignored": 0, "rejected": 2}
+    assert feed.stats() == {"lines_read": 3, "found": 1, "ignored": 0, "rejected": 2,
+                            "threats": 1, "below_threshold": 0, "evicted": 0}
 
 
 def test_max_lines_bounds_each_poll(log: Path, feeds) -> None:
@@ -305,7 +457,8 @@ def test_rejected_lines_counted(log: Path, feeds) -> None:
     feed = feeds(log)
     append(log, "10.1 short\n\n" + threat(1))
     assert len(feed.poll()) == 1
-    assert feed.stats() == {"lines_read": 3, "threats": 1, "ignored": 1, "rejected": 1}
+    assert feed.stats() == {"lines_read": 3, "found": 1, "ignored": 1, "rejected": 1,
+                            "threats": 1, "below_threshold": 0, "evicted": 0}
 
 
 @settings(max_examples=60, deadline=None)

@@ -120,3 +120,25 @@ def test_feeds_are_read_and_their_refusals_counted(clock: Clock, box: Outbox[Que
     assert p.poll() == []  # the error is told once
     assert p.configure(ProviderSettings(feeds=(f"plain:{log}",))) == []
     assert list(p.feeds) == [f"plain:{log}"] and p.feed_errors == {}
+
+
+def test_feeds_report_at_their_threshold(clock: Clock, box: Outbox[Queued], tmp_path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text("")
+    p = provider(clock, box, feeds=(f"sshd(maxretry=2,findtime=60):{log}", f"sshd:{log}"))
+    with open(log, "a") as f:
+        for pid in (1, 2):
+            f.write(f"Nov 22 03:04:05 gw sshd[{pid}]: Failed password for alice from "
+                    f"45.0.0.1 port 5{pid} ssh2\n")
+    p.poll()
+    # The strict feed reports; the default one (5 in 600 s) keeps counting.
+    assert [t.comment for t in p.pending.values()] == ["sshd: 2 failed passwords in 60 s"]
+    assert [f.stats()["below_threshold"] for f in p.feeds.values()] == [0, 1]
+
+
+def test_a_bad_feed_changes_nothing(clock: Clock, box: Outbox[Queued], tmp_path) -> None:
+    p = provider(clock, box, feeds=(f"plain:{tmp_path}/a",))
+    before = p.settings
+    with pytest.raises(ValueError, match="maxretry must be"):
+        p.configure(ProviderSettings(feeds=(f"sshd(maxretry=0):{tmp_path}/b",)))
+    assert p.settings == before and list(p.feeds) == [f"plain:{tmp_path}/a"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from threatnet.cache import Entry
-from threatnet.feed import LogFeed
+from threatnet.feed import LogFeed, parse_spec
 from threatnet.filter import Chain, NetworkFilter
 from threatnet.language import ThreatMessage, format_message, format_withdrawal, parse_message
 from threatnet.listener import Listener
@@ -37,7 +37,7 @@ class ProviderSettings(NamedTuple):
 
     discard: tuple[str, ...] = ("BOGONS",)  # networks never reported (nor kept)
     own_networks: tuple[str, ...] = ()  # this agent's own addresses: never reported
-    feeds: tuple[str, ...] = ()  # "extractor:/absolute/path" log files to report from
+    feeds: tuple[str, ...] = ()  # log files to report from: feed.parse_spec's syntax
 
 
 class Provider:
@@ -52,7 +52,7 @@ class Provider:
         self.listener = listener
         self.outbox = outbox  # the network's Outbox, made when first needed
         self.settings: ProviderSettings | None = None
-        self.feeds: dict[str, LogFeed] = {}  # "extractor:/path" -> LogFeed
+        self.feeds: dict[str, LogFeed] = {}  # "extractor[(options)]:/path" -> LogFeed
         self.feed_errors: dict[str, str | None] = {}  # the last error of each, as told
         self.pending: dict[int, ThreatMessage] = {}  # key -> threat waiting in the outbox
         self.reported = 0
@@ -66,9 +66,11 @@ class Provider:
         self.configure(settings)
 
     def configure(self, settings: ProviderSettings) -> list[str]:
-        """Use ``settings`` from now on; the feeds it started (closing those it dropped)."""
+        """Use ``settings`` from now on; the feeds it started (closing those it dropped).
+        Raises ValueError for a feed parse_spec refuses."""
         if settings == self.settings:
             return []
+        new = {spec: parse_spec(spec) for spec in settings.feeds if spec not in self.feeds}
         self.settings = settings
         discarding = [NetworkFilter("discard", settings.discard)] if settings.discard else []
         owning = [NetworkFilter("discard", settings.own_networks, name="own network")] \
@@ -77,13 +79,10 @@ class Provider:
         for spec in set(self.feeds) - set(settings.feeds):
             self.feeds.pop(spec).close()
             self.feed_errors.pop(spec, None)
-        started = []
-        for spec in settings.feeds:
-            if spec not in self.feeds:
-                extractor, _, path = spec.partition(":")
-                self.feeds[spec] = LogFeed(path, extractor, clock=self._clock)
-                started.append(spec)
-        return started
+        for spec, feed in new.items():
+            self.feeds[spec] = LogFeed(feed.path, feed.extractor, clock=self._clock,
+                                       maxretry=feed.maxretry, findtime=feed.findtime)
+        return list(new)
 
     # -- reporting
 

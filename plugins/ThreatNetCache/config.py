@@ -14,7 +14,7 @@ import shlex
 import supybot.conf as conf
 import supybot.registry as registry
 
-from threatnet.feed import EXTRACTORS
+from threatnet.feed import parse_spec
 from threatnet.filter import NetworkFilter
 from threatnet.topic import MAX_QUORUM
 
@@ -78,16 +78,17 @@ class Seconds(registry.PositiveFloat):
 
 
 class Feeds(registry.SpaceSeparatedListOfStrings):
-    """Space-separated extractor:/absolute/path entries; extractors: plain, sshd,
-    postfix, fail2ban."""
+    """Space-separated extractor:/absolute/path or
+    extractor(maxretry=N,findtime=SECONDS):/absolute/path entries; extractors:
+    plain, sshd, postfix, fail2ban."""
     errormsg = "%s"
 
     def setValue(self, v):
         for entry in v:
-            extractor, _, path = entry.partition(":")
-            if extractor not in EXTRACTORS or not path.startswith("/"):
-                self.error(f"bad feed {entry!r}: use extractor:/absolute/path, "
-                           f"extractor one of {', '.join(EXTRACTORS)}")
+            try:
+                parse_spec(entry)
+            except ValueError as e:
+                self.error(f"bad feed {entry!r}: {e}")
         super().setValue(v)
 
 
@@ -144,9 +145,14 @@ _channel("quorum", Quorum(0, """Distinct reporters (services accounts, else host
     that must report a threat within its block period before this listener acts on it
     (responders, bridges). 0: the channel topic's quorum= word (1 without one)."""))
 _channel("feeds", Feeds([], """Log files this agent tails and reports from, as
-    extractor:/absolute/path (extractors: plain, sshd, postfix, fail2ban). Each
-    extracted threat goes through the same rules as the report command. Paths
-    cannot contain spaces."""))
+    extractor:/absolute/path (extractors: plain, sshd, postfix, fail2ban). An
+    address is reported once its failures reach the feed's threshold: maxretry
+    within findtime seconds, by default 5 in 600 for sshd and postfix (fail2ban's
+    defaults) and 1 for plain and fail2ban (lines that are decisions already); set
+    it as extractor(maxretry=N,findtime=SECONDS):/absolute/path (findtime may be
+    10m, 1h). Comments name the attack and the count, never usernames. Each report
+    goes through the same rules as the report command. Paths cannot contain
+    spaces."""))
 
 conf.registerGlobalValue(ThreatNetCache, "restartGrace", registry.NonNegativeInteger(60,
     """After a restart, rejoin or reconnect, the quiet period is skipped if the

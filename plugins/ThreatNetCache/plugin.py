@@ -697,17 +697,18 @@ class ThreatNetCache(callbacks.Plugin):
             """[<channel>]
 
             The log files this agent reports to <channel> from, with their
-            counters, the reports refused by reason, and this network's outbox.
-            Needs the admin capability.
+            thresholds and counters (addresses below threshold: counted, not
+            reported yet), the reports refused by reason, and this network's
+            outbox. Needs the admin capability.
             """
             parent = self.parent
             st = parent._channel(irc, channel)
             parts = []
             provider = st.provider
             for spec, feed in provider.feeds.items():
-                counts = ", ".join(f"{k} {v}" for k, v in feed.stats().items())
+                counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in feed.stats().items())
                 error = f", error: {feed.error}" if feed.error else ""
-                parts.append(f"{spec} ({counts}{error})")
+                parts.append(f"{spec} ({feed.detector.threshold}; {counts}{error})")
             refused = ", ".join(f"{k} {v}" for k, v in sorted(provider.refused.items())) \
                 or "none"
             box = parent._outboxes.get(st.network)

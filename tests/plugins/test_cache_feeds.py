@@ -1,5 +1,6 @@
 """ThreatNetCache feeds: each extractor wired to a real file, polled from the timer,
-every find going through the `tn report` rules."""
+reporting an address once its failures reach the feed's threshold, every report going
+through the `tn report` rules."""
 import os
 import shutil
 import tempfile
@@ -18,7 +19,8 @@ class FeedTestCase(CacheTestCase):
         self.log = os.path.join(self.dir, "log")
 
     def feed(self, extractor, create=True):
-        """Configure one feed on self.log (created first unless told not to)."""
+        """Configure one feed on self.log (created first unless told not to);
+        ``extractor`` may carry options: ``sshd(maxretry=2)``."""
         if create:
             open(self.log, "w").close()
         context = setting("feeds").context([f"{extractor}:{self.log}"])
@@ -43,38 +45,74 @@ class ExtractorTestCase(FeedTestCase):
         super().setUp()
         self.synced()
 
+    def sshd(self, ip, pid, user="alice"):
+        return (f"Nov 22 03:04:05 gw sshd[{pid}]: Failed password for {user} from {ip} "
+                f"port {40000 + pid} ssh2")
+
+    def testOneMistypedPasswordIsNoThreat(self):
+        self.feed("sshd")
+        self.append(self.sshd("45.1.2.3", 1))
+        self.assertEqual(self.posted(), [])
+        self.assertRegexp("tn feeds", r"sshd:/\S+/log \(threshold 5 in 600 s; lines read 1, "
+                                      r"found 1, ignored 0, rejected 0, threats 0, "
+                                      r"below threshold 1, evicted 0\); reported 0")
+
     def testSshd(self):
         self.feed("sshd")
         self.append(
-            "Nov 22 03:04:05 gw sshd[4121]: Failed password for root from 45.1.2.3 port 52113 ssh2",
-            "Nov 22 03:04:06 gw sshd[4121]: Failed password for invalid user admin from "
-            "45.1.2.4 port 52114 ssh2",
+            *(self.sshd("45.1.2.3", pid) for pid in range(1, 4)),
+            "Nov 22 03:04:06 gw sshd[4]: Invalid user admin from 45.1.2.3 port 52114",
+            "Nov 22 03:04:06 gw sshd[4]: Failed password for invalid user admin from "
+            "45.1.2.3 port 52114 ssh2",  # the attempt the line before counted
             "Nov 22 03:04:07 gw sshd[4122]: Accepted publickey for ops from 45.1.2.5 port 40000 "
             "ssh2: ED25519 SHA256:abc",
-            "Nov 22 03:04:08 gw sshd[4123]: Failed password for root from 45.1.2.3 port 52115 ssh2",
-            "Nov 22 03:04:09 gw sshd[4124]: Invalid user test from 10.0.0.7 port 1234",
-            "2026-11-22T03:04:10.123456+00:00 gw sshd-session[4125]: Invalid user oracle from "
-            "2a01:4f8::7 port 2222")
-        self.assertEqual(self.posted(), ["45.1.2.3 sshd: failed password for root",
-                                         "45.1.2.4 sshd: failed password for invalid user admin",
-                                         "2a01:4f8::7 sshd: invalid user oracle"])
-        self.assertRegexp("tn feeds", r"sshd:/\S+/log \(lines_read 6, threats 5, ignored 1, "
-                                      r"rejected 0\); reported 3, refused: duplicate 1, "
-                                      r"filtered 1; outbox: waiting 0, sent 3, dropped 0")
+            *(f"Nov 22 03:04:09 gw sshd[{pid}]: Invalid user test from 10.0.0.7 port 1234"
+              for pid in range(10, 15)),
+            *(f"2026-11-22T03:04:10.123456+00:00 gw sshd-session[{pid}]: Invalid user oracle "
+              f"from 2a01:4f8::7 port 2222" for pid in range(20, 24)),
+            self.sshd("45.1.2.3", 5))
+        self.assertEqual(self.posted(), ["45.1.2.3 sshd: 4 failed passwords, 1 invalid user "
+                                         "in 600 s"])
+        self.assertRegexp("tn feeds", r"\(threshold 5 in 600 s; lines read 16, found 15, "
+                                      r"ignored 1, rejected 0, threats 2, below threshold 1, "
+                                      r"evicted 0\); reported 1, refused: filtered 1; outbox: "
+                                      r"waiting 0, sent 1, dropped 0")
         self.assertRegexp("tn check 45.1.2.3", "reported by test 0 s ago")
+
+    def testNoUsernameIsEverPosted(self):
+        self.feed("sshd(maxretry=1)")
+        self.append(self.sshd("45.1.2.3", 1, user="alice"),
+                    "Nov 22 03:04:05 gw sshd[2]: User bob from 45.1.2.4 not allowed because "
+                    "listed in DenyUsers")
+        self.assertEqual(self.posted(), ["45.1.2.3 sshd: failed password",
+                                         "45.1.2.4 sshd: disallowed user"])
+
+    def testFeedWithItsOwnThreshold(self):
+        self.feed("sshd(maxretry=2,findtime=1m)")
+        self.append(self.sshd("45.1.2.3", 1))
+        self.assertEqual(self.posted(), [])
+        self.tick(61)  # the first failure leaves the window
+        self.append(self.sshd("45.1.2.3", 2))
+        self.assertEqual(self.posted(), [])
+        self.append(self.sshd("45.1.2.3", 3))
+        self.assertEqual(self.posted(), ["45.1.2.3 sshd: 2 failed passwords in 60 s"])
+        self.assertRegexp("tn feeds", r"sshd\(maxretry=2,findtime=1m\):/\S+/log "
+                                      r"\(threshold 2 in 60 s;")
 
     def testPostfix(self):
         self.feed("postfix")
+        self.append(*(
+            f"Nov 22 03:05:0{n} mx postfix/smtpd[777]: warning: unknown[45.2.0.1]: SASL LOGIN "
+            f"authentication failed: authentication failure, sasl_username=u{n}@example.org"
+            for n in range(5)))
         self.append(
-            "Nov 22 03:05:01 mx postfix/smtpd[777]: warning: unknown[45.2.0.1]: SASL LOGIN "
-            "authentication failed: UGFzc3dvcmQ6",
             "Nov 22 03:05:02 mx postfix/smtpd[777]: NOQUEUE: reject: RCPT from unknown[45.2.0.2]: "
             "554 5.7.1 Service unavailable; Client host [45.2.0.2] blocked using "
             "zen.spamhaus.org; https://www.spamhaus.org/query/ip/45.2.0.2; "
             "from=<a@b.example> to=<c@d.example> proto=ESMTP helo=<x>",
             "Nov 22 03:05:03 mx postfix/smtpd[777]: connect from unknown[45.2.0.3]")
-        self.assertEqual(self.posted(), ["45.2.0.1 postfix: sasl login auth failed",
-                                         "45.2.0.2 postfix: listed on zen.spamhaus.org"])
+        self.assertEqual(self.posted(), ["45.2.0.1 postfix: 5 sasl login auth failures in 600 s"])
+        self.assertRegexp("tn feeds", "threats 1, below threshold 1,")
 
     def testFail2ban(self):
         self.feed("fail2ban")
@@ -151,9 +189,22 @@ class QuietFeedTestCase(FeedTestCase):
 
     def testBadSettingsAreRejected(self):
         self.assertRegexp("config plugins.ThreatNetCache.feeds nope:/var/log/x",
-                          "bad feed 'nope:/var/log/x'")
+                          "bad feed 'nope:/var/log/x': unknown extractor 'nope'")
         self.assertRegexp("config plugins.ThreatNetCache.feeds sshd:var/log/auth.log",
                           "extractor:/absolute/path")
+        self.assertRegexp("config plugins.ThreatNetCache.feeds sshd(maxretry=0):/var/log/a",
+                          r"bad feed 'sshd\(maxretry=0\):/var/log/a': maxretry must be a "
+                          r"whole number from 1 to 100, not '0'")
+        self.assertRegexp("config plugins.ThreatNetCache.feeds sshd(bantime=1h):/var/log/a",
+                          "unknown option 'bantime=1h'")
+        self.assertRegexp("config plugins.ThreatNetCache.feeds sshd(findtime=forever):/v/a",
+                          "findtime must be 1 s to 1 day")
+        self.assertNotError("config plugins.ThreatNetCache.feeds "
+                            "sshd(maxretry=3,findtime=10m):/var/log/auth.log plain:/var/log/t")
+        self.assertRegexp("config plugins.ThreatNetCache.feeds",
+                          r"Global: sshd\(maxretry=3,findtime=10m\):/var/log/auth.log "
+                          r"plain:/var/log/t;")
+        setting("feeds").setValue([])
         self.assertRegexp("config plugins.ThreatNetCache.discard 10.0.0.1/8",
                           "did you mean 10.0.0.0/8")
         self.assertRegexp("config plugins.ThreatNetCache.trust everyone", "Valid values")
