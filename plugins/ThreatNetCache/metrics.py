@@ -57,8 +57,17 @@ class _Collector:
             "pending": family("gauge", "threatnet_reports_queued",
                               "Reports waiting in the outbox.", chan),
             "feed": family("counter", "threatnet_feed_lines",
-                           "Log lines read by a feed, by result.",
+                           "Log lines read by a feed, by result (found, ignored, rejected).",
                            chan + ["feed", "result"]),
+            "feed_threats": family("counter", "threatnet_feed_threats",
+                                   "Threats a feed reported (a threshold reached).",
+                                   chan + ["feed"]),
+            "feed_below": family("gauge", "threatnet_feed_below_threshold",
+                                 "Addresses a feed counts below its threshold now.",
+                                 chan + ["feed"]),
+            "feed_evicted": family("counter", "threatnet_feed_evicted",
+                                   "Addresses forgotten below the threshold: too many.",
+                                   chan + ["feed"]),
             "feed_error": family("gauge", "threatnet_feed_error",
                                  "1 while a feed cannot be read.", chan + ["feed"]),
             "r_up": family("gauge", "threatnet_responder_up",
@@ -101,8 +110,11 @@ class _Collector:
                 f["refused"].add_metric(labels + [reason], n)
             f["pending"].add_metric(labels, c.pending)
             for spec, stats, error in c.feeds:
-                for result in ("threats", "ignored", "rejected"):
+                for result in ("found", "ignored", "rejected"):
                     f["feed"].add_metric(labels + [spec, result], stats.get(result, 0))
+                f["feed_threats"].add_metric(labels + [spec], stats.get("threats", 0))
+                f["feed_below"].add_metric(labels + [spec], stats.get("below_threshold", 0))
+                f["feed_evicted"].add_metric(labels + [spec], stats.get("evicted", 0))
                 f["feed_error"].add_metric(labels + [spec], 1 if error else 0)
             for s in c.responders:
                 rl = labels + [s.name]

@@ -223,6 +223,7 @@ class ReadTestCase(HttpTestCase):
         self.assertEqual(value("threatnet_lines_kept_total"), 1)
         self.assertEqual(value("threatnet_lines_discarded_total", reason="duplicate"), 1)
         self.assertEqual(value("threatnet_lines_discarded_total", reason="untrusted"), 1)
+        self.assertEqual(value("threatnet_lines_discarded_total", reason="protected"), 0)
         self.assertEqual(value("threatnet_cache_threats"), 1)
         self.assertEqual(value("threatnet_block_period_seconds"), 3600)
         self.assertEqual(value("threatnet_synced"), 0)
