@@ -95,7 +95,7 @@ class ThreatCache:
 
     __slots__ = ("_clock", "_timeout", "_aggregate_v6", "_index", "_base", "_head", "_keys",
                  "_times", "_sources", "_shared", "_pending", "_kept", "_discard", "_expired",
-                 "_started", "_listening_since", "on_keep")
+                 "_started", "_listening_since", "on_keep", "limit")
     name = "duplicate"
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, clock: Callable[[], float] = time.time,
@@ -116,6 +116,8 @@ class ThreatCache:
         # Called with the new Entry for every threat kept, whichever path kept it (e.g.
         # a host of responders); None costs the hot path one attribute test.
         self.on_keep: Callable[[Entry], None] | None = None
+        # Current threats at most: keep() refuses new ones beyond it (0: no limit).
+        self.limit = 0
 
     # -- the block period and synchronisation
 
@@ -150,9 +152,10 @@ class ThreatCache:
 
     # -- the filter
 
-    def keep(self, msg: ThreatMessage, nick: str = "", account: str | None = None) -> bool:
+    def keep(self, msg: ThreatMessage, nick: str = "", account: str | None = None,
+             ) -> bool | None:
         """True, recording the threat with its sender, if its IP is not current;
-        False for a duplicate."""
+        False for a duplicate; None (not kept either) when ``limit`` threats are current."""
         key = msg.key
         if self._aggregate_v6 and not V4_MAPPED_FIRST <= key <= V4_MAPPED_LAST:
             key &= _PREFIX64
@@ -166,6 +169,8 @@ class ThreatCache:
             # Expired but not yet swept: report it as expired, then record anew.
             self._pending.append(self._entry(pos, now))
             self._keys[pos] = None
+        elif self.limit and len(self._index) >= self.limit and len(self) >= self.limit:
+            return None
         keys = self._keys
         self._index[key] = self._base + len(keys)
         keys.append(key)

@@ -24,6 +24,7 @@ flood can neither push real threats out nor exhaust memory.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -97,6 +98,7 @@ class Listener:
         self._keyring = KeyRing()
         self._topic_block: int | None = None
         self._topic_quorum = DEFAULT_QUORUM
+        self._quorum = DEFAULT_QUORUM
         self._trust = Chain(())
         self._wanted = Chain(())
         self._verify = Chain(()).check
@@ -135,13 +137,13 @@ class Listener:
         else:
             self.signature = None
         wanted: list[Filter] = []
-        if settings.discard:
-            wanted.append(NetworkFilter("discard", settings.discard))
-        if settings.protect:
-            wanted.append(NetworkFilter("discard", settings.protect, name="protected"))
+        if settings.discard or settings.protect:
+            wanted.append(_Unwanted(settings.discard, settings.protect))
         self._wanted = Chain(wanted)
         self._verify = Chain(trusting).check
         self._screen = Chain([*trusting, *wanted]).check
+        self._quorum = settings.quorum or self._topic_quorum
+        self.cache.limit = settings.max_threats
         for entry in list(self.cache):
             if self._wanted.check(_message(entry)) is not None:
                 self.remove(entry.key)
@@ -165,24 +167,26 @@ class Listener:
               ) -> str | None:
         """The cache's part: keep a new threat (the cache's on_keep acts on it at once
         without a quorum), or count a corroboration."""
-        cache, key, settings = self.cache, msg.key, self.settings
-        if cache.full(settings.max_threats) and cache.check(key) is None:  # type: ignore[union-attr]
-            return "full"
-        if cache.keep(msg, nick, account):
+        kept = self.cache.keep(msg, nick, account)
+        key = msg.key
+        if kept:
             if not account and host:
                 self._hosts[key] = host
-            if self.quorum > 1:
-                self._reporters[key] = [reporter(account, host, settings.casemapping)]  # type: ignore[union-attr]
+            if self._quorum > 1:
+                self._reporters[key] = [
+                    reporter(account, host, self.settings.casemapping)]  # type: ignore[union-attr]
                 self._waiting.add(key)
             return None
+        if kept is None:
+            return "full"
         who = self._reporters.get(key)
         if who is None or key not in self._waiting:
             return "duplicate"
-        name = reporter(account, host, settings.casemapping)  # type: ignore[union-attr]
+        name = reporter(account, host, self.settings.casemapping)  # type: ignore[union-attr]
         if name in who:
             return "duplicate"
         who.append(name)
-        if len(who) >= self.quorum:
+        if len(who) >= self._quorum:
             self._act(key)
         return "corroborated"
 
@@ -197,7 +201,7 @@ class Listener:
         self.cache.on_keep = self._kept if act is not None else None
 
     def _kept(self, entry: Entry) -> None:
-        if self.quorum <= 1:  # else it waits for the quorum (_take)
+        if self._quorum <= 1:  # else it waits for the quorum (_take)
             self._on_act(entry)  # type: ignore[misc]
 
     def verify(self, msg: ThreatMessage, envelope: Envelope | None) -> str | None:
@@ -221,7 +225,7 @@ class Listener:
     @property
     def quorum(self) -> int:
         """Distinct reporters a threat needs before it is acted on."""
-        return self.settings.quorum or self._topic_quorum  # type: ignore[union-attr]
+        return self._quorum
 
     def acted(self, key: int) -> bool:
         """Whether the threat at ``key`` is current and acted on."""
@@ -312,6 +316,7 @@ class Listener:
             self._topic_block, self._topic_quorum = topic.block, topic.quorum
         except TopicError:
             self._topic_block, self._topic_quorum = None, DEFAULT_QUORUM
+        self._quorum = self.settings.quorum or self._topic_quorum  # type: ignore[union-attr]
         self._act_waiting()
         return self._apply_block()
 
@@ -358,6 +363,22 @@ class Listener:
         counts.update((reason, self.heard[reason]) for reason in OCCASIONAL
                       if self.heard.get(reason))
         return counts
+
+
+class _Unwanted(NetworkFilter):
+    """The discard ("filtered") and protected ("protected") networks as one filter: most
+    lines are in neither, and pass on one test of the two merged."""
+
+    def __init__(self, discard: tuple[str, ...], protect: tuple[str, ...]) -> None:
+        super().__init__("discard", discard + protect)
+        self._discard = NetworkFilter("discard", discard) if discard else None
+
+    def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:
+        if not bisect_right(self._bounds, msg.key) & 1:
+            return None
+        if self._discard is not None and not self._discard.accepts(msg.key):
+            return "filtered"  # as before protect existed: bogons stay "filtered"
+        return "protected"
 
 
 def _message(entry: Entry) -> ThreatMessage:
