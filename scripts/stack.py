@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
-import tlscert
+from threatnet_tools import tlscert
 from ircclient import Client, connect_all
 
 ROOT = Path(__file__).resolve().parents[1]

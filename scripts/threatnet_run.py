@@ -29,7 +29,7 @@ from ircclient import Client, IRCError  # noqa: E402
 from stack import (CACHE_SETTINGS, GUARD_SETTINGS, LIVE, ROOT,  # noqa: E402
                    Bot, InspIRCdAtheme, StackError, add_certificates, free_port, password,
                    port_is_free, register_accounts, stop_all)
-import tlscert  # noqa: E402
+from threatnet_tools import tlscert  # noqa: E402
 
 RUN = ROOT / "run"
 LOCAL = RUN / "local"
@@ -186,7 +186,7 @@ A voiced agent (or you, once whitelisted) posts a threat as a channel line: 11.2
 
 Services: /msg NickServ REGISTER <password> <email> makes an account; SASL PLAIN works, and
 SASL EXTERNAL over TLS with a client certificate added by /msg NickServ CERT ADD <fingerprint>
-(scripts/threatnet_agentcert.py makes one and prints the steps).
+(python -m threatnet_tools.agentcert makes one and prints the steps).
 Another agent against this network (TLS, logged in by its own certificate):
   make agent NAME=agent1 FEED=/var/log/auth.log
 Credentials: {creds.relative_to(ROOT)} (mode 600). Logs: {LOCAL.relative_to(ROOT)}/ircd/, {bot.dir.relative_to(ROOT)}/logs/messages.log
@@ -380,7 +380,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     run.add_argument("--server-fingerprint", help="--server's certificate SHA-256 "
                      "fingerprint(s), comma separated: TLS, pinned")
     run.add_argument("--certfile", help="client certificate + key (PEM) for SASL EXTERNAL "
-                     "(scripts/threatnet_agentcert.py)")
+                     "(python -m threatnet_tools.agentcert)")
     run.add_argument("--sasl-file", help="file with `user:password` (else THREATNET_SASL_USER"
                                          " and THREATNET_SASL_PASSWORD)")
     run.add_argument("--listener-only", action="store_true",
