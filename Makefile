@@ -48,7 +48,7 @@ agent: setup
 	  $(call opt,SERVER_FP,--server-fingerprint) $(call opt,CERTFILE,--certfile) $(ARGS)
 
 bench: setup
-	$(PY) bench/core.py
+	$(PY) -m bench.core
 
 clean:
 	rm -rf $(VENV) .apt-installed run .pytest_cache

@@ -1,6 +1,6 @@
 """Long run of the plugin fuzzer: both plugins in one bot, fed fuzzed raw IRC lines.
 
-    .venv/bin/python bench/fuzz.py [--lines 1000000] [--seed 2004] [--check-every 100]
+    .venv/bin/python -m bench.fuzz [--lines 1000000] [--seed 2004] [--check-every 100]
 
 The same harness as tests/plugins/test_fuzz_plugins.py (read its docstring): raw
 bytes decoded and parsed the way Limnoria's socket driver does, fed to a bot running

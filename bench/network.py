@@ -15,7 +15,7 @@ With --bridged M, a separate ngIRCd network ("far") gets M more listeners, reach
 through one Network Bridge bot (ThreatNetCache, bridge main #bench -> far #bench,
 its queue unthrottled): what one bridge hop adds.
 
-    .venv/bin/python bench/network.py [--listeners 9] [--seconds 10] [--rates 100,1000]
+    .venv/bin/python -m bench.network [--listeners 9] [--seconds 10] [--rates 100,1000]
                                       [--servers 3] [--config ThreatNetCache|NoOp]
                                       [--bridged 0]
 """
@@ -32,10 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from propagation import (CHANNEL, CONFIGS, PROBE_INIT, PROBE_PLUGIN, collect,  # noqa: E402
-                         cpu_seconds, host_busy, ips, offer, percentile, probe_size)
+from bench.propagation import (CHANNEL, CONFIGS, PROBE_INIT, PROBE_PLUGIN, collect,  # noqa: E402
+                               cpu_seconds, host_busy, ips, offer, percentile, probe_size)
 from stack import (MINIMAL, PLUGINS_DIR, Bot, NgIRCd, network_settings,  # noqa: E402
                    ngircd_network, start_bots, stop_all, stop_bots)
 

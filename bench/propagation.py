@@ -9,7 +9,7 @@ listener writes when it has the threat (the log format carries `%(created)`, the
 record's own time.time()). The same bots then run a no-op plugin that logs each line it
 sees: the baseline cost of Limnoria's ingest. Prints figures, asserts nothing.
 
-    .venv/bin/python bench/propagation.py [--seconds 10] [--rates 100,1000] [--listeners 5]
+    .venv/bin/python -m bench.propagation [--seconds 10] [--rates 100,1000] [--listeners 5]
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ server relayed to a raw client, RSS and CPU of each bot (start, peak, end), Guar
 voice and kick latency idle and under load (median, p95, max, misses), how busy the
 machine was, and anything the bots logged as errors. Asserts nothing.
 
-    .venv/bin/python bench/soak.py [--agents 20] [--rate 200] [--seconds 30]
+    .venv/bin/python -m bench.soak [--agents 20] [--rate 200] [--seconds 30]
                                    [--listeners 3] [--probe-every 2] [--idle-probes 5]
                                    [--probe-timeout 30] [--drain-timeout 600]
                                    [--listener-nice N] [--keep]
