@@ -2,7 +2,7 @@
 """Network benchmark: propagation across linked servers, to N listener bots.
 
 Three linked ngIRCd servers on loopback (servers 2 and 3 link to server 1, as
-scripts/stack.py's ngircd_network makes them), one provider on server 1 (a raw
+lab/stack.py's ngircd_network makes them), one provider on server 1 (a raw
 client that creates the channel, so it is opped and therefore trusted) and N
 listener bots (real supybot processes with ThreatNetCache) spread round-robin over
 the servers. The provider offers each rate for a bounded time; latency is from the
@@ -30,13 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from bench.propagation import (CHANNEL, CONFIGS, PROBE_INIT, PROBE_PLUGIN, collect,  # noqa: E402
+from bench.propagation import (CHANNEL, CONFIGS, PROBE_INIT, PROBE_PLUGIN, collect,
                                cpu_seconds, host_busy, ips, offer, percentile, probe_size)
-from stack import (MINIMAL, PLUGINS_DIR, Bot, NgIRCd, network_settings,  # noqa: E402
-                   ngircd_network, start_bots, stop_all, stop_bots)
+from lab.stack import (MINIMAL, PLUGINS_DIR, Bot, NgIRCd, network_settings, ngircd_network,
+                       start_bots, stop_all, stop_bots)
 
 
 IDLE = 5.0  # seconds of no traffic, to measure a listener's idle CPU

@@ -22,11 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from ircclient import Client  # noqa: E402
-from stack import PLUGINS_DIR, Bot, NgIRCd, start_bots, stop_all, stop_bots  # noqa: E402
+from lab.ircclient import Client
+from lab.stack import PLUGINS_DIR, Bot, NgIRCd, start_bots, stop_all, stop_bots
 
 CHANNEL = "#bench"
 TICK = 0.01  # the provider sends a batch every 10 ms

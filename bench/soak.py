@@ -45,12 +45,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from ircclient import Client, connect_all  # noqa: E402
-from stack import (CACHE_SETTINGS, GUARD_SETTINGS, MINIMAL, Bot, NgIRCd, start_bots,  # noqa: E402
-                   stop_all, stop_bots)
+from lab.ircclient import Client, connect_all
+from lab.stack import (CACHE_SETTINGS, GUARD_SETTINGS, MINIMAL, Bot, NgIRCd, start_bots,
+                       stop_all, stop_bots)
 
 CHANNEL = "#soak"
 AGENT_NET = "127.0.2.0/24"  # each agent its own address: the Guard counts floods per host

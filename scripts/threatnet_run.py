@@ -1,11 +1,14 @@
-#!/usr/bin/env python3
 """`make run` and `make agent`: ThreatNet on real IRC, on this machine or an existing network.
 
-    threatnet_run.py run                       local InspIRCd + Atheme + the channel bot
-    threatnet_run.py run --server HOST:PORT    only the bot, joining an existing network
-    threatnet_run.py agent --name NAME [--feed FILE]
-                                               one more agent (ThreatNetCache only) on the
-                                               local network started by `run`
+    python -m scripts.threatnet_run run         local InspIRCd + Atheme + the channel bot
+    python -m scripts.threatnet_run run --server HOST:PORT
+                                                only the bot, joining an existing network
+    python -m scripts.threatnet_run agent --name NAME [--feed FILE]
+                                                one more agent (ThreatNetCache only) on the
+                                                local network started by `run`
+
+Run from the repository root (the Makefile does): the servers and bots come from the lab
+(lab/stack.py, lab/ircclient.py).
 
 Everything generated (configs, logs, databases, passwords) goes under run/ (gitignored).
 Ctrl-C (or SIGTERM) stops every process this script started.
@@ -23,13 +26,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ircclient import Client, IRCError  # noqa: E402
-from stack import (CACHE_SETTINGS, GUARD_SETTINGS, LIVE, ROOT,  # noqa: E402
-                   Bot, InspIRCdAtheme, StackError, add_certificates, free_port, password,
-                   port_is_free, register_accounts, stop_all)
-from threatnet_tools import tlscert  # noqa: E402
+from lab.ircclient import Client, IRCError
+from lab.stack import (CACHE_SETTINGS, GUARD_SETTINGS, LIVE, ROOT, Bot, InspIRCdAtheme,
+                       StackError, add_certificates, free_port, password, port_is_free,
+                       register_accounts, stop_all)
+from threatnet_tools import tlscert
 
 RUN = ROOT / "run"
 LOCAL = RUN / "local"

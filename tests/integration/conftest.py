@@ -2,7 +2,7 @@
 
 Servers start once per session; every bot and client a test makes is stopped when the
 test ends, and atexit (plus a parent-death signal) stops anything left over. Helpers are
-in harness.py, the stack itself in scripts/stack.py and scripts/ircclient.py.
+in harness.py, the stack itself in the lab (lab/stack.py and lab/ircclient.py).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import Lab, stack
-from stack import InspIRCdAtheme, NgIRCd
+from lab.stack import InspIRCdAtheme, NgIRCd
 
 
 def _need(binary: str) -> None:

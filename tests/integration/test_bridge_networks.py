@@ -18,7 +18,7 @@ import time
 import pytest
 
 from harness import CACHE, OWNER, Lab, identify, stack
-from stack import NgIRCd, network_settings, start_bots
+from lab.stack import NgIRCd, network_settings, start_bots
 
 BLOCK = 5
 X, Y, Z = "#tnx", "#tny", "#tnz"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from harness import CACHE, GUARD, Lab, write_whitelist
-from stack import ROOT, Bot, start_bots
+from lab.stack import ROOT, Bot, start_bots
 from threatnet_tools import tlscert
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from harness import (AGENT_IP, CACHE, GUARD, OWNER, STRANGER_IP, Lab, answers, stack,
                      write_whitelist)
-from stack import Bot, ngircd_network, start_bots
+from lab.stack import Bot, ngircd_network, start_bots
 
 CHANNEL = "#tnlinked"
 

@@ -1,6 +1,6 @@
 """The real ThreatNet stack on this machine: IRC servers, services and Limnoria bots.
 
-Used by the integration tests, bench/propagation.py and `make run` (scripts/threatnet_run.py).
+Used by the integration tests, the benchmarks and `make run` (scripts/threatnet_run.py).
 Every process runs in its own process group, is remembered in `LIVE`, and is stopped by
 `stop_all()` (registered with atexit; callers also stop what they start). Configs are
 rendered from the templates in conf/ into a per-run directory; nothing checked in is ever
@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
+from lab.ircclient import Client, connect_all
 from threatnet_tools import tlscert
-from ircclient import Client, connect_all
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
