@@ -2,7 +2,7 @@
 """Network benchmark: propagation across linked servers, to N listener bots.
 
 Three linked ngIRCd servers on loopback (servers 2 and 3 link to server 1, as
-lab/stack.py's ngircd_network makes them), one provider on server 1 (a raw
+lab/servers.py's ngircd_network makes them), one provider on server 1 (a raw
 client that creates the channel, so it is opped and therefore trusted) and N
 listener bots (real supybot processes with ThreatNetCache) spread round-robin over
 the servers. The provider offers each rate for a bounded time; latency is from the
@@ -32,8 +32,9 @@ from pathlib import Path
 
 from bench.propagation import (CHANNEL, CONFIGS, PROBE_INIT, PROBE_PLUGIN, collect,
                                cpu_seconds, host_busy, ips, offer, percentile, probe_size)
-from lab.stack import (MINIMAL, PLUGINS_DIR, Bot, NgIRCd, network_settings, ngircd_network,
-                       start_bots, stop_all, stop_bots)
+from lab.bots import MINIMAL, PLUGINS_DIR, Bot, network_settings, start_bots, stop_bots
+from lab.process import stop_all
+from lab.servers import NgIRCd, ngircd_network
 
 
 IDLE = 5.0  # seconds of no traffic, to measure a listener's idle CPU

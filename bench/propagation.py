@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 
 from lab.ircclient import Client
-from lab.stack import PLUGINS_DIR, Bot, NgIRCd, start_bots, stop_all, stop_bots
+from lab.bots import PLUGINS_DIR, Bot, start_bots, stop_bots
+from lab.process import stop_all
+from lab.servers import NgIRCd
 
 CHANNEL = "#bench"
 TICK = 0.01  # the provider sends a batch every 10 ms

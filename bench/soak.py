@@ -46,8 +46,9 @@ import time
 from pathlib import Path
 
 from lab.ircclient import Client, connect_all
-from lab.stack import (CACHE_SETTINGS, GUARD_SETTINGS, MINIMAL, Bot, NgIRCd, start_bots,
-                       stop_all, stop_bots)
+from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, MINIMAL, Bot, start_bots, stop_bots
+from lab.process import stop_all
+from lab.servers import NgIRCd
 
 CHANNEL = "#soak"
 AGENT_NET = "127.0.2.0/24"  # each agent its own address: the Guard counts floods per host

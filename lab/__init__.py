@@ -4,6 +4,12 @@ Used by the integration tests (tests/integration/), the benchmarks (bench/) and 
 `make agent` (scripts/threatnet_run.py). Not part of the installed package: import it from
 the repository root (pytest's ``pythonpath``, ``python -m bench.NAME``).
 
-- ``lab.stack``: servers, services and bots as child processes, stopped together.
+- ``lab.process``: child processes in their own process groups, stopped together; ports.
+- ``lab.config``: conf/ templates rendered into a run directory, fresh secrets.
+- ``lab.servers``: ngIRCd (alone or linked), InspIRCd + Atheme services (accounts, TLS).
+- ``lab.bots``: Limnoria bots (real ``supybot`` processes) and their registry settings.
 - ``lab.ircclient``: a small IRC client that registers, negotiates SASL and waits for lines.
 """
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository: conf/, plugins/, run/

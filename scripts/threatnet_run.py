@@ -8,7 +8,7 @@
                                                 local network started by `run`
 
 Run from the repository root (the Makefile does): the servers and bots come from the lab
-(lab/stack.py, lab/ircclient.py).
+(lab/).
 
 Everything generated (configs, logs, databases, passwords) goes under run/ (gitignored).
 Ctrl-C (or SIGTERM) stops every process this script started.
@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from lab import ROOT
+from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot
+from lab.config import password
 from lab.ircclient import Client, IRCError
-from lab.stack import (CACHE_SETTINGS, GUARD_SETTINGS, LIVE, ROOT, Bot, InspIRCdAtheme,
-                       StackError, add_certificates, free_port, password, port_is_free,
-                       register_accounts, stop_all)
+from lab.process import LIVE, StackError, free_port, port_is_free, stop_all
+from lab.servers import InspIRCdAtheme, add_certificates, register_accounts
 from threatnet_tools import tlscert
 
 RUN = ROOT / "run"

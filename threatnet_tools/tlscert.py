@@ -1,6 +1,6 @@
 """Self-signed TLS certificates: the local server's, and agents' client certificates (CertFP).
 
-Used by the lab (lab/stack.py: a new server certificate per run directory) and by
+Used by the lab (lab/servers.py: a new server certificate per run directory) and by
 threatnet_tools/agentcert.py (an agent's key and certificate). Nothing here is a
 certificate authority: trust is the certificate's SHA-256 fingerprint, pinned by
 the bot (supybot.networks.<net>.ssl.serverFingerprints) or registered to a services

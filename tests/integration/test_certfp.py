@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 from harness import CACHE, GUARD, Lab, write_whitelist
-from lab.stack import ROOT, Bot, start_bots
+from lab import ROOT
+from lab.bots import Bot, start_bots
 from threatnet_tools import tlscert
 
 
