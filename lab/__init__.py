@@ -9,6 +9,9 @@ the repository root (pytest's ``pythonpath``, ``python -m bench.NAME``).
 - ``lab.servers``: ngIRCd (alone or linked), InspIRCd + Atheme services (accounts, TLS).
 - ``lab.bots``: Limnoria bots (real ``supybot`` processes) and their registry settings.
 - ``lab.ircclient``: a small IRC client that registers, negotiates SASL and waits for lines.
+- ``lab.limnoria``: Limnoria in test mode in this process (importing it opens a throw-away
+  registry), for the plugin tests and the fuzz harness.
+- ``lab.fuzz``: the fuzz harness, both plugins in one in-process bot fed fuzzed raw lines.
 """
 from pathlib import Path
 
