@@ -51,7 +51,7 @@ SETTINGS = {
 def open_registry(tmp: str, plugin: str = "ThreatNetCache") -> None:
     """A throwaway registry, opened before supybot.conf is imported (as supybot does),
     and the Guard's whitelist (the reporters' network)."""
-    for sub in ("conf", "data", "data/tmp", "logs", "backup"):
+    for sub in ("conf", "data", "data/tmp", "data/web", "logs", "backup"):
         os.makedirs(os.path.join(tmp, sub))
     path = os.path.join(tmp, "conf", "bench.conf")
     with open(path, "w") as f:
@@ -64,6 +64,7 @@ supybot.networks: {" ".join(NETWORKS.values())}
 {servers}supybot.directories.conf: {tmp}/conf
 supybot.directories.data: {tmp}/data
 supybot.directories.data.tmp: {tmp}/data/tmp
+supybot.directories.data.web: {tmp}/data/web
 supybot.directories.log: {tmp}/logs
 supybot.directories.backup: {tmp}/backup
 supybot.directories.plugins: {ROOT}/plugins

@@ -16,7 +16,7 @@ import unittest
 from lab.bots import PLUGINS_DIR
 
 _tmp = tempfile.mkdtemp(prefix="threatnet-limnoria-")
-for sub in ("conf", "data", "data/tmp", "logs", "backup"):
+for sub in ("conf", "data", "data/tmp", "data/web", "logs", "backup"):
     os.makedirs(os.path.join(_tmp, sub), exist_ok=True)
 _registry = os.path.join(_tmp, "conf", "test.conf")
 with open(_registry, "w") as f:
@@ -24,6 +24,7 @@ with open(_registry, "w") as f:
 supybot.directories.conf: {_tmp}/conf
 supybot.directories.data: {_tmp}/data
 supybot.directories.data.tmp: {_tmp}/data/tmp
+supybot.directories.data.web: {_tmp}/data/web
 supybot.directories.log: {_tmp}/logs
 supybot.reply.whenNotCommand: True
 supybot.log.stdout: False
