@@ -3,9 +3,9 @@
 Limnoria's own runner (supybot-test) opens a registry before `supybot.conf` is used; so does
 this module, with the settings plugin tests expect (the bot is `test`, commands start with
 `@`, no throttling, plugins from plugins/), then sets test mode and lets PluginTestCase be
-made with methodName='runTest' (see docs/LIMNORIA.md). Imported by the plugin
-tests' conftest and by the fuzz harness (lab.fuzz, bench/fuzz.py); import it before
-anything from supybot that reads the registry.
+made with methodName='runTest' (see docs/LIMNORIA.md). Imported by the test
+session's conftest (tests/conftest.py) and by the fuzz harness (lab.fuzz, bench/fuzz.py);
+import it before anything imports supybot.conf (supybot.ircmsgs does too).
 
 ``WHITELIST`` is the Guard's whitelist for the plugin tests' #test channel.
 """

@@ -1,11 +1,10 @@
 """Run Limnoria's PluginTestCase suites under plain pytest.
 
-Importing lab.limnoria opens a throw-away registry in test mode, as Limnoria's own runner
-(supybot-test) does, and lets pytest build test classes with methodName='runTest'. Here
-pytest is kept from collecting PluginTestCase itself, which `from supybot.test import *`
-drags into every test module (see docs/LIMNORIA.md).
+tests/conftest.py opened a throw-away registry in test mode (lab.limnoria), as Limnoria's own
+runner (supybot-test) does, and lab.limnoria lets pytest build test classes with
+methodName='runTest'. Here pytest is kept from collecting PluginTestCase itself, which
+`from supybot.test import *` drags into every test module (see docs/LIMNORIA.md).
 """
-import lab.limnoria  # noqa: F401  before anything reads the registry
 
 
 def pytest_pycollect_makeitem(collector, name, obj):
