@@ -91,8 +91,9 @@ class Bot:
             (self.dir / "conf" / db).touch()
         users = self.dir / "conf" / "users.conf"
         if self.owner and not (users.exists() and f"name {self.owner[0]}\n" in users.read_text()):
+            # in the bot's directory: it writes logs/, backup/ and tmp/ where it runs
             subprocess.run([venv_script("supybot-adduser"), "-u", self.owner[0],
-                            "-p", self.owner[1], "-c", "owner", str(users)],
+                            "-p", self.owner[1], "-c", "owner", str(users)], cwd=self.dir,
                            check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         return self.conf_path
 
