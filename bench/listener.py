@@ -44,7 +44,8 @@ PLUGIN = "plugin"  # the plugin measured
 NETWORKS = {PLUGIN: "bench", NOOP: "baseline", NOOP_NOIGNORE: "baseline2"}  # each its own Irc
 SETTINGS = {
     "ThreatNetCache": {"enable": True},
-    "ThreatNetGuard": {"enable": True, "flood.lines": 0, "kick.bogons": False},
+    "ThreatNetGuard": {"enable": True, "flood.lines": 0, "kick.bogons": False,
+                       "realHosts": True},  # the reporters' hosts are their IPs
 }
 
 

@@ -141,7 +141,9 @@ def main() -> int:
                               "supybot.plugins.User": True,  # its admins identify
                               # an honest agent at per_agent lines/s must not be a flood
                               G + "flood.lines": int(per_agent * 10 * 3) + 10,
-                              G + "ban.kicks": 0})  # the probe's strangers are kicked only
+                              G + "ban.kicks": 0,  # the probe's strangers are kicked only
+                              # ngIRCd shows real IPs: the agents' hosts are their IPs
+                              G + "realHosts": True})
         guard.dir.mkdir(parents=True, exist_ok=True)
         (guard.dir / "data").mkdir(exist_ok=True)
         (guard.dir / "data" / "ThreatNetGuard.whitelist.yaml").write_text(
