@@ -37,18 +37,18 @@ test: setup
 cli = $(if $(filter command line,$(origin $(1))),$($(1)))
 opt = $(if $(call cli,$(1)),$(2) '$(call cli,$(1))')
 run: setup
-	@$(PY) scripts/threatnet_run.py run $(call opt,SERVER,--server) $(call opt,PORT,--port) \
+	@$(PY) -m scripts.threatnet_run run $(call opt,SERVER,--server) $(call opt,PORT,--port) \
 	  $(call opt,CHANNEL,--channel) $(call opt,NICK,--nick) $(call opt,BLOCK,--block) \
 	  $(if $(call cli,TLS),--tls) $(call opt,SASL_FILE,--sasl-file) $(call opt,TLS_PORT,--tls-port) \
 	  $(call opt,SERVER_FP,--server-fingerprint) $(call opt,CERTFILE,--certfile) $(ARGS)
 
 agent: setup
-	@$(PY) scripts/threatnet_run.py agent --name '$(call cli,NAME)' $(call opt,FEED,--feed) \
+	@$(PY) -m scripts.threatnet_run agent --name '$(call cli,NAME)' $(call opt,FEED,--feed) \
 	  $(call opt,SERVER,--server) $(call opt,CHANNEL,--channel) $(if $(call cli,TLS),--tls) \
 	  $(call opt,SERVER_FP,--server-fingerprint) $(call opt,CERTFILE,--certfile) $(ARGS)
 
 bench: setup
-	$(PY) bench/core.py
+	$(PY) -m bench.core
 
 clean:
 	rm -rf $(VENV) .apt-installed run .pytest_cache

@@ -1,7 +1,7 @@
 """Benchmark of the core hot path: Threat Language parse -> Threat Filter chain
 (discard BOGONS) -> Threat Cache, over generated channel lines.
 
-    .venv/bin/python bench/core.py [--lines N] [--entries N] [--ipv6 SHARE] [--seed S]
+    .venv/bin/python -m bench.core [--lines N] [--entries N] [--ipv6 SHARE] [--seed S]
 
 Prints lines per second of CPU time on one core, for a feed line (no sender) and
 a channel line (wrapped in an Envelope, reporter recorded), and for parsing and
@@ -13,20 +13,16 @@ from __future__ import annotations
 import argparse
 import gc
 import random
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from threatnet.address import format_ip  # noqa: E402
-from threatnet.cache import ThreatCache  # noqa: E402
-from threatnet.envelope import Envelope  # noqa: E402
-from threatnet.filter import Chain, NetworkFilter  # noqa: E402
-from threatnet.language import ThreatMessage, parse_message  # noqa: E402
+from threatnet.address import format_ip
+from threatnet.cache import ThreatCache
+from threatnet.envelope import Envelope
+from threatnet.filter import Chain, NetworkFilter
+from threatnet.language import ThreatMessage, parse_message
 
 DUPLICATE_SHARE = 0.45  # lines naming a threat that is still current
 DUPLICATE_WINDOW = 50_000  # a duplicate repeats one of the last this-many threats

@@ -4,7 +4,7 @@ Runs inside a network namespace of its own (root needed), loading the shipped
 ruleset conf/nftables/threatnet.nft there; the host's firewall is not touched.
 Target: under 0.5 s for 10,000 threats.
 
-    sudo .venv/bin/python bench/firewall.py [COUNT]
+    sudo .venv/bin/python -m bench.firewall [COUNT]
 """
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from threatnet.response import FirewallResponder, Threat, ThreatResponse
 
-from threatnet.response import FirewallResponder, Threat, ThreatResponse  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGET = 0.5
 
@@ -50,7 +49,7 @@ def timed(label: str, action) -> float:
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     if os.geteuid() != 0:
-        print("bench/firewall.py needs root (network namespace + nftables)", file=sys.stderr)
+        print("bench.firewall needs root (network namespace + nftables)", file=sys.stderr)
         return 2
     ns = f"tnbench{os.getpid() % 100000}"
     subprocess.run(["ip", "netns", "add", ns], check=True)

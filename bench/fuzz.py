@@ -1,9 +1,9 @@
 """Long run of the plugin fuzzer: both plugins in one bot, fed fuzzed raw IRC lines.
 
-    .venv/bin/python bench/fuzz.py [--lines 1000000] [--seed 2004] [--check-every 100]
+    .venv/bin/python -m bench.fuzz [--lines 1000000] [--seed 2004] [--check-every 100]
 
-The same harness as tests/plugins/test_fuzz_plugins.py (read its docstring): raw
-bytes decoded and parsed the way Limnoria's socket driver does, fed to a bot running
+The fuzz harness of lab/fuzz.py (read its docstring), which the tests run for a few
+thousand lines: raw bytes decoded and parsed the way Limnoria's socket driver does, fed to a bot running
 ThreatNetCache + ThreatNetGuard in #test, every exception Limnoria catches in a hook
 captured from its log. Per line it checks the voice of the members the line concerns;
 every --check-every lines the full invariants (Guard WHOX IPs, listener caches), and
@@ -18,13 +18,8 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "plugins")]
-
-import conftest  # noqa: E402,F401  opens a throw-away Limnoria registry, test mode
-import test_fuzz_plugins  # noqa: E402
+from lab.fuzz import FuzzHarness  # Limnoria in test mode, with a throw-away registry
 
 
 def main() -> int:
@@ -35,7 +30,7 @@ def main() -> int:
                         help="full invariant check every N lines (the voice check is per line)")
     args = parser.parse_args()
 
-    harness = test_fuzz_plugins.FuzzHarness()
+    harness = FuzzHarness()
     harness.setUp()
     try:
         def progress(n, seconds, failures):

@@ -3,7 +3,7 @@ while clients stall it: requests per second, latency and answers by status, for 
 number of concurrent clients, with and without stalled clients (half a request line,
 then silence, reconnecting whenever the server cuts them).
 
-    .venv/bin/python bench/http_api.py [--seconds S] [--threats N] [--clients 1,8,31,64]
+    .venv/bin/python -m bench.http_api [--seconds S] [--threats N] [--clients 1,8,31,64]
                                        [--stall K] [--followers F]
 
 The bot side is a real ThreatNetCache in a Limnoria ``Irc`` (as bench/listener.py
@@ -13,8 +13,7 @@ limits (32 connections, 5 s to send a request); this process runs the main loop
 stallers are other processes: a new connection per request (the API answers one per
 connection), each request timed from connect to the end of the answer. /threats is
 answered from the responders' mirror, /check on the main loop. ``--followers`` keeps
-that many long-polls waiting meanwhile. Asserts nothing; named http_api.py, since a
-bench/http.py would shadow the standard library's http package here.
+that many long-polls waiting meanwhile. Asserts nothing.
 """
 from __future__ import annotations
 
@@ -24,17 +23,12 @@ import multiprocessing
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from listener import CHANNEL, NICK, open_registry  # noqa: E402 (needs the path)
+from bench.listener import CHANNEL, NICK, open_registry
 
 REPORTER = "rep"
 HALF = b"GET /threatnet/threats HTTP/1.1\r\n"

@@ -3,7 +3,7 @@
 ``irclib.Irc`` (parse, IRC state, every plugin hook) with only that plugin loaded,
 versus the same with no-op plugins, in one run.
 
-    .venv/bin/python bench/listener.py [--lines N] [--chunk C] [--ipv6 F] [--seed S]
+    .venv/bin/python -m bench.listener [--lines N] [--chunk C] [--ipv6 F] [--seed S]
                                        [--plugin ThreatNetGuard] [--owner]
 
 ``--plugin ThreatNetGuard`` measures the channel bot's policing the same way: the
@@ -30,13 +30,11 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 CHANNEL, NICK = "#threatnet", "agent"
 REPORTER_HOST = "198.51.100.{}"  # the reporters' hosts: the Guard whitelists the /24
@@ -46,14 +44,15 @@ PLUGIN = "plugin"  # the plugin measured
 NETWORKS = {PLUGIN: "bench", NOOP: "baseline", NOOP_NOIGNORE: "baseline2"}  # each its own Irc
 SETTINGS = {
     "ThreatNetCache": {"enable": True},
-    "ThreatNetGuard": {"enable": True, "flood.lines": 0, "kick.bogons": False},
+    "ThreatNetGuard": {"enable": True, "flood.lines": 0, "kick.bogons": False,
+                       "realHosts": True},  # the reporters' hosts are their IPs
 }
 
 
 def open_registry(tmp: str, plugin: str = "ThreatNetCache") -> None:
     """A throwaway registry, opened before supybot.conf is imported (as supybot does),
     and the Guard's whitelist (the reporters' network)."""
-    for sub in ("conf", "data", "data/tmp", "logs", "backup"):
+    for sub in ("conf", "data", "data/tmp", "data/web", "logs", "backup"):
         os.makedirs(os.path.join(tmp, sub))
     path = os.path.join(tmp, "conf", "bench.conf")
     with open(path, "w") as f:
@@ -66,6 +65,7 @@ supybot.networks: {" ".join(NETWORKS.values())}
 {servers}supybot.directories.conf: {tmp}/conf
 supybot.directories.data: {tmp}/data
 supybot.directories.data.tmp: {tmp}/data/tmp
+supybot.directories.data.web: {tmp}/data/web
 supybot.directories.log: {tmp}/logs
 supybot.directories.backup: {tmp}/backup
 supybot.directories.plugins: {ROOT}/plugins
@@ -80,7 +80,7 @@ supybot.log.level: WARNING
 
 def workloads(count: int, seed: int, ipv6: float) -> dict[str, list[str]]:
     """Raw server lines: threat traffic from the voiced reporters, and plain chatter."""
-    from core import REPORTERS, channel_lines
+    from bench.core import REPORTERS, channel_lines
     rnd = random.Random(seed)
     threats = [f":{REPORTERS[who][0]}!u@{REPORTER_HOST.format(who)} PRIVMSG {CHANNEL} :{line}"
                for line, who in channel_lines(count, rnd, ipv6)]
@@ -97,7 +97,7 @@ def make_irc(which: str, plugin: str, owner: bool):
     import supybot.irclib as irclib
     import supybot.ircmsgs as ircmsgs
     import supybot.plugin as supyplugin
-    from core import REPORTERS
+    from bench.core import REPORTERS
 
     class Noop(callbacks.Plugin):
         """Does nothing with channel lines: the baseline."""

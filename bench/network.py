@@ -2,7 +2,7 @@
 """Network benchmark: propagation across linked servers, to N listener bots.
 
 Three linked ngIRCd servers on loopback (servers 2 and 3 link to server 1, as
-scripts/stack.py's ngircd_network makes them), one provider on server 1 (a raw
+lab/servers.py's ngircd_network makes them), one provider on server 1 (a raw
 client that creates the channel, so it is opped and therefore trusted) and N
 listener bots (real supybot processes with ThreatNetCache) spread round-robin over
 the servers. The provider offers each rate for a bounded time; latency is from the
@@ -15,7 +15,7 @@ With --bridged M, a separate ngIRCd network ("far") gets M more listeners, reach
 through one Network Bridge bot (ThreatNetCache, bridge main #bench -> far #bench,
 its queue unthrottled): what one bridge hop adds.
 
-    .venv/bin/python bench/network.py [--listeners 9] [--seconds 10] [--rates 100,1000]
+    .venv/bin/python -m bench.network [--listeners 9] [--seconds 10] [--rates 100,1000]
                                       [--servers 3] [--config ThreatNetCache|NoOp]
                                       [--bridged 0]
 """
@@ -30,14 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from propagation import (CHANNEL, CONFIGS, PROBE_INIT, PROBE_PLUGIN, collect,  # noqa: E402
-                         cpu_seconds, host_busy, ips, offer, percentile, probe_size)
-from stack import (MINIMAL, PLUGINS_DIR, Bot, NgIRCd, network_settings,  # noqa: E402
-                   ngircd_network, start_bots, stop_all, stop_bots)
+from bench.propagation import (CHANNEL, CONFIGS, PROBE_INIT, PROBE_PLUGIN, collect,
+                               cpu_seconds, host_busy, ips, offer, percentile, probe_size)
+from lab.bots import MINIMAL, PLUGINS_DIR, Bot, network_settings, start_bots, stop_bots
+from lab.process import stop_all
+from lab.servers import NgIRCd, ngircd_network
 
 
 IDLE = 5.0  # seconds of no traffic, to measure a listener's idle CPU

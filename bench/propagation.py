@@ -9,7 +9,7 @@ listener writes when it has the threat (the log format carries `%(created)`, the
 record's own time.time()). The same bots then run a no-op plugin that logs each line it
 sees: the baseline cost of Limnoria's ingest. Prints figures, asserts nothing.
 
-    .venv/bin/python bench/propagation.py [--seconds 10] [--rates 100,1000] [--listeners 5]
+    .venv/bin/python -m bench.propagation [--seconds 10] [--rates 100,1000] [--listeners 5]
 """
 from __future__ import annotations
 
@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from ircclient import Client  # noqa: E402
-from stack import PLUGINS_DIR, Bot, NgIRCd, start_bots, stop_all, stop_bots  # noqa: E402
+from lab.ircclient import Client
+from lab.bots import PLUGINS_DIR, Bot, start_bots, stop_bots
+from lab.process import stop_all
+from lab.servers import NgIRCd
 
 CHANNEL = "#bench"
 TICK = 0.01  # the provider sends a batch every 10 ms

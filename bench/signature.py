@@ -1,6 +1,6 @@
 """Benchmark of signed threat lines: what requiring signatures costs a listener.
 
-    .venv/bin/python bench/signature.py [--lines N] [--keys K] [--seed S]
+    .venv/bin/python -m bench.signature [--lines N] [--keys K] [--seed S]
 
 Signs N lines (bench/core.py's addresses and comments) with K provider keys, then
 prints, per CPU second on one core: signing, verification alone (µs each), and a
@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from threatnet.filter import Chain  # noqa: E402
-from threatnet.language import ThreatMessage, parse_message  # noqa: E402
-from threatnet.signature import (KeyRing, RequireSignature, Signer, TrustedKey,  # noqa: E402
-                                 derive_key_id, generate_key, verify)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from core import COMMENTS, fresh_ips  # noqa: E402
+from bench.core import COMMENTS, fresh_ips
+from threatnet.filter import Chain
+from threatnet.language import ThreatMessage, parse_message
+from threatnet.signature import (KeyRing, RequireSignature, Signer, TrustedKey, derive_key_id,
+                                 generate_key, verify)
 
 NOW = 1_700_000_000
 MAX_AGE = 3600

@@ -21,7 +21,7 @@ server relayed to a raw client, RSS and CPU of each bot (start, peak, end), Guar
 voice and kick latency idle and under load (median, p95, max, misses), how busy the
 machine was, and anything the bots logged as errors. Asserts nothing.
 
-    .venv/bin/python bench/soak.py [--agents 20] [--rate 200] [--seconds 30]
+    .venv/bin/python -m bench.soak [--agents 20] [--rate 200] [--seconds 30]
                                    [--listeners 3] [--probe-every 2] [--idle-probes 5]
                                    [--probe-timeout 30] [--drain-timeout 600]
                                    [--listener-nice N] [--keep]
@@ -45,12 +45,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from ircclient import Client, connect_all  # noqa: E402
-from stack import (CACHE_SETTINGS, GUARD_SETTINGS, MINIMAL, Bot, NgIRCd, start_bots,  # noqa: E402
-                   stop_all, stop_bots)
+from lab.ircclient import Client, connect_all
+from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, MINIMAL, Bot, start_bots, stop_bots
+from lab.process import stop_all
+from lab.servers import NgIRCd
 
 CHANNEL = "#soak"
 AGENT_NET = "127.0.2.0/24"  # each agent its own address: the Guard counts floods per host
@@ -143,7 +141,9 @@ def main() -> int:
                               "supybot.plugins.User": True,  # its admins identify
                               # an honest agent at per_agent lines/s must not be a flood
                               G + "flood.lines": int(per_agent * 10 * 3) + 10,
-                              G + "ban.kicks": 0})  # the probe's strangers are kicked only
+                              G + "ban.kicks": 0,  # the probe's strangers are kicked only
+                              # ngIRCd shows real IPs: the agents' hosts are their IPs
+                              G + "realHosts": True})
         guard.dir.mkdir(parents=True, exist_ok=True)
         (guard.dir / "data").mkdir(exist_ok=True)
         (guard.dir / "data" / "ThreatNetGuard.whitelist.yaml").write_text(

@@ -1,11 +1,14 @@
-#!/usr/bin/env python3
 """`make run` and `make agent`: ThreatNet on real IRC, on this machine or an existing network.
 
-    threatnet_run.py run                       local InspIRCd + Atheme + the channel bot
-    threatnet_run.py run --server HOST:PORT    only the bot, joining an existing network
-    threatnet_run.py agent --name NAME [--feed FILE]
-                                               one more agent (ThreatNetCache only) on the
-                                               local network started by `run`
+    python -m scripts.threatnet_run run         local InspIRCd + Atheme + the channel bot
+    python -m scripts.threatnet_run run --server HOST:PORT
+                                                only the bot, joining an existing network
+    python -m scripts.threatnet_run agent --name NAME [--feed FILE]
+                                                one more agent (ThreatNetCache only) on the
+                                                local network started by `run`
+
+Run from the repository root (the Makefile does): the servers and bots come from the lab
+(lab/).
 
 Everything generated (configs, logs, databases, passwords) goes under run/ (gitignored).
 Ctrl-C (or SIGTERM) stops every process this script started.
@@ -23,13 +26,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ircclient import Client, IRCError  # noqa: E402
-from stack import (CACHE_SETTINGS, GUARD_SETTINGS, LIVE, ROOT,  # noqa: E402
-                   Bot, InspIRCdAtheme, StackError, add_certificates, free_port, password,
-                   port_is_free, register_accounts, stop_all)
-import tlscert  # noqa: E402
+from lab import ROOT
+from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot
+from lab.config import password
+from lab.ircclient import Client, IRCError
+from lab.process import LIVE, StackError, free_port, port_is_free, stop_all
+from lab.servers import InspIRCdAtheme, add_certificates, register_accounts
+from threatnet_tools import tlscert
 
 RUN = ROOT / "run"
 LOCAL = RUN / "local"
@@ -186,7 +189,7 @@ A voiced agent (or you, once whitelisted) posts a threat as a channel line: 11.2
 
 Services: /msg NickServ REGISTER <password> <email> makes an account; SASL PLAIN works, and
 SASL EXTERNAL over TLS with a client certificate added by /msg NickServ CERT ADD <fingerprint>
-(scripts/threatnet_agentcert.py makes one and prints the steps).
+(python -m threatnet_tools.agentcert makes one and prints the steps).
 Another agent against this network (TLS, logged in by its own certificate):
   make agent NAME=agent1 FEED=/var/log/auth.log
 Credentials: {creds.relative_to(ROOT)} (mode 600). Logs: {LOCAL.relative_to(ROOT)}/ircd/, {bot.dir.relative_to(ROOT)}/logs/messages.log
@@ -380,7 +383,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     run.add_argument("--server-fingerprint", help="--server's certificate SHA-256 "
                      "fingerprint(s), comma separated: TLS, pinned")
     run.add_argument("--certfile", help="client certificate + key (PEM) for SASL EXTERNAL "
-                     "(scripts/threatnet_agentcert.py)")
+                     "(python -m threatnet_tools.agentcert)")
     run.add_argument("--sasl-file", help="file with `user:password` (else THREATNET_SASL_USER"
                                          " and THREATNET_SASL_PASSWORD)")
     run.add_argument("--listener-only", action="store_true",

@@ -305,8 +305,8 @@ def test_bad_private_key_file(tmp_path: Path, text: str, reason: str) -> None:
 
 def test_keygen_script(tmp_path: Path) -> None:
     path = tmp_path / "agent.key"
-    script = [sys.executable, str(ROOT / "scripts" / "threatnet_keygen.py"), str(path)]
-    out = subprocess.run(script + ["--comment", "ammo@libera"], capture_output=True,
+    script = [sys.executable, "-m", "threatnet_tools.keygen", str(path)]
+    out = subprocess.run(script + ["--comment", "ammo@libera"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.splitlines()
     signer = load_signer(path)
     assert signer.key_id == derive_key_id(signer.public_key)
@@ -315,6 +315,6 @@ def test_keygen_script(tmp_path: Path) -> None:
     assert ring_line == public_line(signer.key_id, signer.public_key, "ammo@libera")
     ring = KeyRing.parse(ring_line)
     assert isinstance(verify(signed("192.0.2.1 x", signer=signer), ring, NOW, HOUR), Verified)
-    again = subprocess.run(script, capture_output=True, text=True)
+    again = subprocess.run(script, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode != 0 and "exists" in again.stderr
     assert load_signer(path).key_id == signer.key_id  # not replaced

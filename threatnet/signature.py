@@ -6,7 +6,7 @@ still one PRIVMSG that old agents parse as ``IP comment``::
     203.0.113.7 ssh brute force sig=<key id>.<unix seconds>.<ed25519 signature>
 
 - key id: 1-16 characters ``[A-Za-z0-9_-]`` naming the provider's key in the
-  listener's KeyRing (``threatnet_keygen.py`` uses the first 8 characters of the
+  listener's KeyRing (``threatnet_tools.keygen`` uses the first 8 characters of the
   base64url SHA-256 of the public key);
 - unix seconds: when the line was signed, decimal without leading zeros;
 - signature: the 64-byte Ed25519 signature, unpadded base64url (86 characters).
@@ -177,7 +177,7 @@ class KeyRing:
     """The providers' public keys a listener trusts, by key id.
 
     The file is one key per line, ``key-id base64url-public-key [comment...]``
-    (what ``threatnet_keygen.py`` prints); blank lines and lines starting with
+    (what ``threatnet_tools.keygen`` prints); blank lines and lines starting with
     ``#`` are ignored.
     """
 
@@ -210,7 +210,7 @@ class KeyRing:
             raw_key = _b64decode(encoded, 32)
             if raw_key is None:
                 raise KeyFileError("public key must be 43 characters of unpadded base64url "
-                                   "(as threatnet_keygen.py prints it)", file=file, line=number)
+                                   "(as threatnet_tools.keygen prints it)", file=file, line=number)
             first_seen[key_id] = number
             keys[key_id] = TrustedKey(Ed25519PublicKey.from_public_bytes(raw_key),
                                       fields[2] if len(fields) > 2 else "")

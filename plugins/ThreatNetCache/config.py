@@ -309,12 +309,12 @@ _channel("signatures.require", registry.Boolean(False, """Whether threat lines i
     the block period. Unsigned and badly signed lines are counted by reason (tn status)
     and ignored. Trust mode "signed" implies it."""))
 _channel("signatures.keyring", registry.String("", """The key ring file: one "key-id
-    public-key [comment]" line per trusted provider (scripts/threatnet_keygen.py prints
-    them). A relative path is in the bot's data directory. Re-read when it changes; a
-    missing or bad file trusts no key."""))
+    public-key [comment]" line per trusted provider (python -m threatnet_tools.keygen
+    prints them). A relative path is in the bot's data directory. Re-read when it
+    changes; a missing or bad file trusts no key."""))
 _channel("signatures.key", registry.String("", """This agent's private signing key file
-    (scripts/threatnet_keygen.py; mode 0600). When set, the agent's reports to this
-    channel are signed; if it cannot be loaded, reports are refused, never sent
+    (python -m threatnet_tools.keygen; mode 0600). When set, the agent's reports to
+    this channel are signed; if it cannot be loaded, reports are refused, never sent
     unsigned. A relative path is in the bot's data directory."""))
 
 

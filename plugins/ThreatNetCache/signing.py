@@ -14,9 +14,9 @@ conf/ThreatNetCache.conf):
   lines are counted by reason (unsigned, bad signature, unknown key, expired
   signature, future signature) in ``tn status`` and otherwise ignored.
 - ``keyring``: the key ring file (``key-id public-key [comment]`` lines, what
-  scripts/threatnet_keygen.py prints); re-read when it changes. A missing or bad
+  python -m threatnet_tools.keygen prints); re-read when it changes. A missing or bad
   file trusts no key (fail closed) and is logged.
-- ``key``: this agent's private signing key (threatnet_keygen.py, mode 0600). When
+- ``key``: this agent's private signing key (threatnet_tools.keygen, mode 0600). When
   set, every report to the channel (``tn report`` and feeds) is posted signed; a key
   that cannot be loaded stops the reports (refused as ``unsigned``), it never
   falls back to unsigned lines.

@@ -2,7 +2,7 @@
 
 Servers start once per session; every bot and client a test makes is stopped when the
 test ends, and atexit (plus a parent-death signal) stops anything left over. Helpers are
-in harness.py, the stack itself in scripts/stack.py and scripts/ircclient.py.
+in harness.py, the stack itself in the lab (lab/).
 """
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import Lab, stack
-from stack import InspIRCdAtheme, NgIRCd
+from harness import Lab
+from lab.process import StackError, require_binary, stop_all
+from lab.servers import InspIRCdAtheme, NgIRCd
 
 
 def _need(binary: str) -> None:
     try:
-        stack.require_binary(binary)
-    except stack.StackError as e:
+        require_binary(binary)
+    except StackError as e:
         pytest.skip(str(e))
 
 
@@ -26,7 +27,7 @@ def _need(binary: str) -> None:
 def stack_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("stack")
     yield path
-    stack.stop_all()
+    stop_all()
 
 
 @pytest.fixture(scope="session")

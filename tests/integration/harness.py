@@ -1,19 +1,14 @@
 """Helpers for the integration tests (fixtures are in conftest.py).
 
-The stack itself (servers, bots, the raw client) lives in scripts/stack.py and
-scripts/ircclient.py, because `make run` and bench/propagation.py use it too; importing
-this module puts scripts/ on sys.path.
+The stack itself (servers, bots, the raw client) is the lab (lab/), because `make run`
+and the benchmarks use it too.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
-import stack  # noqa: E402
-from ircclient import Client, connect_all  # noqa: E402
-from stack import Bot, start_bots, stop_bots  # noqa: E402,F401
+from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot, stop_bots
+from lab.ircclient import Client, connect_all
 
 # On loopback any 127/8 address can be a client's source: agents (whitelisted) connect
 # from AGENT_IP, everyone else from STRANGER_IP, bots from 127.0.0.1 unless told.
@@ -23,10 +18,10 @@ OWNER = ("admin", "owner-secret-1")
 
 # Registry settings as `make run` uses them: the channel bot runs both plugins with
 # CACHE and GUARD, other agents ThreatNetCache with CACHE.
-CACHE = stack.CACHE_SETTINGS
+CACHE = CACHE_SETTINGS
 # The lab's servers show every client's real IP as its host (no vhosts, cloaks or
 # services that set hosts), so IP-literal hosts count (realHosts).
-GUARD = {**stack.GUARD_SETTINGS, "supybot.plugins.ThreatNetGuard.realHosts": True}
+GUARD = {**GUARD_SETTINGS, "supybot.plugins.ThreatNetGuard.realHosts": True}
 
 
 def write_whitelist(bot: Bot, channels: dict) -> None:

@@ -17,8 +17,10 @@ import time
 
 import pytest
 
-from harness import CACHE, OWNER, Lab, identify, stack
-from stack import NgIRCd, network_settings, start_bots
+from harness import CACHE, OWNER, Lab, identify
+from lab.bots import network_settings, start_bots
+from lab.process import StackError, require_binary
+from lab.servers import NgIRCd
 
 BLOCK = 5
 X, Y, Z = "#tnx", "#tny", "#tnz"
@@ -88,8 +90,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(stack_dir):
     try:
-        stack.require_binary("ngircd")
-    except stack.StackError as e:
+        require_binary("ngircd")
+    except StackError as e:
         pytest.skip(str(e))
     w = World(stack_dir)
     try:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import tlscert
 from harness import CACHE, GUARD, Lab, write_whitelist
-from stack import ROOT, Bot, start_bots
+from lab import ROOT
+from lab.bots import Bot, start_bots
+from threatnet_tools import tlscert
 
 
 def is_mode(line, change, nick):
@@ -25,9 +26,9 @@ def tls_bot(lab: Lab, nick: str, channel: str, **kw) -> Bot:
 
 def test_agentcert_script_prints_fingerprint_and_settings(tmp_path):
     path = tmp_path / "agent7.pem"
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "threatnet_agentcert.py"),
+    out = subprocess.run([sys.executable, "-m", "threatnet_tools.agentcert",
                           str(path), "--account", "agent7", "--network", "mynet"],
-                         check=True, capture_output=True, text=True).stdout
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
     fingerprint = tlscert.file_fingerprint(path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert f"/msg NickServ CERT ADD {fingerprint}\n" in out
@@ -35,8 +36,9 @@ def test_agentcert_script_prints_fingerprint_and_settings(tmp_path):
                  "supybot.networks.mynet.sasl.mechanisms: EXTERNAL",
                  "/msg threatnet tn whitelist add account:agent7 #threatnet"):
         assert line in out, out
-    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "threatnet_agentcert.py"),
-                            str(path), "--account", "agent7"], capture_output=True, text=True)
+    again = subprocess.run([sys.executable, "-m", "threatnet_tools.agentcert",
+                            str(path), "--account", "agent7"], cwd=ROOT, capture_output=True,
+                           text=True)
     assert again.returncode == 2 and "exists" in again.stderr  # never replaced silently
     assert tlscert.file_fingerprint(path) == fingerprint
 

@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 import pytest
 
-from harness import CACHE, stack
+from harness import CACHE
+from lab.process import Proc, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "conf" / "fail2ban" / "action.d" / "threatnet.conf"
@@ -81,7 +82,7 @@ def test_three_failed_logins_become_a_threat(ngircd, lab_factory, tmp_path):
     lab = lab_factory(ngircd)
     channel = lab.channel()
     nick = lab.unique("f2b")
-    port = stack.free_port()
+    port = free_port()
     bans = tmp_path / "threatnet.bans"
     bans.write_text("")
     token_file = tmp_path / "threatnet.token"
@@ -106,7 +107,7 @@ def test_three_failed_logins_become_a_threat(ngircd, lab_factory, tmp_path):
     (watcher,) = lab.connect(lab.client(lab.unique("watch")))
     watcher.join(channel)
     bot.start()
-    stack.wait_port("127.0.0.1", port, 10)
+    wait_port("127.0.0.1", port, 10)
     assert check(port, HTTP_IP) == {"ip": HTTP_IP, "current": False, "threats": []}
 
     # fail2ban with its own configuration directory: two jails on two sshd logs.
@@ -146,7 +147,7 @@ filter = sshd
 logpath = {logs['tn-file']}
 action = threatnet[method=file, banfile="{bans}"]
 """)
-    server = stack.Proc("fail2ban", [shutil.which("fail2ban-server"), "-f", "-x", "-c",
+    server = Proc("fail2ban", [shutil.which("fail2ban-server"), "-f", "-x", "-c",
                                      str(conf), "-s", str(tmp_path / "fail2ban.sock"),
                                      "-p", str(tmp_path / "fail2ban.pid")],
                         tmp_path / "fail2ban-server.out")

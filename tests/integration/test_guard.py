@@ -9,7 +9,7 @@ import pytest
 
 from harness import (AGENT_IP, CACHE, GUARD, OWNER, STRANGER_IP, Lab, answers, identify,
                      write_whitelist)
-from stack import start_bots
+from lab.bots import start_bots
 
 TOPIC = "threatnet://threatnet.invalid/datn2004/ip-comment block=3600"
 

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from harness import CACHE, GUARD, OWNER, Lab, write_whitelist
-from stack import start_bots
+from lab.bots import start_bots
 
 AGENTS = ("127.0.0.2", "127.0.0.4", "127.0.0.5")
 # repeatGrace 0: a repeat is punished at once (the default forgives races for 10 s)

@@ -12,7 +12,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import CACHE, OWNER, identify, stack
+from harness import CACHE, OWNER, identify
+from lab.process import free_port, wait_port
 
 MISSING = "/nonexistent/threatnet-hook"
 
@@ -36,7 +37,7 @@ def test_follow_metrics_and_responders(ngircd, lab_factory, tmp_path):
     lab = lab_factory(ngircd)
     channel = lab.channel()
     nick = lab.unique("api")
-    port = stack.free_port()
+    port = free_port()
     zone = tmp_path / "threatnet.v4"
     bot = lab.bot(nick, channel, owner=OWNER, settings={
         **CACHE,
@@ -50,7 +51,7 @@ def test_follow_metrics_and_responders(ngircd, lab_factory, tmp_path):
     (alice,) = lab.connect(lab.client(lab.unique("alice")))
     alice.join(channel)
     bot.start()
-    stack.wait_port("127.0.0.1", port, 10)
+    wait_port("127.0.0.1", port, 10)
 
     start = get(port, "/threats")
     assert (start["count"], start["threats"]) == (0, [])

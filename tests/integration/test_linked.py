@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness import (AGENT_IP, CACHE, GUARD, OWNER, STRANGER_IP, Lab, answers, stack,
-                     write_whitelist)
-from stack import Bot, ngircd_network, start_bots
+from harness import AGENT_IP, CACHE, GUARD, OWNER, STRANGER_IP, Lab, answers, write_whitelist
+from lab.bots import Bot, start_bots
+from lab.process import StackError, require_binary
+from lab.servers import ngircd_network
 
 CHANNEL = "#tnlinked"
 
@@ -22,8 +23,8 @@ def voiced(client, nick: str):
 @pytest.fixture(scope="module")
 def linked(stack_dir):
     try:
-        stack.require_binary("ngircd")
-    except stack.StackError as e:
+        require_binary("ngircd")
+    except StackError as e:
         pytest.skip(str(e))
     servers = ngircd_network(stack_dir / "linked", 3)
     lab = Lab(servers[0], stack_dir / "bots" / "linked-module", "ln")

@@ -13,7 +13,7 @@ import pytest
 
 from harness import (AGENT_IP, CACHE, GUARD, OWNER, Lab, answers, identify,
                      write_whitelist)
-from stack import start_bots
+from lab.bots import start_bots
 
 BLOCK = 6
 CHANNEL = "#tnprop"

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from harness import AGENT_IP, CACHE, GUARD, OWNER, STRANGER_IP, Lab, write_whitelist
-from stack import NgIRCd
+from lab.servers import NgIRCd
 
 TOPIC = "threatnet://threatnet.invalid/datn2004/ip-comment block=3600"
 BACK_WITHIN = 30.0

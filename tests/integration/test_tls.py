@@ -4,7 +4,7 @@ no CA and no "verify off") and refuses a server whose certificate does not match
 from __future__ import annotations
 
 from harness import CACHE, Lab
-from stack import Bot
+from lab.bots import Bot
 
 
 def tls_bot(lab: Lab, nick: str, channel: str, fingerprint: str, **kw) -> Bot:

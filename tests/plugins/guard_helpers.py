@@ -13,14 +13,9 @@ import supybot.ircmsgs as ircmsgs
 import supybot.schedule as schedule
 from supybot.test import ChannelPluginTestCase
 
+from lab.limnoria import WHITELIST
+
 GUARD = "supybot.plugins.ThreatNetGuard."
-WHITELIST = """\
-channels:
-  "#test":
-    - 192.0.2.0/24
-    - 2001:db8::/48
-    - account:bob
-"""
 
 
 class GuardTestCase(ChannelPluginTestCase):

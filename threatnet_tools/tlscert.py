@@ -1,7 +1,7 @@
 """Self-signed TLS certificates: the local server's, and agents' client certificates (CertFP).
 
-Used by scripts/stack.py (a new server certificate per run directory) and by
-scripts/threatnet_agentcert.py (an agent's key and certificate). Nothing here is a
+Used by the lab (lab/servers.py: a new server certificate per run directory) and by
+threatnet_tools/agentcert.py (an agent's key and certificate). Nothing here is a
 certificate authority: trust is the certificate's SHA-256 fingerprint, pinned by
 the bot (supybot.networks.<net>.ssl.serverFingerprints) or registered to a services
 account (NickServ CERT ADD). The fingerprint is written the way InspIRCd reports it

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Generate a ThreatNet agent's signing key (Ed25519) for signed threat lines.
 
-    threatnet_keygen.py KEYFILE [--key-id ID] [--comment TEXT] [--force]
+    python -m threatnet_tools.keygen KEYFILE [--key-id ID] [--comment TEXT] [--force]
 
 Writes the private key to KEYFILE (mode 0600; an existing file is kept unless
 --force), then prints the key id and the key ring line that the operators of
@@ -13,14 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from threatnet.signature import (check_key_id, derive_key_id, generate_key,  # noqa: E402
-                                 public_line, write_private_key)
+from threatnet.signature import (check_key_id, derive_key_id, generate_key, public_line,
+                                 write_private_key)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m threatnet_tools.keygen",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("keyfile", type=Path, help="where to write the private key")
     parser.add_argument("--key-id", help="1-16 characters A-Z a-z 0-9 _ - "
                         "(default: derived from the public key)")

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Make a ThreatNet agent's TLS client certificate, for SASL EXTERNAL (CertFP).
 
-    threatnet_agentcert.py CERTFILE --account NAME [--network NET] [--channel CHAN]
-                           [--bot NICK] [--server-fingerprint FP] [--days N] [--force]
-    threatnet_agentcert.py CERTFILE --show      (the fingerprint of an existing file)
+    python -m threatnet_tools.agentcert CERTFILE --account NAME [--network NET]
+        [--channel CHAN] [--bot NICK] [--server-fingerprint FP] [--days N] [--force]
+    python -m threatnet_tools.agentcert CERTFILE --show   (the fingerprint of an existing file)
 
 Writes a new ECDSA P-256 key and a self-signed certificate to CERTFILE, both in one PEM
 file (mode 0600; an existing file is kept unless --force), then prints what the operator
@@ -19,9 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import tlscert  # noqa: E402
+from threatnet_tools import tlscert
 
 
 def instructions(path: Path, fingerprint: str, account: str, network: str, channel: str,
@@ -55,7 +52,8 @@ fingerprint (SHA-256): {fingerprint}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m threatnet_tools.agentcert",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("certfile", type=Path, help="where to write the certificate and key "
                         "(PEM, mode 0600)")
     parser.add_argument("--account", default="", help="the agent's services account")

@@ -1,9 +1,10 @@
 """A small raw-socket IRC client for tests, benchmarks and `make run`'s set-up steps.
 
-One reader thread per connection answers PING and appends every parsed line to a list;
-`wait_for` scans that list from a cursor. Registration does CAP negotiation (optionally
-SASL PLAIN, or EXTERNAL with a client certificate). InspIRCd registers clients on a
-one-second tick, so connect many clients at once with `connect_all`.
+One reader thread per connection answers PING and appends every line, parsed by
+Limnoria's `IrcMsg` (IRCv3 tag values unescaped), to a list; `wait_for` scans that list
+from a cursor. Registration does CAP negotiation (optionally SASL PLAIN, or EXTERNAL with
+a client certificate). InspIRCd registers clients on a one-second tick, so connect many
+clients at once with `connect_all`.
 
 TLS (`tls=True`) never trusts a certificate authority: the server certificate's SHA-256
 `fingerprint` must be given and must match, as the bots pin it.
@@ -19,6 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
+
+from supybot.ircmsgs import IrcMsg
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -52,25 +55,14 @@ class Line:
 
 
 def parse(raw: str, received: float = 0.0) -> Line:
-    """Parse one IRC line (without CRLF). Tag values are not unescaped beyond `\\s`."""
-    rest = raw
-    tags: dict[str, str] = {}
-    if rest.startswith("@"):
-        tagpart, _, rest = rest[1:].partition(" ")
-        for item in tagpart.split(";"):
-            key, _, value = item.partition("=")
-            tags[key] = value.replace("\\s", " ").replace("\\:", ";").replace("\\\\", "\\")
-    source = ""
-    if rest.startswith(":"):
-        source, _, rest = rest[1:].partition(" ")
-    trailing = None
-    if " :" in rest:
-        rest, _, trailing = rest.partition(" :")
-    elif rest.startswith(":"):
-        rest, trailing = "", rest[1:]
-    words = rest.split()
-    params = words[1:] + ([trailing] if trailing is not None else [])
-    return Line(raw, words[0].upper() if words else "", params, source, tags, received)
+    """One IRC line (without CRLF), parsed by Limnoria; a tag without a value is ''.
+    A line Limnoria refuses is kept with no command, so that waits pass over it."""
+    try:
+        msg = IrcMsg(raw)
+    except Exception:  # MalformedIrcMsg; no line may stop the reader thread
+        return Line(raw, "", [], received=received)
+    tags = {key: value or "" for key, value in msg.server_tags.items()}
+    return Line(raw, msg.command.upper(), list(msg.args), msg.prefix, tags, received)
 
 
 def _matcher(command: Optional[str], predicate: Optional[Callable[[Line], bool]]):
