@@ -91,6 +91,8 @@ def test_parse_dnsbl(text: str, spec: DnsblSpec | None) -> None:
                         "at most 63, not starting or ending with -)"),
     ("127.0.0.1", "'127.0.0.1': '127.0.0.1' is an address, not a zone; e.g. bl.example.net, "
                   "and zone@address to name the server"),
+    ("::1@::1", "'::1@::1': '::1' is an address, not a zone; e.g. bl.example.net, and "
+                "zone@address to name the server"),
     ("bl.example.net@ns.example.net", "'bl.example.net@ns.example.net': the server must be "
                                       "an IP address, not 'ns.example.net' (the system's "
                                       "resolvers: no @)"),
@@ -285,7 +287,7 @@ def test_status_format() -> None:
         "waiting 0, cached 0")
     assert LookupStatus(DnsblSpec("bl.example.net", ("::1", 53)), 2, 5,
                         {"timeout": 2, "busy": 1}, 1, 7, "x: no answer within 2 s").format() == (
-        "dnsbl bl.example.net@[::1]:53: listed 2, not listed 5, failed 3 (busy 1, timeout 2: "
+        "dnsbl bl.example.net@[::1]: listed 2, not listed 5, failed 3 (busy 1, timeout 2: "
         "passed unchecked); waiting 1, cached 7; last error: x: no answer within 2 s")
 
 

@@ -70,7 +70,9 @@ class DnsblSpec(NamedTuple):
         if self.server is None:
             return self.zone
         host, port = self.server
-        return f"{self.zone}@{f'[{host}]' if ':' in host else host}:{port}"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.zone}@{host}" + (f":{port}" if port != DNS_PORT else "")
 
 
 def parse_dnsbl(text: str) -> DnsblSpec | None:
@@ -86,15 +88,15 @@ def parse_dnsbl(text: str) -> DnsblSpec | None:
 def _zone(zone: str, text: str) -> str:
     name = zone.lower().removesuffix(".")
     labels = name.split(".")
+    if ":" in name or labels[-1].isdigit():
+        raise ValueError(f"{text!r}: {zone!r} is an address, not a zone; {_EXAMPLE}, "
+                         "and zone@address to name the server")
     if len(labels) < 2:
         raise ValueError(f"{text!r}: a DNSBL zone is a domain name with a dot, {_EXAMPLE}")
     for label in labels:
         if not _LABEL.match(label):
             raise ValueError(f"{text!r}: {label!r} is not a DNS label (letters, digits "
                              "and -, at most 63, not starting or ending with -)")
-    if labels[-1].isdigit():
-        raise ValueError(f"{text!r}: {zone!r} is an address, not a zone; {_EXAMPLE}, "
-                         "and zone@address to name the server")
     if len(name) > _MAX_ZONE:
         raise ValueError(f"{text!r}: a zone longer than {_MAX_ZONE} characters leaves "
                          "no room for an IPv6 address")
