@@ -307,3 +307,15 @@ def test_worker_threads(clock: Clock) -> None:
     bl.close()
     assert bl.check(key("192.0.2.3")) is None  # closed: passes unchecked
     assert not bl.work_once(block=True)
+
+
+def test_a_clock_stepping_back_neither_keeps_answers_nor_waits_longer(clock: Clock) -> None:
+    bl = lookup(clock, FakeDns({"192.0.2.1": LISTED_ANSWER}))
+    bl.check(key("192.0.2.1"))
+    bl.work_once()
+    assert bl.check(key("192.0.2.1")) == LISTED
+    clock.now -= 3600
+    assert bl.check(key("192.0.2.1")) == PENDING  # the answer is from the future: ask again
+    clock.now -= 3600
+    assert bl.check(key("192.0.2.1")) is None  # asked in the future: count it timed out
+    assert bl.status().failed == {"timeout": 1}

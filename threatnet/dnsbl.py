@@ -216,7 +216,7 @@ class DnsblLookup:
         self._clock = clock
         self._workers = workers
         # The caller's thread:
-        self._answers: dict[int, tuple[bool, float]] = {}  # key -> (listed, until)
+        self._answers: dict[int, tuple[bool, float, float]] = {}  # key -> (listed, from, until)
         self._waiting: dict[int, tuple[int, float]] = {}  # key -> (ticket, deadline)
         self._tally: Counter[str] = Counter()
         self._failed: Counter[str] = Counter()
@@ -240,13 +240,15 @@ class DnsblLookup:
         now = self._clock()
         if self._results:
             self._collect(now)
+        # Each time is checked from both ends: a clock that steps back must not keep an
+        # answer beyond its TTL, nor a relay waiting beyond the timeout.
         cached = self._answers.get(key)
-        if cached is not None and now < cached[1]:
+        if cached is not None and cached[1] <= now < cached[2]:
             return LISTED if cached[0] else None
         waiting = self._waiting.get(key)
         if waiting is None:
             return self._ask(key, now)
-        if now < waiting[1]:
+        if waiting[1] - self.timeout <= now < waiting[1]:
             return PENDING
         self._time_out(key, now)
         return None
@@ -299,28 +301,29 @@ class DnsblLookup:
                 self._fail(key, "bad answer", f"{name}: {e}", now)
                 continue
             self._tally["listed" if listed else "clear"] += 1
-            self._store(key, listed, now + min(max(result.ttl, MIN_TTL), self.max_ttl))
+            self._store(key, listed, now, min(max(result.ttl, MIN_TTL), self.max_ttl))
 
     def _fail(self, key: int, reason: str, message: str, now: float) -> None:
         self._failed[reason] += 1
         self._last_error = message
-        self._store(key, False, now + FAILURE_TTL)
+        self._store(key, False, now, FAILURE_TTL)
 
-    def _store(self, key: int, listed: bool, until: float) -> None:
+    def _store(self, key: int, listed: bool, now: float, ttl: float) -> None:
         answers = self._answers
         answers.pop(key, None)
         if len(answers) >= self.max_entries:
             del answers[next(iter(answers))]  # the oldest
-        answers[key] = (listed, until)
+        answers[key] = (listed, now, now + ttl)
 
     def expire(self) -> None:
         """Forget answers past their TTL, and count lookups past their deadline as
         timed out; call it every few seconds."""
         now = self._clock()
         self._collect(now)
-        self._answers = {key: hit for key, hit in self._answers.items() if now < hit[1]}
+        self._answers = {key: hit for key, hit in self._answers.items()
+                         if hit[1] <= now < hit[2]}
         for key, (_, deadline) in list(self._waiting.items()):
-            if deadline <= now:
+            if not deadline - self.timeout <= now < deadline:
                 self._time_out(key, now)
 
     def status(self) -> LookupStatus:
@@ -353,7 +356,7 @@ class DnsblLookup:
             self._busy += 1
         result: _Result
         try:
-            left = deadline - self._clock()
+            left = min(deadline - self._clock(), self.timeout)
             if left <= 0:  # waited in the queue too long: nobody waits for it now
                 raise DnsblError("timeout", f"no answer within {self.timeout:g} s")
             result = self._resolve(query_name(key, self.spec.zone), left)
