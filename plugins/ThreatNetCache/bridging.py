@@ -42,7 +42,7 @@ from supybot.commands import wrap
 
 from threatnet_irc.clock import now as _now
 from threatnet.bridge import Bridge, BridgeSet, Side
-from threatnet.dnsbl import DnsblLookup, dns_resolver, parse_dnsbl
+from threatnet.dnsbl import DEFAULT_TIMEOUT, DnsblLookup, dns_resolver, parse_dnsbl
 from threatnet.envelope import Envelope, Trust
 from threatnet.filter import PENDING, Chain, NetworkFilter
 from threatnet.language import ThreatMessage, parse_message
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 _SEND = "ThreatNetCache.bridge.send"  # schedule event names
 _RECHECK = "ThreatNetCache.bridge.recheck"
 RECHECK = 0.1  # seconds between looks at the answers while relays wait for a lookup
+LOOKUP_TIMEOUT = DEFAULT_TIMEOUT  # seconds a relay waits for its DNSBL answer at most
 
 DIRECTIONS = ("a->b", "b->a", "both")
 TRUST_MODES = ("voiced", "accounts", "all")
@@ -251,7 +252,7 @@ class Bridging:
             if spec is not None:  # last: only what the other filters pass is looked up
                 if spec not in lookups:
                     lookups[spec] = self._lookups.get(spec) or DnsblLookup(
-                        spec, self.resolver(spec.server), clock=_now)
+                        spec, self.resolver(spec.server), timeout=LOOKUP_TIMEOUT, clock=_now)
                 filters.append(lookups[spec])
             chains.append(Chain(filters))
         trusts = [parse_trust(text) or self._rules.setdefault(side, ChannelRule(self, side))

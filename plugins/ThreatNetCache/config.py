@@ -13,12 +13,11 @@ import shlex
 import supybot.conf as conf
 import supybot.registry as registry
 
-from threatnet.dnsbl import DEFAULT_TIMEOUT, parse_dnsbl
 from threatnet.feed import EXTRACTORS
 from threatnet.filter import NetworkFilter
 from threatnet.topic import MAX_QUORUM
 
-from .bridging import DIRECTIONS, parse_side, parse_trust
+from .bridging import DIRECTIONS, LOOKUP_TIMEOUT, parse_dnsbl, parse_side, parse_trust
 
 
 def configure(advanced):
@@ -367,7 +366,7 @@ def register_bridge(name):
         conf.registerGlobalValue(sub, "dropListed", DnsblZone("", f"""A DNSBL zone
             (e.g. bl.example.net, or bl.example.net@10.0.0.53:5353 to ask that DNS
             server instead of the system's resolvers): threats it lists are not
-            relayed (dropped as "listed"). Relays wait up to {DEFAULT_TIMEOUT:g} s for
+            relayed (dropped as "listed"). Relays wait up to {LOOKUP_TIMEOUT:g} s for
             the answer; a lookup that fails lets the threat through, counted in tn
             bridge status. Empty: no lookup."""))
     return group
