@@ -13,8 +13,8 @@ from threatnet.address import parse_ip
 from threatnet.bridge import Bridge, BridgeSet, BridgeStatus, Side, Verdict
 from threatnet.cache import SYNC_SLACK
 from threatnet.envelope import Envelope, Trust
-from threatnet.filter import Chain, Lookup, NetworkFilter
-from threatnet.language import MAX_LINE_BYTES, parse_message
+from threatnet.filter import PENDING, Chain, Lookup, NetworkFilter
+from threatnet.language import MAX_LINE_BYTES, ThreatMessage, parse_message
 from threatnet.outbox import Outbox
 from threatnet.signature import KeyRing, Signer, TrustedKey, derive_key_id, generate_key, verify
 
@@ -135,6 +135,107 @@ def test_lookup_filter() -> None:
     lookup = Lookup(lambda key: key == parse_ip("192.0.2.1"), name="in dnsbl")
     assert lookup.screen(parse_message("192.0.2.1")) == "in dnsbl"
     assert lookup.screen(parse_message("192.0.2.2")) is None
+
+
+# --- lookups: filters that answer later -------------------------------------------------------
+
+
+class Deferred:
+    """A filter that answers PENDING until ``decide`` gives an address its answer."""
+
+    def __init__(self) -> None:
+        self.answers: dict[int, str | None] = {}
+
+    def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:
+        return self.answers.get(msg.key, PENDING)
+
+    def decide(self, ip: str, reason: str | None) -> None:
+        self.answers[parse_ip(ip)] = reason
+
+
+def test_relay_waits_for_its_lookup(clock: Clock) -> None:
+    lookup = Deferred()
+    bridges = make([Bridge("uni", A, B, "a->b", a_to_b=Chain([lookup]))], clock)
+    assert bridges.receive(A, env(A, "192.0.2.1 ssh")) == [Verdict("uni", B, PENDING)]
+    assert bridges.receive(A, env(A, "192.0.2.2 smtp")) == [Verdict("uni", B, PENDING)]
+    assert bridges.take() == [] and bridges.in_lookup == 2
+    assert bridges.status()[0].format().endswith("queue south #tn 0/100 (+2 in lookup)")
+    lookup.decide("192.0.2.1", "listed")
+    lookup.decide("192.0.2.2", None)
+    assert bridges.take() == [(B, "192.0.2.2 smtp via north")]
+    assert bridges.in_lookup == 0 and dropped(bridges, "uni") == {"listed": 1}
+    assert bridges.status()[0].relayed == {"a->b": 1}
+
+
+def test_a_relay_in_lookup_is_current_on_its_target(clock: Clock) -> None:
+    lookup = Deferred()
+    bridges = make([Bridge("ab", A, B, "a->b", a_to_b=Chain([lookup])),
+                    Bridge("cb", C, B, "a->b")], clock)
+    assert bridges.receive(A, env(A, "192.0.2.1")) == [Verdict("ab", B, PENDING)]
+    assert bridges.receive(C, env(C, "192.0.2.1")) == [Verdict("cb", B, "duplicate")]
+    lookup.decide("192.0.2.1", None)
+    assert bridges.take() == [(B, "192.0.2.1 via north")]
+
+
+def test_posted_on_the_target_while_in_lookup(clock: Clock) -> None:
+    lookup = Deferred()
+    bridges = make([Bridge("uni", A, B, "a->b", a_to_b=Chain([lookup]))], clock)
+    bridges.receive(A, env(A, "192.0.2.1"))
+    bridges.receive(B, env(B, "192.0.2.1 seen here too", nick="local"))
+    lookup.decide("192.0.2.1", None)
+    assert bridges.take() == []
+    assert dropped(bridges, "uni") == {"duplicate": 1}
+
+
+def test_target_turning_quiet_while_in_lookup(clock: Clock) -> None:
+    synced = {A: True, B: True}
+    lookup = Deferred()
+    bridges = make([Bridge("uni", A, B, "a->b", a_to_b=Chain([lookup]))], clock,
+                   synced=synced.__getitem__)
+    bridges.receive(A, env(A, "192.0.2.1"))
+    synced[B] = False
+    lookup.decide("192.0.2.1", None)
+    assert bridges.take() == []
+    assert dropped(bridges, "uni") == {"quiet": 1}
+
+
+def test_relay_spreads_onward_once_its_lookup_passes(clock: Clock) -> None:
+    """A cycle A->B->C->A on one agent, with a lookup on A->B: the threat reaches B,
+    then C, and never comes back to A."""
+    lookup = Deferred()
+    bridges = make([Bridge("ab", A, B, "a->b", a_to_b=Chain([lookup])),
+                    Bridge("bc", B, C, "a->b"), Bridge("ca", C, A, "a->b")], clock)
+    assert bridges.receive(A, env(A, "192.0.2.1")) == [Verdict("ab", B, PENDING)]
+    assert bridges.take() == []
+    lookup.decide("192.0.2.1", None)
+    assert bridges.take() == [(B, "192.0.2.1 via north"), (C, "192.0.2.1 via north")]
+    assert bridges.take() == []
+    assert {s.name: s.dropped for s in bridges.status()} == {"ab": {}, "bc": {}, "ca": {}}
+
+
+def test_reconfigure_keeps_a_relay_in_lookup_on_its_route(clock: Clock) -> None:
+    lookup = Deferred()
+    bridges = make([Bridge("uni", A, B, "a->b", a_to_b=Chain([lookup]))], clock)
+    bridges.receive(A, env(A, "192.0.2.1"))
+    bridges.receive(A, env(A, "198.51.100.1"))
+    stricter = NetworkFilter("keep", ["192.0.2.0/24"], name="not kept")
+    bridges.configure([Bridge("uni", A, B, "a->b", a_to_b=Chain([stricter, lookup]))])
+    lookup.decide("192.0.2.1", None)
+    lookup.decide("198.51.100.1", None)
+    assert bridges.take() == [(B, "192.0.2.1 via north")]
+    assert dropped(bridges, "uni") == {"not kept": 1}
+
+
+def test_reconfigure_drops_relays_in_lookup_with_their_bridge(clock: Clock) -> None:
+    lookup = Deferred()
+    bridges = make([Bridge("uni", A, B, "a->b", a_to_b=Chain([lookup]))], clock)
+    bridges.receive(A, env(A, "192.0.2.1"))
+    bridges.configure([Bridge("other", A, B, "a->b")])
+    assert bridges.in_lookup == 0
+    lookup.decide("192.0.2.1", None)
+    assert bridges.take() == []
+    clock.now += BLOCK  # no longer current on A: "other" may take it now
+    assert bridges.receive(A, env(A, "192.0.2.1")) == [Verdict("other", B, None)]
 
 
 # --- the combined cache ----------------------------------------------------------------------
@@ -426,8 +527,8 @@ def test_status(clock: Clock) -> None:
     uni, east = bridges.status()
     assert uni == BridgeStatus(
         "uni", A, B, "both", {"a->b": 1}, {"filtered": 1, "untrusted": 1},
-        {B: {"waiting": 1, "sent": 1, "dropped": 0, "size": 50},
-         A: {"waiting": 0, "sent": 0, "dropped": 0, "size": 50}})
+        {B: {"waiting": 1, "sent": 1, "dropped": 0, "size": 50, "lookup": 0},
+         A: {"waiting": 0, "sent": 0, "dropped": 0, "size": 50, "lookup": 0}})
     assert uni.format() == ("uni (north #tn <-> south #tn): relayed a->b 1, b->a 0; "
                             "dropped filtered 1, untrusted 1; "
                             "queue south #tn 1/50, north #tn 0/50")

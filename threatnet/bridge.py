@@ -23,6 +23,13 @@ into it, as it does for that channel's own agents. Since the source's agents
 repeat a threat only after the source's period, a threat then crosses a
 direction at most once per the longer of the two periods: never twice within
 either side's.
+
+Lookups: a filter may answer PENDING (a DNSBL lookup in flight). The relay then
+waits beside its target's queue, counted as pending there (so no copy is queued
+meanwhile), and ``take`` asks the chain again: once it passes, the relay joins the
+queue and spreads onward as it would have at once; once it is rejected it is
+dropped, counted by the reason. The filter bounds the wait (threatnet/dnsbl.py
+passes what it could not check in time).
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from threatnet.cache import DEFAULT_TIMEOUT, ThreatCache
 from threatnet.envelope import Trust
-from threatnet.filter import Chain, Filter
+from threatnet.filter import PENDING, Chain, Filter
 from threatnet.language import MAX_LINE_BYTES, ThreatMessage, format_message
 from threatnet.outbox import Outbox
 from threatnet.signature import strip_signature
@@ -101,7 +108,8 @@ class Bridge:
 
 
 class Verdict(NamedTuple):
-    """What ``receive`` decided for one bridge direction: ``reason`` None means queued."""
+    """What ``receive`` decided for one bridge direction: ``reason`` None means queued,
+    PENDING waiting for a lookup."""
 
     bridge: str
     target: Side
@@ -111,7 +119,7 @@ class Verdict(NamedTuple):
 class BridgeStatus(NamedTuple):
     """One bridge for ``tn bridge status``: lines relayed per direction, threats
     dropped by reason (both directions), and each target's queue (``Outbox.stats()``
-    plus its ``size``)."""
+    plus its ``size`` and the relays waiting for a ``lookup``)."""
 
     name: str
     a: Side
@@ -125,6 +133,7 @@ class BridgeStatus(NamedTuple):
         relayed = ", ".join(f"{d} {self.relayed.get(d, 0)}" for d in _ROUTES[self.direction])
         dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(self.dropped.items()))
         queues = ", ".join(f"{side} {q['waiting']}/{q['size']}"
+                           + (f" (+{q['lookup']} in lookup)" if q.get("lookup") else "")
                            for side, q in self.queues.items())
         return (f"{self.name} ({self.a} {_ARROWS[self.direction]} {self.b}): relayed "
                 f"{relayed}; dropped {dropped or 'none'}; queue {queues}")
@@ -148,6 +157,15 @@ class _Route(NamedTuple):
 class _Relay(NamedTuple):
     route: _Route
     message: ThreatMessage  # as it will be sent: with its via tag
+
+
+class _Waiting(NamedTuple):
+    """A relay waiting for its route's chain to decide."""
+
+    route: _Route
+    message: ThreatMessage  # as carried from the source: not tagged yet
+    envelope: Envelope
+    reached: set[Side]  # shared with the spread it belongs to
 
 
 class BridgeSet:
@@ -174,7 +192,8 @@ class BridgeSet:
         self._tallies: dict[str, _Tally] = {}
         self._caches: dict[Side, ThreatCache] = {}
         self._outboxes: dict[Side, Outbox[_Relay]] = {}
-        self._pending: dict[Side, set[int]] = {}  # keys waiting in each target's outbox
+        self._pending: dict[Side, set[int]] = {}  # keys queued or waiting for each target
+        self._waiting: dict[Side, list[_Waiting]] = {}  # relays waiting for a lookup
         self.configure(bridges)
 
     def configure(self, bridges: Iterable[Bridge]) -> None:
@@ -213,6 +232,19 @@ class BridgeSet:
         self._outboxes = {side: outboxes[side] if side in outboxes else self._outbox(side)
                           for side in targets}
         self._pending = {side: self._pending.get(side, set()) for side in targets}
+        # Relays waiting for a lookup go on with their route as it is now (its filters
+        # may have changed), or are dropped with it.
+        current = {(r.bridge, r.direction, r.source, r.target): r
+                   for side in routes.values() for r in side}
+        waiting, self._waiting = self._waiting, {side: [] for side in targets}
+        for side, items in waiting.items():
+            for item in items:
+                old = item.route
+                route = current.get((old.bridge, old.direction, old.source, old.target))
+                if route is None:
+                    self._pending.get(side, set()).discard(item.message.key)
+                else:
+                    self._waiting[side].append(item._replace(route=route))
 
     @property
     def sides(self) -> frozenset[Side]:
@@ -257,25 +289,69 @@ class BridgeSet:
         target reached, as other bridge agents would on seeing our relay there: one
         agent holding a chain or cycle of bridges reaches every channel on it once,
         with or without echo-message."""
+        return self._walk([(origin, msg)], {origin}, envelope)
+
+    def _walk(self, hops: list[tuple[Side, ThreatMessage]], reached: set[Side],
+              envelope: Envelope) -> list[Verdict]:
+        """Route what ``hops`` carry from their sides, breadth first, to every side not
+        ``reached`` yet. A relay waiting for a lookup counts as reached: it goes on
+        from there (with this ``reached``) once the lookup passes it."""
         verdicts = []
-        reached = {origin}
-        hops = [(origin, msg)]
         for source, carried in hops:  # grows while walked: breadth first
             for route in self._routes.get(source, ()):
                 target = route.target
                 if target in reached:  # it came from there, or goes there already
                     continue
-                reason = (route.chain.check(carried, envelope)
-                          or self._held(target, carried.key))
+                reason = route.chain.check(carried, envelope)
+                wait = reason == PENDING
+                if reason is None or wait:
+                    reason = self._held(target, carried.key)
                 if reason is None:
-                    relay = _tagged(carried, source.network)
-                    self._queue(route, relay)
                     reached.add(target)
-                    hops.append((target, relay))
+                    if wait:
+                        self._pending[target].add(carried.key)
+                        self._waiting[target].append(_Waiting(route, carried, envelope,
+                                                              reached))
+                        reason = PENDING
+                    else:
+                        relay = _tagged(carried, source.network)
+                        self._queue(route, relay)
+                        hops.append((target, relay))
                 else:
                     route.tally.dropped[reason] += 1
                 verdicts.append(Verdict(route.bridge, target, reason))
         return verdicts
+
+    def _settle(self) -> None:
+        """Ask the chains of the waiting relays again: queue (and spread onward) what
+        passes now, drop what is rejected, keep waiting what is still pending."""
+        for target, items in self._waiting.items():
+            if not items:
+                continue
+            decided = []
+            waiting = []
+            for item in items:
+                reason = item.route.chain.check(item.message, item.envelope)
+                if reason == PENDING:
+                    waiting.append(item)
+                else:
+                    decided.append((item, reason))
+            items[:] = waiting  # in place: the spreads below may add to it
+            pending = self._pending[target]
+            for item, reason in decided:
+                pending.discard(item.message.key)
+                reason = reason or self._held(target, item.message.key)
+                if reason is not None:
+                    item.route.tally.dropped[reason] += 1
+                    continue
+                relay = _tagged(item.message, item.route.source.network)
+                self._queue(item.route, relay)
+                self._walk([(target, relay)], item.reached, item.envelope)
+
+    @property
+    def in_lookup(self) -> int:
+        """Relays waiting for a lookup: while there are any, call ``take`` often."""
+        return sum(len(items) for items in self._waiting.values())
 
     def _cache(self, side: Side) -> ThreatCache:
         """A side's cache, with the side's block period as it is now."""
@@ -310,8 +386,10 @@ class BridgeSet:
         Call it after ``receive`` and from a timer; it never blocks. A relay that
         became a duplicate (another agent was faster) or fell into a quiet period
         (the agent rejoined) while it waited is dropped and counted, never held.
-        A relay counts as current on its target from when it is taken.
+        A relay counts as current on its target from when it is taken. Relays whose
+        lookup answered join their queues first.
         """
+        self._settle()
         lines = []
         for target, box in self._outboxes.items():
             pending = self._pending[target]
@@ -337,7 +415,8 @@ class BridgeSet:
         for bridge in self._bridges:
             tally = self._tallies[bridge.name]
             targets = [bridge.b if d == "a->b" else bridge.a for d in _ROUTES[bridge.direction]]
-            queues = {side: {**self._outboxes[side].stats(), "size": self._outboxes[side].maxlen}
+            queues = {side: {**self._outboxes[side].stats(), "size": self._outboxes[side].maxlen,
+                             "lookup": len(self._waiting[side])}
                       for side in targets}
             result.append(BridgeStatus(bridge.name, bridge.a, bridge.b, bridge.direction,
                                        dict(tally.relayed), dict(tally.dropped), queues))

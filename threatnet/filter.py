@@ -5,6 +5,11 @@ reason name to reject it. A ``Chain`` runs filters in order and stops at the fir
 rejection, so stateful filters later in the chain (the Threat Cache) never see a
 message an earlier filter rejected. ``NetworkFilter`` is the original
 ThreatNet::Filter::Network over IPv4 and IPv6, ``NullFilter`` keeps everything.
+
+A filter that cannot answer yet (a DNS lookup in flight: threatnet/dnsbl.py) returns
+``PENDING``, which stops the chain like a rejection. A caller that can wait (the
+Network Bridge) asks again later; any other caller refuses the message, so a filter
+that needs time never lets through what it has not checked.
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ if TYPE_CHECKING:
 # IPv4 keys live in ::ffff:0:0/96 (docs/CONTRACT.md): IPv6 keyword blocks must
 # never cover it, or every IPv4 address would match them.
 _V4_MAPPED = IPSet(["::ffff:0:0/96"])
+
+# Not decided yet: ask again later (see the module docstring).
+PENDING = "pending"
 
 # The original keywords, verbatim from ThreatNet::Filter::Network.
 _RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
@@ -73,7 +81,8 @@ _KEYWORD_SETS = {word: _keyword_set(cidrs) for word, cidrs in KEYWORDS.items()}
 
 
 class Filter(Protocol):
-    """Anything a Chain can run: None passes the message, a str rejects it."""
+    """Anything a Chain can run: None passes the message, a str rejects it (PENDING:
+    not decided yet)."""
 
     def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None: ...
 
@@ -149,7 +158,7 @@ class Lookup:
     is true for, e.g. addresses the local DNSBL already lists.
 
     It runs for every threat the bridge routes, so ``listed`` must answer from
-    memory, never wait on the network.
+    memory, never wait on the network (a DNSBL over DNS: threatnet.dnsbl.DnsblLookup).
     """
 
     def __init__(self, listed: Callable[[int], bool], name: str = "listed") -> None:

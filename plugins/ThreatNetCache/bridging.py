@@ -19,7 +19,11 @@ Relays leave through BridgeSet's per-target Outboxes, sent with ``irc.sendMsg``
 Settings (documented in conf/ThreatNetCache.conf): ``bridges`` names the bridges;
 each name has a group ``bridge.<name>`` with ``a``/``b`` ("network #channel"),
 ``direction``, ``trustA``/``trustB``, and per direction ``aToB``/``bToA`` groups
-with ``keep``, ``discard`` and ``dropListed``.
+with ``keep``, ``discard`` and ``dropListed`` (a DNSBL zone to ask: one
+threatnet.dnsbl.DnsblLookup per zone and server, shared by the directions that name
+it, kept across configuration changes; its worker threads resolve, the main loop
+never waits). While relays wait for a lookup, ``send`` runs again every
+``RECHECK`` seconds (as often as the driver loop allows).
 """
 from __future__ import annotations
 
@@ -38,15 +42,19 @@ from supybot.commands import wrap
 
 from threatnet_irc.clock import now as _now
 from threatnet.bridge import Bridge, BridgeSet, Side
+from threatnet.dnsbl import DEFAULT_TIMEOUT, DnsblLookup, dns_resolver, parse_dnsbl
 from threatnet.envelope import Envelope, Trust
-from threatnet.filter import Chain, Lookup, NetworkFilter
+from threatnet.filter import PENDING, Chain, NetworkFilter
 from threatnet.language import ThreatMessage, parse_message
 from threatnet.outbox import Outbox
 
 if TYPE_CHECKING:
     from .plugin import Channel, ThreatNetCache
 
-_SEND = "ThreatNetCache.bridge.send"  # schedule event name
+_SEND = "ThreatNetCache.bridge.send"  # schedule event names
+_RECHECK = "ThreatNetCache.bridge.recheck"
+RECHECK = 0.1  # seconds between looks at the answers while relays wait for a lookup
+LOOKUP_TIMEOUT = DEFAULT_TIMEOUT  # seconds a relay waits for its DNSBL answer at most
 
 DIRECTIONS = ("a->b", "b->a", "both")
 TRUST_MODES = ("voiced", "accounts", "all")
@@ -116,7 +124,7 @@ def bridge_settings() -> list[tuple[str, tuple]]:
         ways = tuple((group.get(w).keep(), group.get(w).discard(), group.get(w).dropListed())
                      for w in ("aToB", "bToA"))
         result.append((name, (group.a(), group.b(), group.direction(), group.trustA(),
-                              group.trustB(), tuple((tuple(k), tuple(d), bool(l))
+                              group.trustB(), tuple((tuple(k), tuple(d), str(l))
                                                     for k, d, l in ways))))
     return result
 
@@ -128,10 +136,12 @@ class Bridging:
 
     def __init__(self, plugin: ThreatNetCache) -> None:
         self.plugin = plugin
-        # A predicate on keys for dropListed, e.g. "our DNSBL lists it": wire a
-        # responder's in-memory set here. It must answer from memory, never wait.
-        # None (the default) lists nothing.
-        self.listed = None
+        # How dropListed lookups reach the DNS: a function of the server (None: the
+        # system's resolvers) giving a threatnet.dnsbl.Resolve. Tests replace it
+        # (then call configure(force=True)).
+        self.resolver = dns_resolver
+        self._lookups = {}  # DnsblSpec -> DnsblLookup, those the running bridges use
+        self._recheck_scheduled = False
         self.errors = {}  # bridge name -> why it is not running
         self._settings = None
         self._rules = {}  # Side -> its ChannelRule (one per side: BridgeSet compares them)
@@ -161,26 +171,27 @@ class Bridging:
             return self.plugin.registryValue("outbox." + name, network=side.network)
         return Outbox(get("rate"), get("burst"), get("size"), clock=_now)
 
-    def _lookup(self, key: int) -> bool:
-        listed = self.listed
-        return listed is not None and bool(listed(key))
-
     # -- configuration
 
-    def configure(self) -> None:
+    def configure(self, force: bool = False) -> None:
         """Apply registry changes: rebuild the bridges if any of their settings changed
-        (a side's default rule follows its channel's settings by itself). Bad bridges
-        are left out, their errors logged and shown by `tn bridge status`."""
+        (a side's default rule follows its channel's settings by itself), or with
+        ``force`` (new lookups too). Bad bridges are left out, their errors logged and
+        shown by `tn bridge status`."""
         specs = bridge_settings()
-        if specs == self._settings:
+        if specs == self._settings and not force:
             return
         self._settings = specs
+        if force:
+            self._close_lookups(self._lookups.values())
+            self._lookups = {}
         errors = {}
         bridges = []
         trust_of = {}
+        lookups = {}  # DnsblSpec -> DnsblLookup, as _build finds or makes them
         for name, raw in specs:
             try:
-                bridge = self._build(name, raw)
+                bridge = self._build(name, raw, lookups)
                 for side, rule in ((bridge.a, bridge.trust_a), (bridge.b, bridge.trust_b)):
                     known = trust_of.get(side)
                     if known is not None and repr(known[1]) != repr(rule):
@@ -200,6 +211,11 @@ class Bridging:
             self.set.configure(bridges)
         except ValueError as e:  # not expected after the checks above
             errors["*"] = str(e)
+        used = {f.spec: f for b in bridges for chain in (b.a_to_b, b.b_to_a)
+                for f in chain.filters if isinstance(f, DnsblLookup)}
+        self._close_lookups(f for f in {**self._lookups, **lookups}.values()
+                            if used.get(f.spec) is not f)
+        self._lookups = used
         grace = self.plugin.registryValue("restartGrace")
         for side in self.set.sides - before:
             loaded = self.set.cache(side).load(self._path(side), grace)
@@ -216,21 +232,28 @@ class Bridging:
             self.plugin.log.info("Bridges: %s", "; ".join(
                 f"{b.name} ({b.a} {b.direction} {b.b})" for b in bridges))
 
-    def _build(self, name: str, raw: tuple) -> Bridge:
+    def _build(self, name: str, raw: tuple, lookups: dict) -> Bridge:
         a_text, b_text, direction, trust_a, trust_b, ways = raw
         if not a_text or not b_text:
             missing = " and ".join(s for s, t in (("a", a_text), ("b", b_text)) if not t)
             raise ValueError(f"plugins.ThreatNetCache.bridge.{name}.{missing} not set")
         a, b = parse_side(a_text), parse_side(b_text)
         chains = []
-        for keep, discard, drop_listed in ways:
+        for way, (keep, discard, drop_listed) in zip(("aToB", "bToA"), ways):
             filters = []
             if keep:
                 filters.append(NetworkFilter("keep", keep, name="not kept"))
             if discard:
                 filters.append(NetworkFilter("discard", discard))
-            if drop_listed:
-                filters.append(Lookup(self._lookup))
+            try:
+                spec = parse_dnsbl(drop_listed)
+            except ValueError as e:  # the registry refuses these; a hand-edited file?
+                raise ValueError(f"{way}.dropListed: {e}") from None
+            if spec is not None:  # last: only what the other filters pass is looked up
+                if spec not in lookups:
+                    lookups[spec] = self._lookups.get(spec) or DnsblLookup(
+                        spec, self.resolver(spec.server), timeout=LOOKUP_TIMEOUT, clock=_now)
+                filters.append(lookups[spec])
             chains.append(Chain(filters))
         trusts = [parse_trust(text) or self._rules.setdefault(side, ChannelRule(self, side))
                   for side, text in ((a, trust_a), (b, trust_b))]
@@ -249,6 +272,8 @@ class Bridging:
             if verdict.reason is None:
                 self._send_soon()
                 return
+            if verdict.reason == PENDING:
+                self._recheck_soon()
 
     def _send_soon(self) -> None:
         """Send at once, but after the bot has read what already arrived on all its
@@ -263,10 +288,34 @@ class Bridging:
         self._send_scheduled = False
         self.send()
 
+    def _recheck_soon(self) -> None:
+        """Send what waited for a lookup as soon as it answers: look again shortly."""
+        if not self._recheck_scheduled:
+            self._recheck_scheduled = True
+            schedule.addEvent(self._scheduled_recheck, _now() + RECHECK, _RECHECK)
+
+    def _scheduled_recheck(self) -> None:
+        self._recheck_scheduled = False
+        self.send()
+
     def die(self) -> None:
         if self._send_scheduled:
             schedule.removeEvent(_SEND)
             self._send_scheduled = False
+        if self._recheck_scheduled:
+            schedule.removeEvent(_RECHECK)
+            self._recheck_scheduled = False
+        self._close_lookups(self._lookups.values())
+        self._lookups = {}
+
+    @property
+    def lookups(self) -> list[DnsblLookup]:
+        """The DNSBL lookups the running bridges ask (dropListed)."""
+        return list(self._lookups.values())
+
+    def _close_lookups(self, lookups) -> None:
+        for lookup in lookups:
+            lookup.close()
 
     def reported(self, irc, st: Channel, line: str) -> None:
         """We posted ``line`` (as sent: signed, if we sign) to a bridged channel
@@ -280,8 +329,11 @@ class Bridging:
         self.heard(st, envelope)
 
     def send(self) -> None:
-        """Send what the target queues release now."""
-        for side, line in self.set.take():
+        """Send what the target queues release now (with relays whose lookup answered)."""
+        lines = self.set.take()
+        if self.set.in_lookup:
+            self._recheck_soon()
+        for side, line in lines:
             irc = world.getIrc(side.network)
             st = self._state(side)
             if irc is None or st is None:  # gone since take() checked: nothing to do
@@ -297,6 +349,8 @@ class Bridging:
 
     def expire(self) -> None:
         self.set.expire()
+        for lookup in self._lookups.values():
+            lookup.expire()
 
     # -- persistence
 
@@ -321,7 +375,8 @@ class Bridging:
     # -- status
 
     def status(self) -> list[str]:
-        """One line per configured bridge: its counters, or why it is not running."""
+        """One line per configured bridge: its counters, or why it is not running;
+        then one per DNSBL its dropListed settings ask."""
         lines = []
         running = {s.name: s for s in self.set.status()}
         for name, _ in bridge_settings():
@@ -334,7 +389,7 @@ class Bridging:
             if away:
                 text += f"; not listening to {' and '.join(away)}"
             lines.append(text)
-        return lines
+        return lines + [lookup.status().format() for lookup in self.lookups]
 
 
 class bridge(callbacks.Commands):
@@ -345,8 +400,9 @@ class bridge(callbacks.Commands):
 
         Each Network Bridge: threats relayed per direction, dropped by reason
         (duplicate, echo, quiet, untrusted, filtered, not kept, listed,
-        overflow), and each target's queue (waiting/size). Needs the admin
-        capability.
+        overflow), and each target's queue (waiting/size); then each DNSBL the
+        bridges ask (dropListed): answers, failures (passed unchecked) by reason.
+        Needs the admin capability.
         """
         lines = self.parent.bridging.status()
         if not lines:

@@ -18,7 +18,7 @@ from threatnet.feed import parse_spec
 from threatnet.filter import NetworkFilter
 from threatnet.topic import MAX_QUORUM
 
-from .bridging import DIRECTIONS, parse_side, parse_trust
+from .bridging import DIRECTIONS, LOOKUP_TIMEOUT, parse_dnsbl, parse_side, parse_trust
 
 
 def configure(advanced):
@@ -352,6 +352,27 @@ class TrustRule(registry.String):
         super().setValue(" ".join(v.split()))
 
 
+class DnsblZone(registry.String):
+    """Empty (no lookup), or a DNSBL zone such as bl.example.net, asked through the
+    system's resolvers, or zone@address[:port] to ask that DNS server
+    (zone@[IPv6]:port)."""
+    errormsg = "%s"
+
+    def setValue(self, v):
+        text = str(v).strip()
+        if text.lower() == "false":  # dropListed was a boolean: False meant off
+            text = ""
+        if text.lower() == "true":
+            self.error("dropListed now names the DNSBL zone to ask, e.g. bl.example.net "
+                       "(or bl.example.net@127.0.0.1:5353 for a server of its own); "
+                       "empty for none")
+        try:
+            spec = parse_dnsbl(text)
+        except ValueError as e:
+            self.error(str(e))
+        super().setValue("" if spec is None else str(spec))
+
+
 class BridgeNames(registry.SpaceSeparatedListOfStrings):
     """Space-separated bridge names (a letter, then letters, digits, - or _); each
     has its settings under plugins.ThreatNetCache.bridge.<name>."""
@@ -399,18 +420,20 @@ def register_bridge(name):
         conf.registerGlobalValue(sub, "discard", Networks(["BOGONS"], """Never relay
             threats in these networks (CIDRs, IPs, keywords BOGONS, RFC1918, RFC3330,
             LOCAL)."""))
-        conf.registerGlobalValue(sub, "dropListed", registry.Boolean(False, """Do not
-            relay threats the local lookup lists (e.g. our DNSBL already does), dropped
-            as "listed". Needs a predicate wired in code (Bridging.listed); with none
-            wired nothing is listed."""))
+        conf.registerGlobalValue(sub, "dropListed", DnsblZone("", f"""A DNSBL zone
+            (e.g. bl.example.net, or bl.example.net@10.0.0.53:5353 to ask that DNS
+            server instead of the system's resolvers): threats it lists are not
+            relayed (dropped as "listed"). Relays wait up to {LOOKUP_TIMEOUT:g} s for
+            the answer; a lookup that fails lets the threat through, counted in tn
+            bridge status. Empty: no lookup."""))
     return group
 
 
 conf.registerGlobalValue(ThreatNetCache, "bridges", BridgeNames([], """Names of the
     Network Bridges this agent runs; each is configured under
     plugins.ThreatNetCache.bridge.<name> (a, b, direction, trustA, trustB,
-    aToB/bToA.keep, .discard, .dropListed). The bot must be in both channels of each
-    bridge, with plugins.ThreatNetCache.enable on there. (live)"""))
+    aToB/bToA.keep, .discard, .dropListed: a DNSBL zone). The bot must be in both
+    channels of each bridge, with plugins.ThreatNetCache.enable on there. (live)"""))
 conf.registerGroup(ThreatNetCache, "bridge")
 for _name in ThreatNetCache.bridges():
     register_bridge(_name)

@@ -6,6 +6,7 @@ are tested in tests/test_bridge.py."""
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import supybot.schedule as schedule
 from supybot.test import getTestIrc
 
 from cache_helpers import CacheTestCase, setting
+from threatnet.address import parse_ip
+from threatnet.dnsbl import DEFAULT_TIMEOUT, Answer, query_name
 from threatnet.language import parse_message
 from threatnet.signature import Signer, generate_key, public_line, write_private_key
 
@@ -218,8 +221,7 @@ class OneWayTestCase(BridgeTestCase):
 
 class FilterTestCase(BridgeTestCase):
     config = bridge_config(**{BRIDGE + "aToB.keep": ["45.0.0.0/8"],
-                              BRIDGE + "aToB.discard": ["45.9.0.0/16"],
-                              BRIDGE + "bToA.dropListed": True})
+                              BRIDGE + "aToB.discard": ["45.9.0.0/16"]})
 
     def testKeepAndDiscard(self):
         for ip in ("45.0.0.1", "46.0.0.1", "45.9.0.1"):
@@ -227,16 +229,144 @@ class FilterTestCase(BridgeTestCase):
         self.assertEqual(self.relayed_south(), ["45.0.0.1 via test"])
         self.assertBridgeStatus(ab=1, dropped="filtered 1, not kept 1")
 
-    def testDropListedWithNothingWiredListsNothing(self):
-        self.south_hear("46.0.0.1")
-        self.assertEqual(self.relayed_here(), ["46.0.0.1 via south"])
 
-    def testDropListedAsksTheWiredLookup(self):
-        self.cb.bridging.listed = lambda key: key & 0xff == 1
+class FakeDns:
+    """A resolver for the bridges' DNSBL lookups: ``listed`` addresses answer 127.0.0.2,
+    others NXDOMAIN, ``answers`` something else; with ``hold`` set (an Event) every
+    query waits for it."""
+
+    def __init__(self):
+        self.listed = {"46.0.0.1", "2a00:1450::1"}
+        self.answers = {}
+        self.asked = []
+        self.hold = None
+
+    def resolver(self, server):
+        self.server = server
+        return self.resolve
+
+    def resolve(self, name, timeout):
+        self.asked.append(name)
+        if self.hold is not None:
+            self.hold.wait(10)
+        for ip in self.listed:
+            if name == query_name(parse_ip(ip), ZONE):
+                return Answer(("127.0.0.2",), 300.0)
+        return self.answers.get(name, Answer((), 300.0))
+
+
+ZONE = "bl.example.net"
+
+
+class DnsblTestCase(BridgeTestCase):
+    """b->a asks the DNSBL bl.example.net (a fake resolver) and drops what it lists."""
+
+    config = bridge_config(**{BRIDGE + "bToA.dropListed": ZONE})
+
+    def setUp(self):
+        super().setUp()
+        self.dns = FakeDns()
+        self.cb.bridging.resolver = self.dns.resolver
+        self.cb.bridging.configure(force=True)
+
+    def answered(self):
+        """The lookups have answered and the bot has looked at the answers."""
+        for lookup in self.cb.bridging.lookups:
+            self.assertTrue(lookup.wait_idle(5))
+        self.tick(0.2)
+
+    def hold(self):
+        """Every DNS query waits, until the test ends."""
+        self.dns.hold = threading.Event()
+        self.addCleanup(self.dns.hold.set)
+
+    def dnsbl_status(self):
+        return self.bridge_status()[1]
+
+    def testListedIsDroppedOthersCross(self):
         self.south_hear("46.0.0.1 listed")
         self.south_hear("46.0.0.2 not listed")
+        self.south_hear("2a00:1450::1 listed too")
+        self.answered()
         self.assertEqual(self.relayed_here(), ["46.0.0.2 not listed via south"])
-        self.assertBridgeStatus(ba=1, dropped="listed 1")
+        self.assertEqual(self.dns.asked, [query_name(parse_ip(ip), ZONE) for ip in
+                                          ("46.0.0.1", "46.0.0.2", "2a00:1450::1")])
+        self.assertIsNone(self.dns.server)  # the system's resolvers
+        self.assertBridgeStatusLines(ba=1, dropped="listed 2",
+                                     dnsbl="listed 2, not listed 1, failed 0; waiting 0, "
+                                           "cached 3")
+
+    def assertBridgeStatusLines(self, ab=0, ba=0, dropped="none", dnsbl=""):
+        self.assertEqual(self.bridge_status(),
+                         ["test: " + STATUS.format(ab=ab, ba=ba, dropped=dropped),
+                          f"test: dnsbl {ZONE}: {dnsbl}"])
+
+    def testOnlyTheDirectionThatAsksIsFiltered(self):
+        self.hear("46.0.0.1 from #test")
+        self.assertEqual(self.relayed_south(), ["46.0.0.1 from #test via test"])
+        self.assertEqual(self.dns.asked, [])
+
+    def testRelayWaitsForTheAnswer(self):
+        self.hold()
+        self.south_hear("46.0.0.2 not listed")
+        self.tick(0.5)
+        self.assertEqual(self.relayed_here(), [])
+        self.assertEqual(self.bridge_status(), [
+            "test: nb (test #test <-> south #south): relayed a->b 0, b->a 0; dropped none; "
+            "queue south #south 0/1000, test #test 0/1000 (+1 in lookup)",
+            f"test: dnsbl {ZONE}: listed 0, not listed 0, failed 0; waiting 1, cached 0"])
+        self.dns.hold.set()
+        self.answered()
+        self.assertEqual(self.relayed_here(), ["46.0.0.2 not listed via south"])
+
+    def testNoAnswerInTimePassesUnchecked(self):
+        """A DNSBL that does not answer must not stop the sharing: after the lookup's
+        deadline the relay goes, and the failure is counted."""
+        self.hold()
+        self.south_hear("46.0.0.1 listed, but the DNSBL is down")
+        self.tick(DEFAULT_TIMEOUT + 0.1)
+        self.assertEqual(self.relayed_here(), ["46.0.0.1 listed, but the DNSBL is down via south"])
+        name = query_name(parse_ip("46.0.0.1"), ZONE)
+        self.assertBridgeStatusLines(
+            ba=1, dnsbl=f"listed 0, not listed 0, failed 1 (timeout 1: passed unchecked); "
+                        f"waiting 0, cached 1; last error: {name}: no answer within 2 s")
+
+    def testBadAnswerIsNeverAListing(self):
+        name = query_name(parse_ip("46.0.0.3"), ZONE)
+        self.dns.answers[name] = Answer(("198.51.100.80",), 300.0)  # a hijacking resolver
+        self.south_hear("46.0.0.3 ssh")
+        self.answered()
+        self.assertEqual(self.relayed_here(), ["46.0.0.3 ssh via south"])
+        self.assertBridgeStatusLines(
+            ba=1, dnsbl=f"listed 0, not listed 0, failed 1 (bad answer 1: passed unchecked); "
+                        f"waiting 0, cached 1; last error: {name}: answered 198.51.100.80, "
+                        "outside 127.0.0.0/8 (a resolver that rewrites NXDOMAIN?)")
+
+    def testServerSettingAndChangesAreLive(self):
+        lookup = self.cb.bridging.lookups[0]
+        self.set_value(BRIDGE + "aToB.dropListed", ZONE)  # the same DNSBL: one lookup
+        self.tick()
+        self.assertEqual(self.cb.bridging.lookups, [lookup])
+        self.set_value(BRIDGE + "bToA.dropListed", ZONE + "@127.0.0.1:5353")
+        self.set_value(BRIDGE + "aToB.dropListed", "")
+        self.tick()
+        self.assertEqual(self.dns.server, ("127.0.0.1", 5353))
+        self.assertEqual(self.bridge_status()[1],
+                         f"test: dnsbl {ZONE}@127.0.0.1:5353: listed 0, not listed 0, "
+                         "failed 0; waiting 0, cached 0")
+        self.set_value(BRIDGE + "bToA.dropListed", "")
+        self.tick()
+        self.assertEqual(self.cb.bridging.lookups, [])
+        self.south_hear("46.0.0.1 no longer looked up")
+        self.assertEqual(self.relayed_here(), ["46.0.0.1 no longer looked up via south"])
+
+    def set_value(self, name, value):
+        """Set a registry value; tearDown restores it (with those of ``config``)."""
+        group = conf.supybot
+        for part in registry.split(name)[1:]:
+            group = group.get(part)
+        self.originals.setdefault(group, group())
+        group.set(value)
 
 
 class TrustTestCase(BridgeTestCase):
@@ -331,6 +461,23 @@ class SettingsTestCase(BridgeTestCase):
                            "up to 31 letters, digits, - or _")
         self.assertInvalid("bridge.nb.direction", "sideways",
                            "Valid values include 'a->b', 'b->a', and 'both', not 'sideways'.")
+        self.assertInvalid("bridge.nb.bToA.dropListed", "True",
+                           "dropListed now names the DNSBL zone to ask, e.g. bl.example.net "
+                           "(or bl.example.net@127.0.0.1:5353 for a server of its own); empty "
+                           "for none")
+        self.assertInvalid("bridge.nb.bToA.dropListed", "127.0.0.1:5353",
+                           "'127.0.0.1:5353': '127.0.0.1:5353' is an address, not a zone; "
+                           "e.g. bl.example.net, and zone@address to name the server")
+        self.assertInvalid("bridge.nb.bToA.dropListed", "bl.example.net@ns.example.net",
+                           "'bl.example.net@ns.example.net': the server must be an IP "
+                           "address, not 'ns.example.net' (the system's resolvers: no @)")
+
+    def testDropListedIsCanonicalAndFalseIsOff(self):
+        """A zone is stored as it is asked; False, the old boolean's default, is off."""
+        self.set("bridge.nb.bToA.dropListed", " BL.Example.NET.@[::1]:5353 ")
+        self.assertEqual(setting("bridge.nb.bToA.dropListed")(), "bl.example.net@[::1]:5353")
+        self.set("bridge.nb.bToA.dropListed", "False")
+        self.assertEqual(setting("bridge.nb.bToA.dropListed")(), "")
 
     def testBridgeMissingASideIsReported(self):
         self.set("bridges", "nb half")
@@ -373,7 +520,9 @@ class SettingsTestCase(BridgeTestCase):
         self.assertEqual(self.bridge_status(), [
             "test: customers (libera #threatnet <-> corpnet #threats): relayed a->b 0, b->a 0; "
             "dropped none; queue corpnet #threats 0/1000, libera #threatnet 0/1000; not "
-            "listening to libera #threatnet and corpnet #threats"])
+            "listening to libera #threatnet and corpnet #threats",
+            "test: dnsbl bl.corpnet.example@10.0.0.53: listed 0, not listed 0, failed 0; "
+            "waiting 0, cached 0"])
 
 
 class SignedSideTestCase(BridgeTestCase):
