@@ -41,8 +41,16 @@ def agents(lab: Lab, channel: str, count: int):
 
 
 def check(client, channel: str, bot, ip: str) -> str:
-    """The bot's answer to `tn check`, without the "asker: " it starts with."""
-    return client.ask(channel, f"!tn check {ip}", bot.nick).text.partition(": ")[2]
+    """``bot``'s answer to `tn check` (addressed to it alone: "!tn check" would have
+    every bot answer), without the "asker: " it starts with."""
+    return client.ask(channel, f"{bot.nick}: tn check {ip}", bot.nick).text.partition(": ")[2]
+
+
+def said(client, sender, text: str) -> None:
+    """Wait until ``client`` sees ``sender`` say ``text``: the server has passed it to
+    every member, so the bots read it before anything ``client`` sends next."""
+    client.wait_for(lambda l: l.command == "PRIVMSG" and l.nick == sender.nick
+                    and l.text == text)
 
 
 def test_quorum_of_three_reporters(ngircd, lab_factory):
@@ -55,6 +63,8 @@ def test_quorum_of_three_reporters(ngircd, lab_factory):
         assert re.search(r"1 of 3 reports \(not acted on yet\)", check(a, channel, bot, "45.1.0.1"))
     b.privmsg(channel, "45.1.0.1 seen here too")  # a corroboration, not a repeat
     c.privmsg(channel, "45.1.0.1 and here")
+    said(a, b, "45.1.0.1 seen here too")
+    said(a, c, "45.1.0.1 and here")
     for bot in (guard, listener):
         text = check(a, channel, bot, "45.1.0.1")
         assert "3 of 3 reports (acted on)" in text, text
@@ -73,6 +83,7 @@ def test_withdrawal_by_the_reporter_reaches_both_listeners(ngircd, lab_factory):
     for bot in (guard, listener):
         assert check(reporter, channel, bot, "45.2.0.1").startswith("Current threat")
     other.privmsg(channel, "withdraw 45.2.0.1 not mine to withdraw")
+    said(reporter, other, "withdraw 45.2.0.1 not mine to withdraw")
     for bot in (guard, listener):
         assert check(reporter, channel, bot, "45.2.0.1").startswith("Current threat")
     old.mark()
