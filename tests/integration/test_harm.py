@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from harness import CACHE, GUARD, OWNER, Lab, write_whitelist
+from harness import CACHE, GUARD, OWNER, Lab, answers, write_whitelist
 from lab.bots import start_bots
 
 AGENTS = ("127.0.0.2", "127.0.0.4", "127.0.0.5")
@@ -40,10 +40,14 @@ def agents(lab: Lab, channel: str, count: int):
     return clients
 
 
-def check(client, channel: str, bot, ip: str) -> str:
-    """``bot``'s answer to `tn check` (addressed to it alone: "!tn check" would have
-    every bot answer), without the "asker: " it starts with."""
-    return client.ask(channel, f"{bot.nick}: tn check {ip}", bot.nick).text.partition(": ")[2]
+def checks(client, channel: str, bots, ip: str) -> list[str]:
+    """Each bot's answer to one `!tn check` (every bot answers it), without the "asker: "
+    it starts with. One question for all: an answer to an earlier one, arriving late,
+    is never taken for the answer to a later one."""
+    client.mark()
+    client.privmsg(channel, f"!tn check {ip}")
+    got = answers(client, [bot.nick for bot in bots])
+    return [got[bot.nick].partition(": ")[2] for bot in bots]
 
 
 def said(client, sender, text: str) -> None:
@@ -59,14 +63,13 @@ def test_quorum_of_three_reporters(ngircd, lab_factory):
     guard, listener = start(lab, channel, **{"supybot.plugins.ThreatNetGuard.topic.quorum": 3})
     a, b, c = agents(lab, channel, 3)
     a.privmsg(channel, "45.1.0.1 ssh brute force")
-    for bot in (guard, listener):
-        assert re.search(r"1 of 3 reports \(not acted on yet\)", check(a, channel, bot, "45.1.0.1"))
+    for text in checks(a, channel, (guard, listener), "45.1.0.1"):
+        assert re.search(r"1 of 3 reports \(not acted on yet\)", text), text
     b.privmsg(channel, "45.1.0.1 seen here too")  # a corroboration, not a repeat
     c.privmsg(channel, "45.1.0.1 and here")
     said(a, b, "45.1.0.1 seen here too")
     said(a, c, "45.1.0.1 and here")
-    for bot in (guard, listener):
-        text = check(a, channel, bot, "45.1.0.1")
+    for text in checks(a, channel, (guard, listener), "45.1.0.1"):
         assert "3 of 3 reports (acted on)" in text, text
     assert a.wait_for(command="KICK", timeout=1.0, required=False) is None
     a.privmsg(channel, "45.1.0.1 again")  # a true repeat is still punished
@@ -80,21 +83,21 @@ def test_withdrawal_by_the_reporter_reaches_both_listeners(ngircd, lab_factory):
     guard, listener = start(lab, channel)
     reporter, other, old = agents(lab, channel, 3)  # old: an agent that knows no withdrawals
     reporter.privmsg(channel, "45.2.0.1 ssh brute force")
-    for bot in (guard, listener):
-        assert check(reporter, channel, bot, "45.2.0.1").startswith("Current threat")
+    for text in checks(reporter, channel, (guard, listener), "45.2.0.1"):
+        assert text.startswith("Current threat"), text
     other.privmsg(channel, "withdraw 45.2.0.1 not mine to withdraw")
     said(reporter, other, "withdraw 45.2.0.1 not mine to withdraw")
-    for bot in (guard, listener):
-        assert check(reporter, channel, bot, "45.2.0.1").startswith("Current threat")
+    for text in checks(reporter, channel, (guard, listener), "45.2.0.1"):
+        assert text.startswith("Current threat"), text
     old.mark()
     reporter.privmsg(channel, "withdraw 45.2.0.1 false positive")
     seen = old.wait_for(lambda l: l.command == "PRIVMSG" and l.text.startswith("withdraw"))
     assert seen.text == "withdraw 45.2.0.1 false positive"  # relayed as said, for old agents
-    for bot in (guard, listener):
-        text = check(reporter, channel, bot, "45.2.0.1")
+    for text in checks(reporter, channel, (guard, listener), "45.2.0.1"):
         assert text.startswith("Not a current threat"), text
     for c in (reporter, other, old):  # the Guard kicked nobody for a withdrawal
         assert c.wait_for(command="KICK", timeout=0.5, required=False) is None
     reporter.privmsg(channel, "45.2.0.1 it was real after all")  # no repeat any more
     assert reporter.wait_for(command="KICK", timeout=1.0, required=False) is None
-    assert check(reporter, channel, listener, "45.2.0.1").startswith("Current threat")
+    assert all(text.startswith("Current threat")
+               for text in checks(reporter, channel, (guard, listener), "45.2.0.1"))
