@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
+from supybot.utils.gen import saltHash
+
 from lab import ROOT
-from lab.config import render
+from lab.config import private_dir, private_file, render
 from lab.process import Proc, StackError, venv_script
 
 PLUGINS_DIR = ROOT / "plugins"
@@ -25,6 +27,13 @@ BASE_PLUGINS = ("Admin", "Channel", "Config", "Misc", "User")
 # line (ignore checks, proxies) costs ~70 µs a line per plugin, see docs/SCALING.md.
 MINIMAL = {"supybot.plugins.alwaysLoadImportant": False,
            **{f"supybot.plugins.{name}": False for name in BASE_PLUGINS}}
+
+
+def owner_database(name: str, password: str) -> str:
+    """Limnoria's users.conf with one owner, its password salted and hashed as Limnoria
+    does: what supybot-adduser writes, without the password on a command line."""
+    return (f"User 1\n  name {name}\n  ignore False\n  secure False\n  hashed True\n"
+            f"  password {saltHash(password)}\n  capability owner\n\n")
 
 
 # Registry settings shared by `make run`, `make agent` and the tests.
@@ -71,8 +80,9 @@ class Bot:
     # --- configuration ----------------------------------------------------------------
     def configure(self) -> Path:
         """(Re)write the registry from the template and create the owner if needed."""
+        private_dir(self.dir)  # its registry holds the SASL password and the HTTP token
         for sub in ("conf", "data/tmp", "data/web", "backup", "logs"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir / sub)
         account, secret = self.sasl or ("", "")
         mechanisms = (["EXTERNAL"] if self.certfile else []) + (["PLAIN"] if self.sasl else [])
         plugin_lines = "\n".join(f"supybot.plugins.{p}: True" for p in self.plugins)
@@ -86,15 +96,14 @@ class Bot:
             "server_fingerprints": " ".join(self.server_fingerprints),
             "plugins_dir": self.plugins_dir, "log_stdout": False, "log_level": self.log_level,
             "plugins": " ".join(self.plugins), "plugin_lines": plugin_lines, "extra": extra})
-        for db in ("channels.conf", "networks.conf", "ignores.conf", "users.conf"):
+        for db in ("channels.conf", "networks.conf", "ignores.conf"):
             # empty databases instead of "missing file" errors at first start
             (self.dir / "conf" / db).touch()
         users = self.dir / "conf" / "users.conf"
         if self.owner and not (users.exists() and f"name {self.owner[0]}\n" in users.read_text()):
-            # in the bot's directory: it writes logs/, backup/ and tmp/ where it runs
-            subprocess.run([venv_script("supybot-adduser"), "-u", self.owner[0],
-                            "-p", self.owner[1], "-c", "owner", str(users)], cwd=self.dir,
-                           check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            private_file(users, owner_database(*self.owner))
+        else:
+            users.touch()
         return self.conf_path
 
     # --- life cycle -------------------------------------------------------------------
@@ -112,8 +121,10 @@ class Bot:
         # whatever an (editable) install of the package happens to contain.
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        # umask 077: what Limnoria writes (its registry on exit: the SASL password) stays
+        # the owner's, whatever mode the file had.
         self.proc = Proc(f"bot {self.nick}", argv, self.dir / "console.log", cwd=self.dir,
-                         env=env)
+                         env=env, umask=0o077)
         if wait_joined:
             self.wait_joined(timeout)
         return self

@@ -96,7 +96,8 @@ class Proc:
     """A child process in its own process group, output appended to `log_path`."""
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path, *,
-                 cwd: Optional[Path] = None, env: Optional[Mapping[str, str]] = None):
+                 cwd: Optional[Path] = None, env: Optional[Mapping[str, str]] = None,
+                 umask: int = -1):
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,7 @@ class Proc:
                 list(argv), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=_die_with_parent if _prctl and sys.platform == "linux" else None,
-                env=dict(env) if env is not None else None)
+                env=dict(env) if env is not None else None, umask=umask)
         LIVE.add(self)
 
     @property

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
-from lab.config import password, render
+from lab.config import password, private_dir, render
 from lab.ircclient import Client, connect_all
 from lab.process import LOCALHOST, Proc, StackError, free_port, require_binary, wait_port
 from threatnet_tools import tlscert
@@ -40,7 +40,9 @@ class NgIRCd:
     def start(self, timeout: float = 10.0) -> "NgIRCd":
         self.run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run_dir, 0o777)  # as root ngIRCd switches to `nobody` and writes its pid
-        conf = render("ircd/ngircd.conf", self.run_dir / "ngircd.conf", {
+        # The config holds the oper password: in conf/ (0700), not in the run directory
+        # that ngIRCd, as `nobody`, must be able to write its pid into.
+        conf = render("ircd/ngircd.conf", self.run_dir / "conf" / "ngircd.conf", {
             "server_name": self.name, "host": self.host, "port": self.port,
             "run_dir": self.run_dir, "oper_name": self.oper[0], "oper_password": self.oper[1]})
         extra = self.extra_config()
@@ -101,7 +103,7 @@ class InspIRCdAtheme:
         return self.host, self.tls_port
 
     def start(self, timeout: float = 20.0) -> "InspIRCdAtheme":
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.run_dir)  # configs with passwords, TLS key, services database
         tls_cert, tls_key, self.tls_fingerprint = tlscert.server_certificate(
             self.run_dir / "tls", self.host)
         values = {"tls_port": self.tls_port, "tls_cert": tls_cert, "tls_key": tls_key,
@@ -115,7 +117,7 @@ class InspIRCdAtheme:
         data = self.run_dir / "services"
         if data.exists() and not self.keep_services_db:
             shutil.rmtree(data)
-        data.mkdir(exist_ok=True)
+        private_dir(data)
         self.ircd = Proc("inspircd", [require_binary("inspircd"), "--config", str(ircd_conf),
                                       "--nofork", "--runasroot"],
                          self.run_dir / "inspircd.out", cwd=self.run_dir)
@@ -254,7 +256,7 @@ class LinkedNgIRCd(NgIRCd):
         peer.links.append((self, theirs, mine, False))
 
     def extra_config(self) -> str:
-        return "\n".join(render("ircd/ngircd-link.conf", self.run_dir / f"link-{n}.conf", {
+        return "\n".join(render("ircd/ngircd-link.conf", self.run_dir / "conf" / f"link-{n}.conf", {
             "peer_name": peer.name, "peer_host": peer.host, "peer_port": peer.port,
             "passive": "no" if active else "yes", "my_password": mine,
             "peer_password": theirs}).read_text() for n, (peer, mine, theirs, active)

@@ -28,13 +28,14 @@ from typing import Optional
 
 from lab import ROOT
 from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot
-from lab.config import password
+from lab.config import password, private_dir, private_file
 from lab.ircclient import Client, IRCError
 from lab.process import LIVE, StackError, free_port, port_is_free, stop_all
 from lab.servers import InspIRCdAtheme, add_certificates, register_accounts
 from threatnet_tools import tlscert
 
-RUN = ROOT / "run"
+# Where everything generated goes; THREATNET_RUN_DIR moves it (the tests' own runs).
+RUN = Path(os.environ.get("THREATNET_RUN_DIR") or ROOT / "run")
 LOCAL = RUN / "local"
 OWNER = "admin"
 DEFAULT_PORT = 6667
@@ -46,12 +47,12 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def private_file(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
+def shown(path: Path) -> Path:
+    """``path`` as the user finds it: relative to the checkout where it is inside."""
+    try:
+        return path.relative_to(ROOT)
+    except ValueError:
+        return path
 
 
 def pid_alive(pid: int) -> bool:
@@ -150,7 +151,10 @@ def run_local(args: argparse.Namespace) -> int:
     # Over TLS, pinning the certificate the server was just given (no CA, no "verify off").
     bot = Bot(LOCAL / "bots", nick, server.tls_address, channel,
               plugins=("ThreatNetCache", "ThreatNetGuard"), sasl=(nick, bot_password),
-              owner=(OWNER, owner_password), settings=guard_settings(args), ssl=True,
+              owner=(OWNER, owner_password), settings={
+                  **guard_settings(args),
+                  # our InspIRCd gives nobody a vhost (no HostServ; only opers may CHGHOST)
+                  "supybot.plugins.ThreatNetGuard.realHosts": True}, ssl=True,
               server_fingerprints=[server.tls_fingerprint])
     (bot.dir / "conf" / "users.conf").unlink(missing_ok=True)  # new owner password each run
     say(f"Starting the ThreatNet bot {nick!r} (ThreatNetCache + ThreatNetGuard) ...")
@@ -168,7 +172,7 @@ def run_local(args: argparse.Namespace) -> int:
 ThreatNet is running.
 
   IRC server   127.0.0.1:{port}  (plain text, InspIRCd {server.name} + Atheme services)
-  TLS          127.0.0.1:{tls_port}  self-signed certificate {(LOCAL / "ircd" / "tls" / "server.crt").relative_to(ROOT)}
+  TLS          127.0.0.1:{tls_port}  self-signed certificate {shown(LOCAL / "ircd" / "tls" / "server.crt")}
                SHA-256 fingerprint {server.tls_fingerprint}
                (new each run; the bot and agents pin it: supybot.networks.{server.network}.ssl.serverFingerprints)
   channel      {channel}   topic: {topic or '(not set yet: the bot sets it once ChanServ ops it)'}
@@ -192,7 +196,7 @@ SASL EXTERNAL over TLS with a client certificate added by /msg NickServ CERT ADD
 (python -m threatnet_tools.agentcert makes one and prints the steps).
 Another agent against this network (TLS, logged in by its own certificate):
   make agent NAME=agent1 FEED=/var/log/auth.log
-Credentials: {creds.relative_to(ROOT)} (mode 600). Logs: {LOCAL.relative_to(ROOT)}/ircd/, {bot.dir.relative_to(ROOT)}/logs/messages.log
+Credentials: {shown(creds)} (mode 600). Logs: {shown(LOCAL)}/ircd/, {shown(bot.dir)}/logs/messages.log
 
 Press Ctrl-C to stop everything.""")
     try:
@@ -253,10 +257,10 @@ def run_remote(args: argparse.Namespace) -> int:
 The ThreatNet bot {args.nick} is in {args.channel} on {host}:{port} ({', '.join(plugins)}).
 For the Guard to voice and kick, the bot needs channel op (e.g. ChanServ FLAGS {args.channel} {sasl[0] if sasl else args.nick} +O).
 
-Admin commands (owner user {OWNER}, password {owner_password}, also in {creds.relative_to(ROOT)}):
+Admin commands (owner user {OWNER}, password {owner_password}, also in {shown(creds)}):
   /msg {args.nick} identify {OWNER} {owner_password}
   /msg {args.nick} tn whitelist add account:NAME {args.channel}
-Log: {bot.log_path.relative_to(ROOT)}
+Log: {shown(bot.log_path)}
 
 Press Ctrl-C to stop the bot.""")
     watch()
@@ -333,7 +337,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     say(f"""
 Agent {name} joined {channel}{f' as services account {sasl[0]}' if sasl else ''}{
     f' over TLS, logged in to account {name} by its certificate (SASL EXTERNAL)' + chr(10)
-    + f'  {Path(certfile).relative_to(ROOT)} (fingerprint {fingerprint})' if fingerprint
+    + f'  {shown(Path(certfile))} (fingerprint {fingerprint})' if fingerprint
     else ''}.
 It is voiced only once whitelisted; as the channel bot's owner:
   /msg {bot_nick} tn whitelist add account:{name} {channel}
@@ -342,7 +346,7 @@ It caches every threat a voiced agent posts; ask it (every agent answers in the 
 A new agent reports nothing of its own for its quiet period (the topic's block=N seconds
 + 2 s; `make run BLOCK=60` for a short one); then, once voiced, it posts what its feed finds.
 Its owner (for tn report / tn feeds): /msg {name} identify {OWNER} {owner_password}
-Log: {bot.log_path.relative_to(ROOT)}
+Log: {shown(bot.log_path)}
 
 Press Ctrl-C to stop the agent.""")
     watch()
@@ -401,6 +405,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.command == "agent" and args.channel is None and args.server:
         args.channel = "#threatnet"
     signals_as_interrupt()
+    private_dir(RUN)  # run/ and run/local hold passwords, keys and registries
+    private_dir(LOCAL)
     try:
         return {"run": cmd_run, "agent": cmd_agent}[args.command](args)
     except KeyboardInterrupt:

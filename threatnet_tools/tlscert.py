@@ -78,7 +78,8 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 def _write(path: PathLike, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` through a temp file created with ``mode``, then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A directory made for a private file is private too (one that exists is left alone).
+    path.parent.mkdir(mode=0o755 if mode & 0o077 else 0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
