@@ -275,6 +275,55 @@ def test_poll_after_close_starts_at_end(log: Path, feeds) -> None:
     assert ips(feed.poll()) == ["203.0.113.2"]
 
 
+def test_resume_reads_what_was_written_while_the_agent_was_down(log: Path, feeds) -> None:
+    append(log, threat(1))
+    feed = feeds(log)
+    append(log, threat(2) + "203.0.113.3 half writ")
+    assert ips(feed.poll()) == ["203.0.113.2"]
+    position, saved_at = feed.position(), os.stat(log).st_mtime
+    feed.close()
+    append(log, "ten\n" + threat(4))  # while the agent was down
+    again = feeds(log)
+    assert again.resume(position, saved_at)
+    assert ips(again.poll()) == ["203.0.113.3", "203.0.113.4"]  # the partial line whole
+
+
+def test_resume_after_truncation_or_rotation_reads_the_new_content(log: Path, feeds) -> None:
+    append(log, threat(1) + threat(2))
+    position, saved_at = feeds(log).position(), os.stat(log).st_mtime
+    log.write_bytes(threat(3).encode())  # truncated in place, shorter now
+    feed = feeds(log)
+    assert feed.resume(position, saved_at) and ips(feed.poll()) == ["203.0.113.3"]
+    position = feed.position()
+    log.rename(log.with_name("threats.log.1"))
+    append(log, threat(4))  # the new file, written after the save
+    feed = feeds(log)
+    assert feed.resume(position, saved_at) and ips(feed.poll()) == ["203.0.113.4"]
+
+
+def test_resume_leaves_an_older_other_file_at_its_end(log: Path, feeds) -> None:
+    other = log.with_name("other.log")
+    append(other, threat(1))
+    position = feeds(other).position()
+    append(log, threat(2))
+    os.utime(log, (500, 500))
+    feed = feeds(log)
+    assert not feed.resume(position, saved_at=1000.0)  # not the file we read, and older
+    assert feed.poll() == []
+
+
+def test_resume_inside_a_dropped_line_skips_its_tail(log: Path, feeds) -> None:
+    append(log, "")
+    feed = feeds(log, max_line=16)
+    append(log, "203.0.113.1 " + "x" * 40)  # too long, no newline yet
+    assert feed.poll() == []
+    position = feed.position()
+    append(log, "203.0.113.9 tail\n" + threat(2))
+    again = feeds(log, max_line=16)
+    assert again.resume(position, os.stat(log).st_mtime)
+    assert ips(again.poll()) == ["203.0.113.2"]
+
+
 def test_sshd_feed_counts_to_its_threshold_by_the_clock(log: Path, feeds) -> None:
     clock = Clock()
     append(log, "")

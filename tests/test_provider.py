@@ -142,3 +142,144 @@ def test_a_bad_feed_changes_nothing(clock: Clock, box: Outbox[Queued], tmp_path)
     with pytest.raises(ValueError, match="maxretry must be"):
         p.configure(ProviderSettings(feeds=(f"sshd(maxretry=0):{tmp_path}/b",)))
     assert p.settings == before and list(p.feeds) == [f"plain:{tmp_path}/a"]
+
+
+# --- held finds: nothing a feed reads is lost while the agent may not report ----------
+
+
+def feed_provider(clock: Clock, box: Outbox[Queued], log, synced: bool = True) -> Provider:
+    log.write_text("")
+    return provider(clock, box, synced=synced, feeds=(f"plain:{log}",))
+
+
+def write(log, *lines: str) -> None:
+    with open(log, "a") as f:
+        f.write("".join(line + "\n" for line in lines))
+
+
+def sent(box: Outbox[Queued]) -> list[str]:
+    return [line for _, line in take(box, "me", None)]
+
+
+def test_finds_are_held_through_the_quiet_period(clock: Clock, box: Outbox[Queued],
+                                                 tmp_path) -> None:
+    log = tmp_path / "threats.log"
+    p = feed_provider(clock, box, log, synced=False)
+    write(log, "45.0.0.1 early", "45.0.0.2 early too", "10.0.0.1 bogon")
+    p.poll()
+    assert p.waiting() == {"quiet": 2} and p.refused == {"filtered": 1} and not p.pending
+    clock.now += 50
+    p.listener.keep(parse_message("45.0.0.2 heard"), "other", None)  # reported meanwhile
+    clock.now += 50 + SYNC_SLACK
+    p.poll()
+    assert sent(box) == ["45.0.0.1 early"]
+    assert p.holds == {"held": 2, "released": 1, "current": 1, "expired": 0, "overflow": 0}
+    assert p.held == {} and p.refused == {"filtered": 1, "duplicate": 1}
+    p.poll()
+    assert sent(box) == []  # exactly once
+
+
+def test_finds_are_held_while_away_and_moderated(clock: Clock, box: Outbox[Queued],
+                                                 tmp_path) -> None:
+    log = tmp_path / "threats.log"
+    p = feed_provider(clock, box, log)
+    write(log, "45.0.0.1 x")
+    p.poll()
+    p.leave()  # kicked while it waited in the outbox: released, it waits for the rejoin
+    assert take(box, "me", None) == [] and p.waiting() == {"away": 1}
+    write(log, "45.0.0.2 while kicked")
+    p.poll()
+    assert p.waiting() == {"away": 2}
+    p.rejoin(p.listener)
+    p.poll(moderated=True)
+    assert p.waiting() == {"moderated": 2}
+    p.poll()
+    clock.now += 1
+    assert sent(box) == ["45.0.0.1 x", "45.0.0.2 while kicked"]
+    assert p.holds["released"] == 2
+
+
+def test_held_finds_wait_for_room_in_the_outbox(clock: Clock, box: Outbox[Queued],
+                                                tmp_path) -> None:
+    log = tmp_path / "threats.log"
+    p = feed_provider(clock, box, log)
+    write(log, *(f"45.0.0.{n} x" for n in range(1, 7)))
+    p.poll()  # the outbox takes 3
+    assert len(box) == 3 and p.waiting() == {"outbox": 3}
+    lines = []
+    for _ in range(5):
+        lines += sent(box)
+        p.poll()
+        clock.now += 1
+    assert lines == [f"45.0.0.{n} x" for n in range(1, 7)] and box.dropped == 0
+
+
+def test_a_full_outbox_holds_what_it_drops(clock: Clock, box: Outbox[Queued]) -> None:
+    p = provider(clock, box)
+    for n in range(1, 5):
+        p.report(f"45.0.0.{n}", "by hand")
+    assert p.waiting() == {"outbox": 1} and box.dropped == 1
+    clock.now += 3
+    p.poll()
+    assert sent(box) == ["45.0.0.2 by hand", "45.0.0.3 by hand"]
+
+
+def test_held_finds_are_bounded_in_number_and_age(clock: Clock, box: Outbox[Queued],
+                                                  tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("threatnet.provider.HOLD_MAX", 3)
+    log = tmp_path / "threats.log"
+    p = feed_provider(clock, box, log, synced=False)
+    write(log, *(f"45.0.0.{n} x" for n in range(1, 6)))
+    p.poll()
+    assert [h.threat.ip for h in p.held.values()] == ["45.0.0.3", "45.0.0.4", "45.0.0.5"]
+    assert p.holds["overflow"] == 2
+    clock.now += 2 * 100 + 1  # two block periods: too old to report
+    p.poll()
+    assert p.held == {} and p.holds["expired"] == 3 and sent(box) == []
+
+
+def test_state_survives_a_restart(clock: Clock, box: Outbox[Queued], tmp_path) -> None:
+    log, state = tmp_path / "threats.log", tmp_path / "state.json"
+    p = feed_provider(clock, box, log, synced=False)
+    write(log, "45.0.0.1 held")
+    p.poll()
+    p.save(str(state))
+    p.close()
+    write(log, "45.0.0.2 while down")
+    clock.now += 10
+    again = provider(clock, box, synced=False, feeds=(f"plain:{log}",))
+    restored = again.load(str(state))
+    assert restored == (["plain:" + str(log)], [], 1, None)
+    clock.now += 100 + SYNC_SLACK
+    again.poll()
+    assert sent(box) == ["45.0.0.1 held", "45.0.0.2 while down"]
+
+
+def test_state_older_than_a_block_period_is_not_resumed(clock: Clock, box: Outbox[Queued],
+                                                        tmp_path) -> None:
+    log, state = tmp_path / "threats.log", tmp_path / "state.json"
+    p = feed_provider(clock, box, log)
+    p.save(str(state))
+    write(log, "45.0.0.1 long ago")
+    clock.now += 101
+    again = provider(clock, box, synced=False, feeds=(f"plain:{log}",))
+    assert again.load(str(state)) == ([], ["plain:" + str(log)], 0, None)
+    again.poll()
+    assert again.held == {} and again.feeds["plain:" + str(log)].stats()["lines_read"] == 0
+
+
+@pytest.mark.parametrize("text", [
+    "{not json", "[]", '{"version": 2}',
+    '{"version": 1, "saved_at": 1, "feeds": {"plain:/x": [1, 2]}, "held": []}',
+    '{"version": 1, "saved_at": 1, "feeds": {}, "held": [["45.0.0.256", "x", 1, "quiet"]]}',
+    '{"version": 1, "saved_at": 1, "feeds": {}, "held": [["45.0.0.1", "x", 1, "filtered"]]}',
+])
+def test_a_bad_state_changes_nothing(clock: Clock, box: Outbox[Queued], tmp_path,
+                                     text: str) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(text)
+    p = provider(clock, box)
+    restored = p.load(str(state))
+    assert restored.error and restored.error.startswith(f"corrupt provider state {state}")
+    assert p.held == {}
+    assert p.load(str(tmp_path / "missing.json")) == ([], [], 0, None)

@@ -372,6 +372,15 @@ class Detector:
                 "below_threshold": self.threshold.below(), "evicted": self.threshold.evicted}
 
 
+class Position(NamedTuple):
+    """Where a LogFeed is in its file: the file (device, inode) and the offset of the
+    first byte it has not used (the start of a line, or inside a line it drops)."""
+
+    dev: int
+    ino: int
+    offset: int
+
+
 class LogFeed:
     """Follow one log file like ``tail -F`` and pass its new lines to a Detector
     (``detector``: extractor and threshold).
@@ -381,7 +390,9 @@ class LogFeed:
     in ``error`` and retried on the next poll. An idle poll costs two stat calls.
 
     - Starts at the end of an existing file (a restart never re-reports); a file
-      that appears later is new and is read from its start.
+      that appears later is new and is read from its start. ``resume`` instead goes
+      on from the ``position`` an earlier run saved, so lines written while the agent
+      was down are read too.
     - Only complete lines are used; a partial last line waits for its newline, a
       line over ``max_line`` bytes is dropped without being buffered.
     - Rotation (the path is now another file): the old file is read to its end, and
@@ -439,6 +450,37 @@ class LogFeed:
     def stats(self) -> dict[str, int]:
         """The detector's counters (Detector.stats)."""
         return self.detector.stats()
+
+    def position(self) -> Position | None:
+        """Where to go on from after a restart (None while no file is open): a partial
+        line not yet complete is read again whole."""
+        if self._file is None:
+            return None
+        dev, ino = self._ident
+        return Position(dev, ino, self._offset - len(self._buf))
+
+    def resume(self, position: Position, saved_at: float) -> bool:
+        """Go on from ``position``, saved by an earlier run at ``saved_at``, instead of
+        the end of the file; call before the first poll. The same file (device and
+        inode): from the position, or from its start if it is shorter now (truncated);
+        another file modified since ``saved_at`` (rotated meanwhile): from its start
+        (what the old file got after ``saved_at`` is not read); else the end stays.
+        True if it moved."""
+        if self._file is None:
+            return False
+        fd = self._file.fileno()
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (position.dev, position.ino):
+            offset = position.offset if 0 <= position.offset <= st.st_size else 0
+        elif st.st_mtime >= saved_at:
+            offset = 0
+        else:
+            return False
+        self._offset = offset
+        self._buf.clear()
+        # Inside a line (one being dropped when saved): skip to its end.
+        self._skipping = offset > 0 and os.pread(fd, 1, offset - 1) != b"\n"
+        return True
 
     def close(self) -> None:
         """Release the open file (call from the plugin's die()); a later poll starts
