@@ -56,6 +56,13 @@ class _Collector:
                               "Reports from feeds refused, by reason.", chan + ["reason"]),
             "pending": family("gauge", "threatnet_reports_queued",
                               "Reports waiting in the outbox.", chan),
+            "held": family("gauge", "threatnet_reports_held",
+                           "Finds of the feeds held until the agent may report, by the "
+                           "refusal they wait out.", chan + ["reason"]),
+            "holds": family("counter", "threatnet_reports_held_outcomes",
+                            "Finds of the feeds that had to wait (held), and what became "
+                            "of them (released, current, expired, overflow).",
+                            chan + ["outcome"]),
             "feed": family("counter", "threatnet_feed_lines",
                            "Log lines read by a feed, by result (found, ignored, rejected).",
                            chan + ["feed", "result"]),
@@ -109,6 +116,10 @@ class _Collector:
             for reason, n in sorted(c.refused.items()):
                 f["refused"].add_metric(labels + [reason], n)
             f["pending"].add_metric(labels, c.pending)
+            for reason, n in sorted(c.held.items()):
+                f["held"].add_metric(labels + [reason], n)
+            for outcome, n in c.holds.items():
+                f["holds"].add_metric(labels + [outcome], n)
             for spec, stats, error in c.feeds:
                 for result in ("found", "ignored", "rejected"):
                     f["feed"].add_metric(labels + [spec, result], stats.get(result, 0))

@@ -57,16 +57,28 @@ def _key(network, channel):
     return network, ircutils.toLower(channel)
 
 
+def _connected(irc) -> bool:
+    """Whether the network's connection is up (lines sent now can arrive); without a
+    driver (test mode), it is."""
+    driver = getattr(irc, "driver", None)
+    return getattr(driver, "connected", True) and not irc.zombie
+
+
 class Channel:
     """A ThreatNet channel the agent listens to on one network: the core's Listener and
     Provider with the glue around them (responders, signature files, the bridge). The
     plugin's public methods hand these to the HTTP API and the bridge glue."""
 
-    def __init__(self, network: str, channel: str, outbox: Callable[[], Outbox[Queued]]):
+    def __init__(self, network: str, channel: str, outbox: Callable[[], Outbox[Queued]],
+                 provider: Provider | None = None):
         self.network = network
         self.channel = channel
         self.listener = Listener(clock=_now)
-        self.provider = Provider(channel, self.listener, outbox, clock=_now)
+        if provider is None:
+            provider = Provider(channel, self.listener, outbox, clock=_now)
+        else:  # the channel's provider from before a kick, part or disconnect
+            provider.rejoin(self.listener)
+        self.provider = provider
         self.signing = signing.ChannelSigning()
         self.responses: ChannelResponses | None = None  # set on attach (responders.py)
         self.bridge: Side | None = None  # its Side if a Network Bridge runs over it
@@ -111,6 +123,17 @@ def _quorum(st: Channel, key: int, short: bool = False) -> str:
             + ", ".join(r.partition(":")[2] for r in reporters))
 
 
+def _held(provider: Provider) -> str:
+    """What the provider holds and held: "waiting 2 (quiet 2), released 5, current 1,
+    expired 0, overflow 0", or "none" if it never had to hold a find."""
+    waiting = provider.waiting()
+    if not waiting and not provider.holds["held"]:
+        return "none"
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(waiting.items()))
+    outcomes = ", ".join(f"{k} {v}" for k, v in provider.holds.items() if k != "held")
+    return f"waiting {sum(waiting.values())}{f' ({kinds})' if kinds else ''}, {outcomes}"
+
+
 class ChannelStatus(NamedTuple):
     """A snapshot of one channel for status lines and metrics (taken on the main loop)."""
 
@@ -123,6 +146,8 @@ class ChannelStatus(NamedTuple):
     reported: int
     refused: dict[str, int]
     pending: int
+    held: dict[str, int]  # finds held now, by the refusal they wait out
+    holds: dict[str, int]  # what happened to held finds (Provider.holds)
     feeds: list[tuple[str, dict[str, int], str | None]]  # (spec, counters, error)
     responders: list[ResponderStatus]
     problems: list[tuple[str, str]]  # responders not started: (name, reason)
@@ -154,6 +179,9 @@ class ThreatNetCache(callbacks.Plugin):
         self.tn.parent = self.tn.bridge.parent = self
         self._channels: dict[tuple[str, str], Channel] = {}  # (network, lowered channel)
         self._joined: dict[tuple[str, str], Channel] = {}  # (network, channel as joined)
+        # (network, lowered channel) -> the provider of an enabled channel the agent is
+        # not in right now (kicked, parted, disconnected): its feeds go on, finds held
+        self._away: dict[tuple[str, str], Provider] = {}
         self._outboxes: dict[str, Outbox[Queued]] = {}  # network -> its reports' Outbox
         self._addressing: dict = {}  # may_address's settings cache
         self._accounts = Accounts()  # who is logged in as whom, as services say
@@ -184,6 +212,8 @@ class ThreatNetCache(callbacks.Plugin):
         self._flush()
         for st in self._channels.values():
             st.provider.close()
+        for provider in self._away.values():
+            provider.close()
         for responses in self._responses.values():
             responses.stop()
         self._unroute_logs()
@@ -228,8 +258,8 @@ class ThreatNetCache(callbacks.Plugin):
             result.append(ChannelStatus(
                 st.network, st.channel, dict(listener.heard), listener.cache.stats(),
                 listener.block, listener.cache.quiet_left, provider.reported,
-                dict(provider.refused), len(provider.pending),
-                [(spec, feed.stats(), feed.error) for spec, feed in provider.feeds.items()],
+                dict(provider.refused), len(provider.pending), provider.waiting(),
+                dict(provider.holds), [(spec, feed.stats(), feed.error) for spec, feed in provider.feeds.items()],
                 responses.status() if responses is not None else [],
                 list(responses.problems) if responses is not None else []))
         return result
@@ -383,7 +413,8 @@ class ThreatNetCache(callbacks.Plugin):
         if key in self._channels or not self.registryValue("enable", channel, irc.network):
             return
         network = irc.network
-        st = Channel(network, channel, lambda: self._outbox(network))
+        away = self._away.pop(key, None)
+        st = Channel(network, channel, lambda: self._outbox(network), away)
         self._configure(irc, st)
         st.listener.set_topic(irc.state.channels[channel].topic)
         path = self._path(key)
@@ -392,21 +423,44 @@ class ThreatNetCache(callbacks.Plugin):
         loaded = st.listener.cache.load(path, self.registryValue("restartGrace"))
         if loaded.error:
             self.log.warning("%s", loaded.error)
+        if away is None:
+            self._restore_provider(key, st)
         if not self._respond(irc, channel, st):
             st.responses.resync(st.listener.threats())  # running since an earlier attach
-        self.log.info("Listening to %s on %s (%s threats restored, %s)",
+        held = len(st.provider.held)
+        self.log.info("Listening to %s on %s (%s threats restored, %s%s)",
                       channel, irc.network, loaded.loaded,
-                      "synced" if st.listener.cache.synced else "quiet period")
+                      "synced" if st.listener.cache.synced else "quiet period",
+                      f", {held} reports of its feeds held" if held else "")
         self._channels[key] = st
         self._joined[irc.network, channel] = st
         self.bridging.attach(st)
 
     def _detach(self, key: tuple[str, str]) -> None:
+        """Stop listening to a channel the agent left (kicked, parted, disconnected,
+        or no longer enabled): its cache is saved for a rejoin; its provider stays, so
+        its feeds go on and what they find is held until the agent may report again."""
         st = self._channels.pop(key, None)
         if st is not None:
             del self._joined[st.network, st.channel]
             self._save(key, st)
-            st.provider.close()
+            st.provider.leave()
+            self._away[key] = st.provider
+
+    def _restore_provider(self, key: tuple[str, str], st: Channel) -> None:
+        """After a restart: where the feeds were in their files, and the held finds."""
+        path = self._provider_path(key)
+        for tmp in remove_stale(path):
+            self.log.info("Removed %s, left by an interrupted save", tmp)
+        restored = st.provider.load(path)
+        if restored.error:
+            self.log.warning("%s", restored.error)
+        for spec in restored.resumed:
+            self.log.info("%s on %s: %s goes on where it was before the restart",
+                          st.channel, st.network, spec)
+        for spec in restored.stale:
+            self.log.info("%s on %s: %s starts at the end of its file: the agent was away "
+                          "longer than a block period", st.channel, st.network, spec)
 
     def _configure(self, irc, st: Channel) -> None:
         """Apply the channel's registry values (unchanged ones cost a comparison)."""
@@ -456,6 +510,12 @@ class ThreatNetCache(callbacks.Plugin):
                     self._respond(irc, channel, st)
         for key in set(self._channels) - live:
             self._detach(key)
+        for key, provider in list(self._away.items()):
+            network, _ = key
+            if not self.registryValue("enable", provider.channel, network):
+                self._save_provider(key, provider)
+                del self._away[key]
+                provider.close()
 
     # -- Threat Response and the HTTP API
 
@@ -500,14 +560,24 @@ class ThreatNetCache(callbacks.Plugin):
         self._sync()
         for st in list(self._channels.values()):
             irc = world.getIrc(st.network)
-            for spec, error in st.provider.poll(moderated=self._moderated(irc, st)):
-                if error:
-                    self.log.warning("Feed %s: %s", spec, error)
+            self._poll_feeds(st.provider, self._moderated(irc, st))
+        for provider in list(self._away.values()):
+            self._poll_feeds(provider, False)
         for network, box in self._outboxes.items():
             irc = world.getIrc(network)
-            if len(box) and irc is not None:
+            if len(box) and irc is not None and _connected(irc):
                 self._drain(irc, box)
         self.bridging.poll()
+
+    def _poll_feeds(self, provider: Provider, moderated: bool) -> None:
+        released = provider.holds["released"]
+        for spec, error in provider.poll(moderated=moderated):
+            if error:
+                self.log.warning("Feed %s: %s", spec, error)
+        released = provider.holds["released"] - released
+        if released:
+            self.log.info("%s: %s held reports of its feeds submitted", provider.channel,
+                          released)
 
     def _expire(self) -> None:
         for st in self._channels.values():
@@ -519,6 +589,14 @@ class ThreatNetCache(callbacks.Plugin):
         return conf.supybot.directories.data.dirize(os.path.join(
             "ThreatNetCache", quote(network, safe=""), quote(channel, safe="") + ".json"))
 
+    def _provider_path(self, key: tuple[str, str]) -> str:
+        """Where the provider's feed positions and held finds are kept: a directory of
+        its own, as a channel name never starts with a letter."""
+        network, channel = key
+        return conf.supybot.directories.data.dirize(os.path.join(
+            "ThreatNetCache", quote(network, safe=""), "feeds",
+            quote(channel, safe="") + ".json"))
+
     def _save(self, key: tuple[str, str], st: Channel) -> None:
         path = self._path(key)
         try:
@@ -526,10 +604,23 @@ class ThreatNetCache(callbacks.Plugin):
             st.listener.cache.snapshot(path)
         except OSError as e:
             self.log.error("Cannot save %s: %s", path, e)
+        self._save_provider(key, st.provider)
+
+    def _save_provider(self, key: tuple[str, str], provider: Provider) -> None:
+        if not provider.feeds and not provider.held:
+            return
+        path = self._provider_path(key)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            provider.save(path)
+        except OSError as e:
+            self.log.error("Cannot save %s: %s", path, e)
 
     def _flush(self) -> None:
         for key, st in self._channels.items():
             self._save(key, st)
+        for key, provider in self._away.items():
+            self._save_provider(key, provider)
         self.bridging.flush()
 
     # -- the provider: the core decides, this sends
@@ -715,7 +806,8 @@ class ThreatNetCache(callbacks.Plugin):
             outbox = ", ".join(f"{k} {v}" for k, v in box.stats().items()) if box is not None \
                 else "none"
             irc.reply(f"{st.channel}: feeds: {'; '.join(parts) or 'none'}; reported "
-                      f"{provider.reported}, refused: {refused}; outbox: {outbox}")
+                      f"{provider.reported}, refused: {refused}; outbox: {outbox}; "
+                      f"held: {_held(provider)}")
         feeds = wrap(feeds, ["admin", "channel"])
 
         def responders(self, irc, msg, args, channel):

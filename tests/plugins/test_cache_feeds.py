@@ -178,11 +178,19 @@ class ExtractorTestCase(FeedTestCase):
 
 
 class QuietFeedTestCase(FeedTestCase):
-    def testQuietPeriodRefusesFeedThreats(self):
+    def testQuietPeriodHoldsFeedThreatsUntilSynced(self):
         self.feed("plain")
-        self.append("45.4.0.1 too early")
+        self.append("45.4.0.1 too early", "45.4.0.2 reported meanwhile")
         self.assertEqual(self.posted(), [])
-        self.assertRegexp("tn feeds", "reported 0, refused: quiet 1;")
+        self.assertRegexp("tn feeds", "reported 0, refused: none; .*; held: waiting 2 "
+                                      r"\(quiet 2\), released 0, current 0,")
+        self.tick(3000)
+        self.hear("45.4.0.2 from another agent")
+        self.tick(602)  # the quiet period ends: the next poll submits them
+        self.assertEqual(self.posted(), ["45.4.0.1 too early"])
+        self.assertEqual(self.posted(), [])  # once
+        self.assertRegexp("tn feeds", "reported 1, refused: duplicate 1; .*; held: waiting 0, "
+                                      "released 1, current 1, expired 0, overflow 0")
 
     def testFeedsNeedAdmin(self):
         self.assertRegexp("tn feeds", "admin", frm="boss!b@__no_testcap__")
