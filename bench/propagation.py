@@ -4,10 +4,10 @@
 One ngIRCd on loopback (MaxPenaltyTime=0), one provider (a raw client in the provider
 role: it creates the channel, so it is opped and therefore trusted, and sends
 `IP comment` lines) and five listener bots (real supybot processes). The provider offers
-each rate for a bounded time; latency is from the provider's send to the log record a
-listener writes when it has the threat (the log format carries `%(created)`, the
-record's own time.time()). The same bots then run a no-op plugin that logs each line it
-sees: the baseline cost of Limnoria's ingest. Prints figures, asserts nothing.
+each rate for a bounded time; latency is from the provider's send to the time.time() a
+Probe plugin records once a listener has the threat (data/probe.tsv). The same bots then
+run a no-op plugin that records each line it sees: the baseline cost of Limnoria's
+ingest. Prints figures, asserts nothing.
 
     .venv/bin/python -m bench.propagation [--seconds 10] [--rates 100,1000] [--listeners 5]
 """

@@ -123,8 +123,10 @@ class Bot:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         # umask 077: what Limnoria writes (its registry on exit: the SASL password) stays
         # the owner's, whatever mode the file had.
+        # SIGINT to stop: Limnoria quits (QUIT sent) and flushes; SIGTERM would exit at
+        # once, the server then sees the connection drop.
         self.proc = Proc(f"bot {self.nick}", argv, self.dir / "console.log", cwd=self.dir,
-                         env=env, umask=0o077)
+                         env=env, umask=0o077, stop_signal=signal.SIGINT, stop_timeout=10.0)
         if wait_joined:
             self.wait_joined(timeout)
         return self

@@ -1,8 +1,9 @@
 """The lab's child processes, and the loopback ports they listen on.
 
 Every process runs in its own process group, is remembered in `LIVE`, and is stopped by
-`stop_all()` (registered with atexit; callers also stop what they start); a parent-death
-signal stops it even when the lab is killed.
+`stop_all()` (registered with atexit; callers also stop what they start), the last
+started first, each with its own signal: clients (bots) say goodbye while their
+servers still listen. A parent-death signal stops them even when the lab is killed.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def require_binary(name: str) -> str:
     return found
 
 
-LIVE: set["Proc"] = set()
+LIVE: dict["Proc", None] = {}  # in the order they started
 _PR_SET_PDEATHSIG = 1
 try:  # looked up here: the child between fork and exec must not import anything
     import ctypes
@@ -97,9 +98,12 @@ class Proc:
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path, *,
                  cwd: Optional[Path] = None, env: Optional[Mapping[str, str]] = None,
-                 umask: int = -1):
+                 umask: int = -1, stop_signal: int = signal.SIGTERM,
+                 stop_timeout: float = 2.0):
         self.name = name
         self.log_path = log_path
+        # What stop_all() sends, and how long it waits before SIGKILL.
+        self.stop_signal, self.stop_timeout = stop_signal, stop_timeout
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             self.popen = subprocess.Popen(
@@ -107,7 +111,7 @@ class Proc:
                 stdin=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=_die_with_parent if _prctl and sys.platform == "linux" else None,
                 env=dict(env) if env is not None else None, umask=umask)
-        LIVE.add(self)
+        LIVE[self] = None
 
     @property
     def pid(self) -> int:
@@ -147,12 +151,13 @@ class Proc:
             self.popen.wait(5)
             return self.popen.returncode
         finally:
-            LIVE.discard(self)
+            LIVE.pop(self, None)
 
 
 def stop_all() -> None:
-    for proc in list(LIVE):
-        proc.stop(timeout=2.0)
+    """Stop every live process, the last started first, with its own signal."""
+    for proc in reversed(list(LIVE)):
+        proc.stop(proc.stop_signal, proc.stop_timeout)
 
 
 atexit.register(stop_all)
