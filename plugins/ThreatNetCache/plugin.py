@@ -24,6 +24,7 @@ from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import now as _now
 from threatnet_irc.protected import found
+from threatnet_irc.reconnects import fold_repeats
 import threatnet_irc.converters  # noqa: F401  registers threatIp
 from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
@@ -190,6 +191,7 @@ class ThreatNetCache(callbacks.Plugin):
         self._responses: dict[tuple[str, str], ChannelResponses] = {}
         self._http: ThreatNetHttp | None = None  # while plugins.ThreatNetCache.http.enable
         self._unroute_logs = route_logs()
+        self._unfold_repeats = fold_repeats()  # a failing reconnect is logged once
         self._sync_http()
         self._sync()  # channels already joined, after a reload
         schedule.addPeriodicEvent(self._poll, self.registryValue("pollInterval"), _POLL,
@@ -217,6 +219,7 @@ class ThreatNetCache(callbacks.Plugin):
         for responses in self._responses.values():
             responses.stop()
         self._unroute_logs()
+        self._unfold_repeats()
         super().die()
 
     # -- the public surface of the HTTP API and the bridge glue (main loop only)
