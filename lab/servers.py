@@ -16,6 +16,7 @@ from typing import Mapping, Optional, Sequence, Union
 from lab.config import password, private_dir, render
 from lab.ircclient import Client, connect_all
 from lab.process import LOCALHOST, Proc, StackError, free_port, require_binary, wait_port
+from threatnet.names import fold
 from threatnet_tools import tlscert
 
 
@@ -69,10 +70,13 @@ class NgIRCd:
 class InspIRCdAtheme:
     """InspIRCd 3 with Atheme services linked: accounts, SASL PLAIN, ChanServ.
 
-    Also a TLS port (`tls_port`) with a self-signed certificate made at each start in
-    run_dir/tls/, whose SHA-256 fingerprint is `tls_fingerprint` (what clients pin), and
-    client certificates (CertFP): SASL EXTERNAL for accounts that registered theirs with
-    NickServ CERT ADD.
+    Also a TLS port (`tls_port`) with a self-signed certificate in run_dir/tls/, whose
+    SHA-256 fingerprint is `tls_fingerprint` (what clients pin), and client certificates
+    (CertFP): SASL EXTERNAL for accounts that registered theirs with NickServ CERT ADD.
+
+    Each start makes a new network (services database, TLS key and certificate) unless
+    `keep_identity`: then what run_dir holds from an earlier start is kept, so accounts,
+    registered certificates and channels survive, and clients keep their pin.
     """
 
     kind = "inspircd"
@@ -80,7 +84,7 @@ class InspIRCdAtheme:
 
     def __init__(self, run_dir: Path, port: Optional[int] = None, host: str = LOCALHOST,
                  name: str = "irc.threatnet.test", services_name: str = "services.threatnet.test",
-                 keep_services_db: bool = False, tls_port: Optional[int] = None):
+                 keep_identity: bool = False, tls_port: Optional[int] = None):
         self.run_dir = Path(run_dir)
         self.host, self.port, self.name = host, port or free_port(host), name
         self.tls_port = tls_port or free_port(host)
@@ -90,7 +94,7 @@ class InspIRCdAtheme:
         self.link_port = free_port()
         self.link_password = password()
         self.oper = ("oper", password())
-        self.keep_services_db = keep_services_db
+        self.keep_identity = keep_identity
         self.ircd: Optional[Proc] = None
         self.services: Optional[Proc] = None
 
@@ -105,7 +109,7 @@ class InspIRCdAtheme:
     def start(self, timeout: float = 20.0) -> "InspIRCdAtheme":
         private_dir(self.run_dir)  # configs with passwords, TLS key, services database
         tls_cert, tls_key, self.tls_fingerprint = tlscert.server_certificate(
-            self.run_dir / "tls", self.host)
+            self.run_dir / "tls", self.host, reuse=self.keep_identity)
         values = {"tls_port": self.tls_port, "tls_cert": tls_cert, "tls_key": tls_key,
                   "server_name": self.name, "services_name": self.services_name,
                   "network": self.network, "host": self.host, "port": self.port,
@@ -114,8 +118,8 @@ class InspIRCdAtheme:
                   "oper_password": self.oper[1]}
         ircd_conf = render("ircd/inspircd.conf", self.run_dir / "inspircd.conf", values)
         atheme_conf = render("services/atheme.conf", self.run_dir / "atheme.conf", values)
-        data = self.run_dir / "services"
-        if data.exists() and not self.keep_services_db:
+        data = self.services_db.parent
+        if data.exists() and not self.keep_identity:
             shutil.rmtree(data)
         private_dir(data)
         self.ircd = Proc("inspircd", [require_binary("inspircd"), "--config", str(ircd_conf),
@@ -131,6 +135,11 @@ class InspIRCdAtheme:
                              self.run_dir / "atheme.out", cwd=self.run_dir)
         self._wait_sasl(timeout)
         return self
+
+    @property
+    def services_db(self) -> Path:
+        """Atheme's database (written when services stop, and every minute)."""
+        return self.run_dir / "services" / "services.db"
 
     def _wait_sasl(self, timeout: float) -> None:
         """Services are linked once CAP LS offers sasl=…PLAIN…."""
@@ -177,11 +186,27 @@ class InspIRCdAtheme:
         add_certificates(self.address, certificates)
 
 
+def services_accounts(database: Path) -> dict[str, str]:
+    """The accounts an Atheme database (opensex, `MU <id> <name> ...` lines) holds:
+    folded name (rfc1459, as Atheme compares them) → name. None for a missing file."""
+    accounts = {}
+    try:
+        text = database.read_text(errors="replace")
+    except FileNotFoundError:
+        return {}
+    for line in text.splitlines():
+        words = line.split(" ")
+        if words[0] == "MU" and len(words) > 2:
+            accounts[fold(words[2])] = words[2]
+    return accounts
+
+
 def register_accounts(address: tuple[str, int], accounts: Mapping[str, str],
                       channels: Mapping[str, str] = {}) -> None:
     """Register Atheme accounts (name → password; the name is also the nick used) in
     parallel, then each channel in `channels` (channel → founder account) with ChanServ.
-    An account that exists already is fine if its password is the one given."""
+    An account that exists already is fine if its password is the one given, a channel
+    registered already if its founder is the one given."""
     clients = connect_all(Client(*address, name, user="reg") for name in accounts)
     try:
         for c in clients:
@@ -196,7 +221,11 @@ def register_accounts(address: tuple[str, int], accounts: Mapping[str, str],
             c = by_name[founder.lower()]
             c.join(channel)
             c.privmsg("ChanServ", f"REGISTER {channel}")
-            _services_reply(c, "ChanServ", r"is now registered")
+            reply = _services_reply(c, "ChanServ", r"is now registered|is already registered")
+            owner = re.search(r"already registered to (\S+?)\.?$",
+                              re.sub(r"[\x00-\x1f]", "", reply))  # bold names
+            if owner and fold(owner.group(1)) != fold(founder):
+                raise StackError(f"ChanServ: {reply}")
     finally:
         for c in clients:
             c.close()

@@ -1,7 +1,8 @@
 """Self-signed TLS certificates: the local server's, and agents' client certificates (CertFP).
 
-Used by the lab (lab/servers.py: a new server certificate per run directory) and by
-threatnet_tools/agentcert.py (an agent's key and certificate). Nothing here is a
+Used by the lab (lab/servers.py: a server certificate per run directory, kept across
+runs by `make run`) and by threatnet_tools/agentcert.py (an agent's key and
+certificate). Nothing here is a
 certificate authority: trust is the certificate's SHA-256 fingerprint, pinned by
 the bot (supybot.networks.<net>.ssl.serverFingerprints) or registered to a services
 account (NickServ CERT ADD). The fingerprint is written the way InspIRCd reports it
@@ -14,8 +15,10 @@ import hashlib
 import ipaddress
 import os
 import re
+import socket
+import ssl
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -108,12 +111,19 @@ def write_pair(cert_path: PathLike, key_path: PathLike, key: ec.EllipticCurvePri
     _write(cert_path, _cert_pem(cert), 0o644)
 
 
-def server_certificate(directory: PathLike, host: str) -> tuple[Path, Path, str]:
-    """A new self-signed server certificate for ``host`` in ``directory``
-    (server.crt, server.key): (cert path, key path, fingerprint)."""
+def server_certificate(directory: PathLike, host: str, *,
+                       reuse: bool = False) -> tuple[Path, Path, str]:
+    """A self-signed server certificate for ``host`` in ``directory`` (server.crt,
+    server.key): (cert path, key path, fingerprint). New unless ``reuse`` and the
+    directory holds one for ``host`` valid for another day: a server that keeps its
+    certificate keeps its clients' pins."""
     directory = Path(directory)
-    key, cert = generate(host, days=30, server_names=(host,))
     cert_path, key_path = directory / "server.crt", directory / "server.key"
+    if reuse:
+        kept = _usable(cert_path, key_path, host)
+        if kept is not None:
+            return cert_path, key_path, kept
+    key, cert = generate(host, days=825, server_names=(host,))
     write_pair(cert_path, key_path, key, cert)
     return cert_path, key_path, fingerprint(cert)
 
@@ -124,3 +134,42 @@ def client_certificate(path: PathLike, name: str, days: int = 825) -> str:
     key, cert = generate(name, days=days)
     write_combined(path, key, cert)
     return fingerprint(cert)
+
+
+def _usable(cert_path: Path, key_path: Path, host: str) -> Optional[str]:
+    """The fingerprint of the certificate at ``cert_path`` if it names ``host``, is valid
+    for at least another day and ``key_path`` holds its key; else None."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, TypeError, x509.ExtensionNotFound):
+        return None
+    try:
+        wanted: object = ipaddress.ip_address(host)
+        listed: list[object] = list(names.get_values_for_type(x509.IPAddress))
+    except ValueError:
+        wanted, listed = host, list(names.get_values_for_type(x509.DNSName))
+    tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    same_key = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == \
+        cert.public_key().public_bytes(serialization.Encoding.DER,
+                                       serialization.PublicFormat.SubjectPublicKeyInfo)
+    if wanted not in listed or cert.not_valid_after_utc < tomorrow or not same_key:
+        return None
+    return fingerprint(cert)
+
+
+def presented_fingerprint(host: str, port: int, timeout: float = 5.0) -> Optional[str]:
+    """The fingerprint of the certificate a TLS server at host:port presents now
+    (nothing is verified: it is only looked at), or None if it cannot be reached."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            with context.wrap_socket(sock) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+    return hashlib.sha256(der).hexdigest() if der else None
