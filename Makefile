@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 APT_PACKAGES := ngircd inspircd atheme-services rbldnsd nftables conntrack iproute2 fail2ban curl python3-pyinotify
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test run agent bench clean
+.PHONY: setup test run agent bench clean clean-run
 setup: $(VENV)/.installed .apt-installed
 
 .apt-installed: Makefile
@@ -18,7 +18,11 @@ setup: $(VENV)/.installed .apt-installed
 	fi
 	@touch $@
 
+# A venv whose creation was interrupted (Ctrl-C during `python3 -m venv`) has a python
+# but no pip: it is made again rather than failing on `No module named pip` forever.
 $(VENV)/.installed: setup.cfg pyproject.toml
+	@if [ -e $(VENV) ] && ! { [ -f $(VENV)/pyvenv.cfg ] && $(PY) -m pip --version >/dev/null 2>&1; }; then \
+	  echo "$(VENV) is incomplete (an interrupted setup?): making it again"; rm -rf $(VENV); fi
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -27,8 +31,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
-# make run [PORT=6667] [TLS_PORT=6697] [CHANNEL=#threatnet] [NICK=threatnet] [BLOCK=3600]:
-# local InspIRCd + Atheme + the channel bot (over TLS, pinned). make run SERVER=host:port
+# make run [PORT=6667] [TLS_PORT=6697] [CHANNEL=#threatnet] [NICK=threatnet] [BLOCK=3600]
+# [FRESH=1]: local InspIRCd + Atheme + the channel bot (over TLS, pinned); the network
+# keeps its accounts, channel and TLS certificate across runs unless FRESH=1 (or
+# `make clean-run`, which only forgets it). make run SERVER=host:port
 # [TLS=1] [SERVER_FP=sha256] [CERTFILE=pem] [SASL_FILE=f] [CHANNEL=…] [NICK=…]: only the
 # bot, on that network (SASL from THREATNET_SASL_USER and
 # THREATNET_SASL_PASSWORD, or SASL_FILE). make agent NAME=agent1 [FEED=/var/log/auth.log]:
@@ -40,7 +46,11 @@ run: setup
 	@$(PY) -m scripts.threatnet_run run $(call opt,SERVER,--server) $(call opt,PORT,--port) \
 	  $(call opt,CHANNEL,--channel) $(call opt,NICK,--nick) $(call opt,BLOCK,--block) \
 	  $(if $(call cli,TLS),--tls) $(call opt,SASL_FILE,--sasl-file) $(call opt,TLS_PORT,--tls-port) \
-	  $(call opt,SERVER_FP,--server-fingerprint) $(call opt,CERTFILE,--certfile) $(ARGS)
+	  $(call opt,SERVER_FP,--server-fingerprint) $(call opt,CERTFILE,--certfile) \
+	  $(if $(call cli,FRESH),--fresh) $(ARGS)
+
+clean-run: setup
+	@$(PY) -m scripts.threatnet_run clean
 
 agent: setup
 	@$(PY) -m scripts.threatnet_run agent --name '$(call cli,NAME)' $(call opt,FEED,--feed) \
