@@ -10,12 +10,17 @@
 Run from the repository root (the Makefile does): the servers and bots come from the lab
 (lab/).
 
+    python -m scripts.threatnet_run clean       forget the local network (clean slate)
+
 Everything generated (configs, logs, databases, passwords) goes under run/ (gitignored).
-Ctrl-C (or SIGTERM) stops every process this script started.
+The local network keeps its identity across runs (run/local/ircd/: services database,
+TLS key and certificate); `run --fresh` or `clean` start afresh. Ctrl-C (or SIGTERM)
+stops every process this script started, the bots first (they quit cleanly).
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -24,19 +29,22 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TextIO
 
 from lab import ROOT
 from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot
 from lab.config import password, private_dir, private_file
 from lab.ircclient import Client, IRCError
 from lab.process import LIVE, StackError, free_port, port_is_free, stop_all
-from lab.servers import InspIRCdAtheme, add_certificates, register_accounts
+from lab.servers import InspIRCdAtheme, add_certificates, register_accounts, services_accounts
+from threatnet.names import fold
+from threatnet.whitelist import ACCOUNT_PREFIX, WhitelistError, WhitelistStore
 from threatnet_tools import tlscert
 
 # Where everything generated goes; THREATNET_RUN_DIR moves it (the tests' own runs).
 RUN = Path(os.environ.get("THREATNET_RUN_DIR") or ROOT / "run")
 LOCAL = RUN / "local"
+IRCD = LOCAL / "ircd"  # the local network's identity: services database, TLS key, certificate
 OWNER = "admin"
 DEFAULT_PORT = 6667
 DEFAULT_TLS_PORT = 6697
@@ -55,22 +63,73 @@ def shown(path: Path) -> Path:
         return path
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+class Lock:
+    """An exclusive lock on a file, held while this process runs (flock: the kernel
+    releases it when the process ends, however it ends); the file says who holds it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file: Optional[TextIO] = None
+
+    def acquire(self) -> bool:
+        private_dir(self.path.parent)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return False
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
         return True
-    return True
+
+    def holder(self) -> Optional[int]:
+        """The pid of the process that holds the lock, or None if nobody does."""
+        if self._file is not None:
+            return os.getpid()
+        if not self.path.exists():
+            return None
+        with open(self.path) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                text = f.read().strip()
+                return int(text) if text.isdigit() else -1
+        return None
 
 
-def read_state() -> Optional[dict]:
+def run_lock() -> Lock:
+    return Lock(LOCAL / "run.lock")
+
+
+def agent_lock(name: str) -> Lock:
+    """One agent per name (as services compare names: agent1 is Agent1)."""
+    return Lock(LOCAL / "agents" / f"{fold(name)}.lock")
+
+
+def last_state() -> dict:
+    """What the last local run wrote down (ports, fingerprint, ...), running or not."""
     try:
         state = json.loads((LOCAL / "network.json").read_text())
     except (OSError, ValueError):
-        return None
-    return state if pid_alive(state.get("pid", -1)) else None
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def read_state() -> Optional[dict]:
+    """The local network, if `make run` is running it."""
+    state = last_state()
+    return state if state and run_lock().holder() is not None else None
+
+
+def read_credentials(path: Path) -> dict[str, str]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    return dict(line.partition("=")[::2] for line in lines if "=" in line)
 
 
 def signals_as_interrupt() -> None:
@@ -80,13 +139,14 @@ def signals_as_interrupt() -> None:
         signal.signal(sig, handler)                              # SIGINT ignored (`cmd &`)
 
 
-def watch() -> None:
-    """Block until Ctrl-C or until one of our processes dies."""
+def watch(tick: Callable[[], None] = lambda: None) -> None:
+    """Block until Ctrl-C or until one of our processes dies; ``tick`` every 0.5 s."""
     while True:
         for proc in list(LIVE):
             if not proc.alive():
                 raise StackError(f"{proc.name} stopped unexpectedly (exit {proc.popen.returncode});"
                                  f" log {proc.log_path}:\n{proc.log_tail()}")
+        tick()
         time.sleep(0.5)
 
 
@@ -123,32 +183,127 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
+def choose_port(wanted: int, default: int, previous: Optional[int], taken: set[int],
+                ) -> tuple[int, str]:
+    """The port to listen on and a note if it is not ``wanted``: the last run's port
+    when the default is taken (agents left running reconnect there), else a free one."""
+    if port_is_free(wanted) and wanted not in taken:
+        return wanted, ""
+    if wanted == default and previous and previous not in taken and port_is_free(previous):
+        port = previous
+    else:
+        port = free_port()
+        while port in taken:
+            port = free_port()
+    return port, f"port {wanted} is taken on 127.0.0.1, so this run uses {port}"
+
+
+def clear_local() -> bool:
+    """Forget the local network: services database, TLS key and certificate, the bots'
+    and agents' data (whitelist, snapshots). Refused while any of it runs."""
+    state = read_state()
+    if state:
+        say(f"The local ThreatNet is running (pid {state['pid']}): stop it first (Ctrl-C).")
+        return False
+    running = [(path.stem, pid) for path in sorted(LOCAL.glob("agents/*.lock"))
+               if (pid := Lock(path).holder()) is not None]
+    if running:
+        say("Agents of the local network are running: "
+            + ", ".join(f"{name} (pid {pid})" for name, pid in running)
+            + ". Stop them first (Ctrl-C in their terminals).")
+        return False
+    if LOCAL.exists():
+        shutil.rmtree(LOCAL)
+    private_dir(LOCAL)
+    say(f"Forgot the local network ({shown(LOCAL)}): its services accounts, channel "
+        "registration, TLS certificate, whitelist and caches. The next `make run` makes "
+        "a new one.")
+    return True
+
+
+def keep_whitelist_in_step(accounts: dict[str, str]) -> list[str]:
+    """Remove from every channel bot's whitelist each `account:NAME` whose account the
+    services database does not hold (``accounts``: folded name -> name): whoever
+    registered NAME next would be voiced. Returns what the operator must be told."""
+    told = []
+    for path in sorted(LOCAL.glob("bots/*/data/ThreatNetGuard.whitelist.yaml")):
+        store = WhitelistStore(path)
+        try:
+            whitelist = store.load()
+        except WhitelistError as e:
+            told.append(f"{shown(path)} is invalid ({e}): the bot trusts nobody until it is "
+                        "fixed")
+            continue
+        bot = path.parent.parent.name
+        for channel in whitelist.channels():
+            for entry in whitelist.entries(channel):
+                name = entry[len(ACCOUNT_PREFIX):]
+                if not entry.startswith(ACCOUNT_PREFIX) or fold(name) in accounts:
+                    continue
+                store.remove(channel, entry)
+                told.append(f"removed {entry} from the whitelist of {channel}: services have "
+                            f"no account {name} (a new or lost services database), so "
+                            f"whoever registers {name} next would have been voiced.\n"
+                            f"    Once its owner has it again (make agent NAME={name} "
+                            f"registers it), add it back:  /msg {bot} tn whitelist add "
+                            f"{entry} {channel}")
+    return told
+
+
 def run_local(args: argparse.Namespace) -> int:
     if read_state():
-        say(f"A local ThreatNet is already running (pid {read_state()['pid']}); stop it first.")
+        say(f"A local ThreatNet is already running (pid {run_lock().holder()}); stop it "
+            "first.")
         return 1
-    port = args.port
-    note = ""
-    if not port_is_free(port):
-        old, port = port, free_port()
-        note = f"  (port {old} is taken on 127.0.0.1, so this run uses {port})"
-    tls_port = args.tls_port
-    if not port_is_free(tls_port) or tls_port == port:
-        old, tls_port = tls_port, free_port()
-        note += f"\n  (TLS port {old} is taken on 127.0.0.1, so this run uses {tls_port})"
-    # Fresh configs, services database and owner password every run; a bot's data/ (its
-    # whitelist and cache snapshot) survives between runs.
-    for stale in ("ircd", "credentials.txt", "network.json"):
-        path = LOCAL / stale
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    if args.fresh and not clear_local():
+        return 1
+    lock = run_lock()
+    if not lock.acquire():
+        say(f"A local ThreatNet is already running (pid {lock.holder()}); stop it first.")
+        return 1
+    previous = last_state()
+    port, note = choose_port(args.port, DEFAULT_PORT, previous.get("port"), set())
+    tls_port, tls_note = choose_port(args.tls_port, DEFAULT_TLS_PORT, previous.get("tls_port"),
+                                     {port})
+    notes = "".join(f"\n  ({n})" for n in (note, tls_note) if n)
+    (LOCAL / "network.json").unlink(missing_ok=True)
     nick, channel = args.nick, args.channel
-    bot_password, owner_password = password(), password()
+    server = InspIRCdAtheme(IRCD, port=port, tls_port=tls_port, keep_identity=True)
+    # The network keeps its services database (accounts, registered certificates, the
+    # channel) and TLS key across runs; a whitelist entry must not outlive its account.
+    accounts = services_accounts(server.services_db)
+    first = not server.services_db.exists()
+    removed = keep_whitelist_in_step(accounts)
+    creds = read_credentials(LOCAL / "credentials.txt")
+    known = not first and creds.get("bot_account") == nick and bool(creds.get("bot_password"))
+    bot_password = creds["bot_password"] if known else password()
+    owner_password = password()  # new each run
+    if first:
+        say(f"First run: making a new local network in {shown(IRCD)} (services database, TLS "
+            "key and certificate), kept across runs; `make run FRESH=1` or `make clean-run` "
+            "starts afresh.")
+    else:
+        say(f"Restart: the local network in {shown(IRCD)} keeps its identity: "
+            f"{len(accounts)} services accounts, the channel registrations, and its TLS "
+            "certificate (agents and clients keep their pin).")
+    for text in removed:
+        say(f"  Whitelist: {text}")
     say(f"Starting InspIRCd + Atheme services on 127.0.0.1:{port} and TLS port {tls_port}"
-        f" ...{note}")
-    server = InspIRCdAtheme(LOCAL / "ircd", port=port, tls_port=tls_port).start()
+        f" ...{notes}")
+    server.start()
     say(f"Registering services account {nick!r} and channel {channel} (founder {nick}) ...")
-    server.register_accounts({nick: bot_password}, {channel: nick})
-    # Over TLS, pinning the certificate the server was just given (no CA, no "verify off").
+    try:
+        server.register_accounts({nick: bot_password}, {channel: nick})
+    except StackError as e:
+        raise StackError(f"{e}\n(the services account {nick} or channel {channel} belongs "
+                         f"to someone this run does not know; `make run FRESH=1` starts "
+                         "afresh)") from None
+    # The owner's password and the bot's (also in credentials.txt for the next run).
+    creds_path = private_file(LOCAL / "credentials.txt",
+                              f"owner_user={OWNER}\nowner_password={owner_password}\n"
+                              f"bot_account={nick}\nbot_password={bot_password}\n"
+                              f"oper={server.oper[0]}\noper_password={server.oper[1]}\n")
+    # Over TLS, pinning the server's certificate (no CA, no "verify off").
     bot = Bot(LOCAL / "bots", nick, server.tls_address, channel,
               plugins=("ThreatNetCache", "ThreatNetGuard"), sasl=(nick, bot_password),
               owner=(OWNER, owner_password), settings={
@@ -164,17 +319,13 @@ def run_local(args: argparse.Namespace) -> int:
              "network": server.network, "bot": nick, "accounts": True,
              "tls_port": tls_port, "tls_fingerprint": server.tls_fingerprint}
     (LOCAL / "network.json").write_text(json.dumps(state, indent=2) + "\n")
-    creds = private_file(LOCAL / "credentials.txt",
-                         f"owner_user={OWNER}\nowner_password={owner_password}\n"
-                         f"bot_account={nick}\nbot_password={bot_password}\n"
-                         f"oper={server.oper[0]}\noper_password={server.oper[1]}\n")
     say(f"""
 ThreatNet is running.
 
   IRC server   127.0.0.1:{port}  (plain text, InspIRCd {server.name} + Atheme services)
-  TLS          127.0.0.1:{tls_port}  self-signed certificate {shown(LOCAL / "ircd" / "tls" / "server.crt")}
+  TLS          127.0.0.1:{tls_port}  self-signed certificate {shown(IRCD / "tls" / "server.crt")}
                SHA-256 fingerprint {server.tls_fingerprint}
-               (new each run; the bot and agents pin it: supybot.networks.{server.network}.ssl.serverFingerprints)
+               (kept across runs; the bot and agents pin it: supybot.networks.{server.network}.ssl.serverFingerprints)
   channel      {channel}   topic: {topic or '(not set yet: the bot sets it once ChanServ ops it)'}
   bot          {nick}   (over TLS, account {nick}; ChanServ ops it because {channel} is registered to it)
 
@@ -183,7 +334,7 @@ Connect any IRC client, e.g.:
   weechat over TLS: /server add tn 127.0.0.1/{tls_port} -tls -tls_fingerprint={server.tls_fingerprint}
                     /connect tn; /join {channel}
 
-Admin commands (owner user {OWNER}, password {owner_password}):
+Admin commands (owner user {OWNER}, password {owner_password}, new each run):
   /msg {nick} identify {OWNER} {owner_password}
   /msg {nick} tn whitelist add account:NAME {channel}     voice agents logged in as NAME
   /msg {nick} tn whitelist add 127.0.0.1 {channel}        voice everyone on this machine
@@ -191,18 +342,16 @@ Admin commands (owner user {OWNER}, password {owner_password}):
 In the channel anyone can ask:  !tn status   !tn check 11.22.33.44
 A voiced agent (or you, once whitelisted) posts a threat as a channel line: 11.22.33.44 ssh brute force
 
-Services: /msg NickServ REGISTER <password> <email> makes an account; SASL PLAIN works, and
-SASL EXTERNAL over TLS with a client certificate added by /msg NickServ CERT ADD <fingerprint>
-(python -m threatnet_tools.agentcert makes one and prints the steps).
+Services: /msg NickServ REGISTER <password> <email> makes an account (kept across runs);
+SASL PLAIN works, and SASL EXTERNAL over TLS with a client certificate added by
+/msg NickServ CERT ADD <fingerprint> (python -m threatnet_tools.agentcert makes one and
+prints the steps).
 Another agent against this network (TLS, logged in by its own certificate):
   make agent NAME=agent1 FEED=/var/log/auth.log
-Credentials: {shown(creds)} (mode 600). Logs: {shown(LOCAL)}/ircd/, {shown(bot.dir)}/logs/messages.log
+Credentials: {shown(creds_path)} (mode 600). Logs: {shown(IRCD)}/, {shown(bot.dir)}/logs/messages.log
 
-Press Ctrl-C to stop everything.""")
-    try:
-        watch()
-    finally:
-        (LOCAL / "network.json").unlink(missing_ok=True)
+Press Ctrl-C to stop everything (the next `make run` brings the same network back).""")
+    watch()
     return 0
 
 
@@ -295,6 +444,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
             return 1
     name, channel = args.name, args.channel or state["channel"]
     agent_dir = LOCAL / "agents"
+    lock = agent_lock(name)
+    if not lock.acquire():
+        say(f"Agent {name} is already running (pid {lock.holder()}): one agent per name, as "
+            f"the name is its nick and services account. Stop that one first (Ctrl-C in its "
+            f"terminal), or start another under another name: make agent NAME={name}2")
+        return 1
     sasl = sasl_credentials(args)
     certfile, fingerprint, tls = args.certfile or "", "", {}
     if state.get("accounts") and not sasl:
@@ -332,7 +487,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
                  f"owner_user={OWNER}\nowner_password={owner_password}\n")
     say(f"Starting agent {name!r} (ThreatNetCache) on {state['host']}:{state['port']} {channel}"
         f"{f', feed {args.feed}' if args.feed else ''} ...")
-    bot.start(timeout=60)
+    console = AgentConsole(bot, (state["host"], state["port"]), tls.get("server_fingerprints"),
+                           local=not args.server)
+    bot.start(wait_joined=False)
+    console.wait_joined(timeout=60)
     bot_nick = state.get("bot", "the channel bot")
     say(f"""
 Agent {name} joined {channel}{f' as services account {sasl[0]}' if sasl else ''}{
@@ -349,8 +507,88 @@ Its owner (for tn report / tn feeds): /msg {name} identify {OWNER} {owner_passwo
 Log: {shown(bot.log_path)}
 
 Press Ctrl-C to stop the agent.""")
-    watch()
+    watch(console.poll)
     return 0
+
+
+class AgentConsole:
+    """What an agent's terminal is told while it runs, read from its log: a lost
+    connection and its return, and, loudly and once, a server certificate that is not
+    the pinned one (the agent retries on its own; its log says it once, see
+    threatnet_irc.reconnects)."""
+
+    JOINED = re.compile(r"Join to (\S+) on \S+ synced")
+    LOST = ("Disconnect from ", "Error connecting to ")
+
+    def __init__(self, bot: Bot, address: tuple[str, int], pins: Optional[list[str]],
+                 local: bool):
+        self.bot, self.address, self.pins, self.local = bot, address, pins or [], local
+        self._pos = bot.log_path.stat().st_size if bot.log_path.exists() else 0
+        self.joined = self.lost = self.told_pin = False
+
+    def wait_joined(self, timeout: float) -> None:
+        """Until the agent has joined. A certificate that is not the pinned one is told
+        and waited out (the agent retries); anything else fails after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not self.joined:
+            self.bot.proc.check_alive()
+            self.poll()
+            if not self.told_pin and time.monotonic() > deadline:
+                raise StackError(f"agent {self.bot.nick} did not join {self.bot.channel} "
+                                 f"within {timeout:.0f} s; log {shown(self.bot.log_path)}:\n"
+                                 + "\n".join(self.bot.read_log().splitlines()[-15:]))
+            time.sleep(0.2)
+
+    def poll(self) -> None:
+        text = self.bot.read_log(self._pos)
+        text = text[:text.rfind("\n") + 1]  # whole lines only
+        self._pos += len(text.encode())
+        for line in text.splitlines():
+            if "Certificate validation failed" in line:
+                self.pin_mismatch()
+            elif self.JOINED.search(line):
+                if self.lost or self.told_pin:
+                    say(f"Agent {self.bot.nick} is back in {self.bot.channel}.")
+                self.joined, self.lost, self.told_pin = True, False, False
+            elif any(word in line for word in self.LOST) and self.joined \
+                    and not (self.lost or self.told_pin):
+                self.lost = True
+                say(f"Agent {self.bot.nick} lost its connection to "
+                    f"{self.address[0]}:{self.address[1]}; it reconnects by itself (every "
+                    "10 s at most), e.g. once `make run` is back.")
+
+    def pin_mismatch(self) -> None:
+        if self.told_pin:
+            return
+        self.told_pin = True
+        host, port = self.address
+        presented = tlscert.presented_fingerprint(host, port)
+        name = self.bot.nick
+        lines = [f"Agent {name}: the server at {host}:{port} presents a TLS certificate "
+                 "that is not the one this agent pins,",
+                 f"  pinned:    {', '.join(self.pins) or '(none)'}",
+                 f"  presented: {presented or '(cannot connect to see it)'}",
+                 "so it does not connect (that is what pinning is for) and retries every "
+                 "10 s."]
+        running = read_state()
+        if self.local and running and running.get("tls_fingerprint") == presented:
+            lines += ["This is the certificate of the `make run` running now: the local "
+                      "network got a new one (make run FRESH=1, make clean-run, or",
+                      f"{shown(IRCD / 'tls')} was removed). To pin it, restart this agent: "
+                      f"Ctrl-C, then  make agent NAME={name}"]
+        elif self.local:
+            lines += ["If the local network got a new certificate (make run FRESH=1, make "
+                      "clean-run), restart this agent once `make run` is up: Ctrl-C, then",
+                      f"  make agent NAME={name}"]
+        else:
+            lines += ["If the server's operator changed its certificate, restart this agent "
+                      "with the new pin: Ctrl-C, then",
+                      f"  make agent NAME={name} SERVER={host}:{port} "
+                      f"SERVER_FP={presented or '<sha256>'}"]
+        lines += ["If nobody changed it, someone may be intercepting the connection: do not "
+                  "pin a certificate you cannot vouch for.",
+                  f"(Said once; the log {shown(self.bot.log_path)} too.)"]
+        say("\n" + "\n".join(f"!!! {line}" for line in lines) + "\n")
 
 
 # Which extractor reads which log, by file name; FEED=extractor:/path chooses explicitly.
@@ -392,6 +630,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                                          " and THREATNET_SASL_PASSWORD)")
     run.add_argument("--listener-only", action="store_true",
                      help="on --server: ThreatNetCache only, no channel guard")
+    run.add_argument("--fresh", action="store_true", help="forget the local network first "
+                     "(services accounts, channel registration, TLS certificate, whitelist)")
+    sub.add_parser("clean", help="forget the local network (what run --fresh forgets)")
     agent = sub.add_parser("agent", help="one more agent (ThreatNetCache) on the network")
     agent.add_argument("--name", default="")
     agent.add_argument("--feed", help="log file to read threats from (IP comment lines)")
@@ -404,9 +645,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "agent" and args.channel is None and args.server:
         args.channel = "#threatnet"
-    signals_as_interrupt()
     private_dir(RUN)  # run/ and run/local hold passwords, keys and registries
     private_dir(LOCAL)
+    if args.command == "clean":
+        return 0 if clear_local() else 1
+    signals_as_interrupt()
     try:
         return {"run": cmd_run, "agent": cmd_agent}[args.command](args)
     except KeyboardInterrupt:
@@ -416,7 +659,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         say(f"\nError: {e}")
         return 1
     finally:
-        stop_all()
+        stop_all()  # the bots first: they quit before their server goes
         if LIVE:
             say("Warning: some processes did not stop: "
                 + ", ".join(f"{p.name} (pid {p.pid})" for p in LIVE))

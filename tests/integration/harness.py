@@ -5,8 +5,16 @@ and the benchmarks use it too.
 """
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import Optional
 
+from lab import ROOT
 from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot, stop_bots
 from lab.ircclient import Client, connect_all
 
@@ -109,3 +117,55 @@ def never_voiced(client, nick, timeout=1.5):
     """True if ``client`` sees no +v for ``nick`` within ``timeout`` seconds."""
     return client.wait_for(lambda l: voice_change(l, "+", nick), timeout=timeout,
                            required=False) is None
+
+
+class Runner:
+    """The runner (scripts/threatnet_run.py) as `make run` and `make agent` start it, or
+    any command (``argv``), into a run directory of the test's own (THREATNET_RUN_DIR);
+    its output is collected line by line as it comes."""
+
+    def __init__(self, run_dir: Path, *args: str, argv: Optional[list[str]] = None,
+                 cwd: Path = ROOT):
+        env = {**os.environ, "THREATNET_RUN_DIR": str(run_dir), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            argv or [sys.executable, "-m", "scripts.threatnet_run", *args], cwd=cwd, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+        self.lines: list[str] = []
+        self._cursor = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 90.0) -> str:
+        """The output up to the first line after the previous match that holds ``text``."""
+        deadline = time.monotonic() + timeout
+        ended = False
+        while time.monotonic() < deadline:
+            for n in range(self._cursor, len(self.lines)):
+                if text in self.lines[n]:
+                    self._cursor = n + 1
+                    return "".join(self.lines[:n + 1])
+            if ended:
+                break
+            ended = self.proc.poll() is not None  # one more look: the last lines
+            time.sleep(0.2 if ended else 0.1)
+        raise AssertionError(f"no {text!r} within {timeout} s (exit {self.proc.poll()}):\n"
+                             f"{self.output}")
+
+    def stop(self) -> Optional[int]:
+        """Ctrl-C (SIGINT to its process group, as a terminal sends it) and wait."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode

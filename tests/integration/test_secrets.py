@@ -6,48 +6,11 @@ directory of the test's own (THREATNET_RUN_DIR), on free ports.
 """
 from __future__ import annotations
 
-import os
-import signal
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import pytest
-
-from lab import ROOT
+from harness import Runner
 from lab.process import free_port, require_binary
-
-
-def start(run_dir: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "THREATNET_RUN_DIR": str(run_dir), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "scripts.threatnet_run", *args], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-
-
-def wait_for(proc: subprocess.Popen, text: str, timeout: float = 90) -> str:
-    """The output up to the line that contains ``text``."""
-    deadline, out = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        out.append(line)
-        if text in line:
-            return "".join(out)
-    pytest.fail(f"no {text!r} within {timeout} s:\n{''.join(out)}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def secrets_of(run_dir: Path) -> set[str]:
@@ -94,12 +57,12 @@ def test_make_run_and_make_agent_keep_their_secrets(tmp_path):
     require_binary("inspircd")
     require_binary("atheme-services")
     run_dir = tmp_path / "run"
-    run = start(run_dir, "run", "--port", str(free_port()), "--tls-port", str(free_port()))
+    run = Runner(run_dir, "run", "--port", str(free_port()), "--tls-port", str(free_port()))
     agent = None
     try:
-        wait_for(run, "ThreatNet is running.")
-        agent = start(run_dir, "agent", "--name", "agent1")
-        wait_for(agent, "Agent agent1 joined")
+        run.wait_for("ThreatNet is running.")
+        agent = Runner(run_dir, "agent", "--name", "agent1")
+        agent.wait_for("Agent agent1 joined")
         secrets = secrets_of(run_dir)
         assert len(secrets) >= 4, secrets  # owner and bot passwords, oper, agent's
         running = [line for line in command_lines() if any(s in line for s in secrets)]
@@ -108,6 +71,6 @@ def test_make_run_and_make_agent_keep_their_secrets(tmp_path):
         assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
     finally:
         if agent is not None:
-            stop(agent)
-        stop(run)
+            agent.stop()
+        run.stop()
     assert leaks(run_dir, secrets_of(run_dir)) == []  # also what the bots wrote on exit
