@@ -155,9 +155,10 @@ _channel("feeds", Feeds([], """Log files this agent tails and reports from, as
     spaces."""))
 
 conf.registerGlobalValue(ThreatNetCache, "restartGrace", registry.NonNegativeInteger(60,
-    """After a restart, rejoin or reconnect, the quiet period is skipped if the
-    saved cache is younger than this many seconds (the agent missed at most that
-    long of the channel). 0 always applies the quiet period."""))
+    """After a restart, rejoin (after a kick or part) or reconnect, the quiet
+    period is skipped if the saved cache is younger than this many seconds (the
+    agent missed at most that long of the channel). 0 always applies the quiet
+    period."""))
 conf.registerGlobalValue(ThreatNetCache, "snapshotInterval", registry.PositiveInteger(300,
     """Seconds between periodic cache snapshots to the data directory (the cache
     is also saved on shutdown, part and disconnect)."""))
