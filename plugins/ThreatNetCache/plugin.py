@@ -49,6 +49,9 @@ _WS = frozenset(" \t\n\r\x0b\x0c")
 
 _SENDERS_MAX = 1000  # memoised senders per channel; a PING clears them anyway
 LIST_MAX = 10  # threats `tn list` names; the rest are counted
+# Seconds between joins of an enabled channel the server refused (banned, +i, +k, full):
+# Limnoria rejoins after a kick but never after a refusal, and the Guard lifts its bans.
+REJOIN_WAIT = 60
 # schedule event names
 _POLL, _EXPIRE, _SNAPSHOT = ("ThreatNetCache.poll", "ThreatNetCache.expire",
                              "ThreatNetCache.snapshot")
@@ -183,6 +186,8 @@ class ThreatNetCache(callbacks.Plugin):
         # (network, lowered channel) -> the provider of an enabled channel the agent is
         # not in right now (kicked, parted, disconnected): its feeds go on, finds held
         self._away: dict[tuple[str, str], Provider] = {}
+        # (network, lowered channel) -> (channel, when to join it again): refused joins
+        self._rejoin: dict[tuple[str, str], tuple[str, float]] = {}
         self._outboxes: dict[str, Outbox[Queued]] = {}  # network -> its reports' Outbox
         self._addressing: dict = {}  # may_address's settings cache
         self._accounts = Accounts()  # who is logged in as whom, as services say
@@ -402,6 +407,28 @@ class ThreatNetCache(callbacks.Plugin):
                                      for user in msg.args[1].split(",")):
             self._detach(_key(irc.network, msg.args[0]))
 
+    def do474(self, irc, msg):
+        """ERR_BANNEDFROMCHAN (and 471 full, 473 invite only, 475 bad key): an enabled
+        channel is joined again every REJOIN_WAIT seconds until the server lets the
+        agent in; meanwhile its feeds' finds are held."""
+        if len(msg.args) > 1 and self.registryValue("enable", msg.args[1], irc.network):
+            channel = msg.args[1]
+            if _key(irc.network, channel) not in self._rejoin:
+                self.log.info("%s on %s: cannot join (%s); trying again every %s s", channel,
+                              irc.network, msg.args[-1], REJOIN_WAIT)
+            self._rejoin[_key(irc.network, channel)] = (channel, _now() + REJOIN_WAIT)
+    do471 = do473 = do475 = do474
+
+    def _join_refused(self) -> None:
+        now = _now()
+        for key, (channel, when) in list(self._rejoin.items()):
+            irc = world.getIrc(key[0])
+            if irc is None or key in self._channels:
+                del self._rejoin[key]
+            elif when <= now and _connected(irc):
+                self._rejoin[key] = (channel, now + REJOIN_WAIT)
+                irc.sendMsg(conf.supybot.networks.get(irc.network).channels.join(channel))
+
     def reset(self):
         """Called on reconnect, with the channel state already cleared: whatever
         we were listening to is saved and dropped, as on a part."""
@@ -431,6 +458,7 @@ class ThreatNetCache(callbacks.Plugin):
         if not self._respond(irc, channel, st):
             st.responses.resync(st.listener.threats())  # running since an earlier attach
         held = len(st.provider.held)
+        self._rejoin.pop(key, None)
         self.log.info("Listening to %s on %s (%s threats restored, %s%s)",
                       channel, irc.network, loaded.loaded,
                       "synced" if st.listener.cache.synced else "quiet period",
@@ -566,6 +594,8 @@ class ThreatNetCache(callbacks.Plugin):
             self._poll_feeds(st.provider, self._moderated(irc, st))
         for provider in list(self._away.values()):
             self._poll_feeds(provider, False)
+        if self._rejoin:
+            self._join_refused()
         for network, box in self._outboxes.items():
             irc = world.getIrc(network)
             if len(box) and irc is not None and _connected(irc):

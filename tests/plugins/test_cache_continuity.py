@@ -129,3 +129,19 @@ class ContinuityTestCase(CacheTestCase):
         self.assertEqual(samples["threatnet_reports_held", "quiet"], 1)
         self.assertEqual(samples["threatnet_reports_held_outcomes_total", "held"], 1)
         self.assertEqual(samples["threatnet_reports_held_outcomes_total", "released"], 0)
+
+    def testABannedAgentTriesToJoinAgainAndReportsOnceIn(self):
+        self.synced()
+        self.irc.feedMsg(ircmsgs.kick(self.channel, self.nick, prefix="op!o@h"))
+        self.sent()
+        self.server("474", self.nick, self.channel, "Cannot join channel (+b)")
+        self.append("45.7.1.1 while banned")
+        self.tick(30)
+        self.assertEqual(self.sent(), [])
+        self.tick(31)
+        self.assertEqual([m.command for m in self.sent()], ["JOIN"])
+        self.rejoin()
+        self.assertStatus("quiet period")  # away longer than restartGrace
+        self.tick(3602)
+        self.assertEqual([(m.command, m.args[-1]) for m in self.sent()],
+                         [("PRIVMSG", "45.7.1.1 while banned")])  # and no JOIN any more
