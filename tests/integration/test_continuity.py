@@ -13,6 +13,8 @@ quiet-period case with Limnoria bots on the session's InspIRCd + Atheme.
 - An agent whose pinned fingerprint no longer matches says so once, loudly, and retries.
 - A line a feed reads during the quiet period, and one read while the agent is kicked,
   is reported afterwards, exactly once.
+- An interrupted first `make setup` recovers with plain `make run`; a clean slate
+  (`make run FRESH=1`, `make clean-run`) is explicit and waits for the network to stop.
 """
 from __future__ import annotations
 
@@ -267,3 +269,17 @@ def test_an_interrupted_setup_recovers_with_make_run(tmp_path):
         assert ".venv is incomplete (an interrupted setup?): making it again" in out, out
     finally:
         run.stop()
+
+
+def test_a_clean_slate_is_explicit_and_waits_for_the_network_to_stop(local):
+    run = local("run")
+    run.wait_for("ThreatNet is running.")
+    whitelist(local.run_dir, local.port, "127.0.0.9")
+    clean = local("clean")
+    assert clean.proc.wait(30) == 1 and "stop it first" in clean.output, clean.output
+    run.stop()
+    run = local("run", "--fresh")  # make run FRESH=1
+    out = run.wait_for("ThreatNet is running.")
+    assert "Forgot the local network" in out and "First run: making a new local network" in out
+    path = local.run_dir / "local" / "bots" / BOT / "data" / "ThreatNetGuard.whitelist.yaml"
+    assert not path.exists() or "127.0.0.9" not in path.read_text()
