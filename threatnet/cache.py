@@ -217,18 +217,9 @@ class ThreatCache:
     def remove(self, ip_or_key: str | int) -> Entry | None:
         """Take a current threat out now (withdrawn, forgotten, no longer wanted): the
         Entry removed, or None if it was not current. Raises AddressError for bad text."""
-        key = parse_ip(ip_or_key) if isinstance(ip_or_key, str) else ip_or_key
-        if self._aggregate_v6 and not V4_MAPPED_FIRST <= key <= V4_MAPPED_LAST:
-            key &= _PREFIX64
-        seq = self._index.get(key)
-        if seq is None:
-            return None
-        pos = seq - self._base
-        entry = self._entry(pos, self._clock())
-        if entry.expires_in <= 0:
-            return None  # expire() reports it
-        del self._index[key]
-        self._keys[pos] = None
+        entry = self.check(ip_or_key)  # an expired one is left to expire() to report
+        if entry is not None:
+            self._keys[self._index.pop(entry.key) - self._base] = None
         return entry
 
     def full(self, limit: int) -> bool:
