@@ -126,6 +126,7 @@ class ChannelStatus(NamedTuple):
     feeds: list[tuple[str, dict[str, int], str | None]]  # (spec, counters, error)
     responders: list[ResponderStatus]
     problems: list[tuple[str, str]]  # responders not started: (name, reason)
+    withdrawals: dict[str, int]  # withdrawal lines heard: withdrawn, refused
 
 
 class Found(NamedTuple):
@@ -231,7 +232,8 @@ class ThreatNetCache(callbacks.Plugin):
                 dict(provider.refused), len(provider.pending),
                 [(spec, feed.stats(), feed.error) for spec, feed in provider.feeds.items()],
                 responses.status() if responses is not None else [],
-                list(responses.problems) if responses is not None else []))
+                list(responses.problems) if responses is not None else [],
+                dict(listener.withdrawals)))
         return result
 
     def outboxes(self) -> dict[str, dict[str, int]]:
@@ -593,8 +595,11 @@ class ThreatNetCache(callbacks.Plugin):
             left = listener.cache.quiet_left
             sync = f"quiet period: {math.ceil(left)} s left" if left else "synced"
             discarded = ", ".join(f"{reason} {n}" for reason, n in counts.items())
+            withdrawn = listener.withdrawals
+            withdrawals = f"withdrawals {withdrawn['withdrawn']} (refused " \
+                          f"{withdrawn['refused']}), " if any(withdrawn.values()) else ""
             irc.reply(f"{st.channel}: online {int(running)} s, seen {seen} ({rate:.2f}/s), "
-                      f"kept {kept}, discarded {seen - kept} ({discarded}), "
+                      f"kept {kept}, discarded {seen - kept} ({discarded}), {withdrawals}"
                       f"cache {stats.size}, expired {stats.expired}, block {listener.block} s, "
                       f"reported {st.provider.reported}, {sync}")
         status = wrap(status, ["channel"])

@@ -118,6 +118,7 @@ class UndoTestCase(ResponderTestCase):
         self.assertRegexp("tn check 45.0.0.1", "Current threat")
         self.hear("withdraw 45.0.0.1 false positive")  # alice, from the same host
         self.assertRegexp("tn check 45.0.0.1", "Not a current threat")
+        self.assertStatus("withdrawals 1 (refused 1)")
         self.idle()
         self.assertEqual([t.ip for t in fake.removed], ["45.0.0.1"])
 
