@@ -120,7 +120,9 @@ class Moderator:
         self.channel = channel  # whose whitelist entries its members qualify by
         self._clock = clock
         self.cache = ThreatCache(clock=clock)
-        self._reporters: dict[int, set[str]] = {}  # key -> its senders (judge's identities)
+        # The cache's host column holds the first sender (judge's identity: an account or a
+        # host); under a quorum, key -> every sender of a current threat.
+        self._reporters: dict[int, set[str]] = {}
         self._listed: tuple[Whitelist | None, Callable[[int], bool]] = (None, bool)
         self._lines = Strikes(clock)
         self._warned = Strikes(clock)
@@ -194,10 +196,10 @@ class Moderator:
             return Verdict("kick", f"{msg.ip} is a whitelisted agent's address")
         current = self.cache.check(key)
         if current is None:
-            self.cache.keep(msg, nick, account)
-            self._reporters[key] = {sender}
+            self.cache.keep(msg, nick, account, sender)  # host: who said it, as judged
             return PASS
-        reporters = self._reporters.get(key)
+        reporters = self._reporters.setdefault(key, {current.host}) if rules.quorum > 1 \
+            else None
         if reporters is not None and sender not in reporters and len(reporters) < rules.quorum:
             reporters.add(sender)  # a corroboration
         elif rules.kick_repeats and self._clock() - current.first_seen >= rules.repeat_grace:
@@ -214,7 +216,8 @@ class Moderator:
 
     def _withdrawn(self, key: int, sender: str) -> None:
         """A reporter took a threat back: saying it again is no repeat."""
-        if sender in self._reporters.get(key, ()):
+        entry = self.cache.check(key)
+        if entry is not None and (entry.host == sender or sender in self._reporters.get(key, ())):
             self.cache.remove(key)
             self._reporters.pop(key, None)
 
