@@ -1,9 +1,15 @@
 """ThreatNetCache: makes the bot a ThreatNet agent, an Event Listener with a Threat
 Cache per channel, and a Threat Provider that reports from its own log files.
 
-IRC events in, calls on threatnet/, IRC messages out. One instance serves every
-network, so all state is keyed by (network, channel). The registry is read by
-the poll timer, never per channel line: doPrivmsg is the hot path.
+IRC events in, calls on threatnet/, IRC messages out. A channel line: doPrivmsg
+builds the Envelope from irc.state and calls the channel's Listener once
+(threatnet/listener.py); what it acts on reaches the responders through its hooks. A
+threat of our own (tn report, a feed, the HTTP API): the channel's Provider
+(threatnet/provider.py) refuses it or queues it; take() releases lines, sent here.
+One instance serves every network, so all state is keyed by (network, channel). The
+registry is read by the poll timer, never per channel line: doPrivmsg is the hot path.
+The HTTP API (http.py) and the bridge glue (bridging.py) use only the public methods
+under "the public surface".
 """
 from __future__ import annotations
 
