@@ -296,7 +296,7 @@ def test_snapshot_and_load_drop_lone_surrogates(tmp_path: Path, clock: Clock) ->
     cache = ThreatCache(timeout=100, clock=clock)
     cache.keep(msg("192.0.2.1", "x\ud800 \u2603"), nick="n\udcff", account="a\udfff")
     cache.snapshot(path)
-    assert json.loads(path.read_bytes())["entries"][0][2:] == ["n?", "a?", "x? \u2603"]
+    assert json.loads(path.read_bytes())["entries"][0][2:] == ["n?", "a?", "x? \u2603", ""]
     path.write_text(json.dumps({"version": 1, "saved_at": T0, "listening_since": T0,
                                 "entries": [["192.0.2.2", T0, "n\udcff", "a\ud800",
                                              "y\udbff"]]}))  # an older snapshot
@@ -305,6 +305,16 @@ def test_snapshot_and_load_drop_lone_surrogates(tmp_path: Path, clock: Clock) ->
     assert rows(new) == [("192.0.2.2", T0, "n?", "a?", "y?")]
     for text in rows(new)[0][2:]:
         text.encode("utf-8")  # type: ignore[union-attr]
+
+
+def test_the_reporters_host_survives_a_snapshot(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "cache.json"
+    cache = ThreatCache(timeout=100, clock=clock)
+    cache.keep(msg("192.0.2.1", "x"), "n", None, "h.example")
+    cache.snapshot(path)
+    new = ThreatCache(timeout=100, clock=clock)
+    new.load(path)
+    assert new.check("192.0.2.1").host == "h.example"
 
 
 def test_expired_entries_are_dropped_on_load(tmp_path: Path, clock: Clock) -> None:

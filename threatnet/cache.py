@@ -7,7 +7,7 @@ once it has listened for a whole block period.
 
 Layout (about 130 bytes per threat at a million entries): a dict maps each key
 to a sequence number, and parallel columns appended in first-seen order hold
-key, first-seen time (``array('d')``) and one shared ``(nick, account, comment)``
+key, first-seen time (``array('d')``) and one shared ``(nick, account, comment, host)``
 tuple. Every entry has the same timeout, so first-seen order is also expiry
 order: expiry advances a head index and the dead prefix is cut off once it is
 more than half the columns.
@@ -36,15 +36,16 @@ DEFAULT_TIMEOUT = 3600
 SYNC_SLACK = 2  # seconds on top of the block period, for start-up delays (as the original)
 SNAPSHOT_VERSION = 1
 _PREFIX64 = ~((1 << 64) - 1)
-_SHARED_MAX = 4096  # distinct (nick, account, comment) tuples remembered for sharing
+_SHARED_MAX = 4096  # distinct (nick, account, comment, host) tuples remembered for sharing
 
-_Source = tuple[str, "str | None", str]  # (nick, account, comment)
+_Source = tuple[str, "str | None", str, str]  # (nick, account, comment, host)
 _Row = tuple[int, float, _Source]  # (key, first_seen, source)
 
 
 class Entry(NamedTuple):
     """One cached threat. ``ip`` is ``prefix/64`` for an aggregated IPv6 entry;
-    ``expires_in`` is seconds left (<= 0 for an expired entry)."""
+    ``expires_in`` is seconds left (<= 0 for an expired entry); ``host`` the reporter's
+    ("" if not known)."""
 
     ip: str
     first_seen: float
@@ -53,6 +54,7 @@ class Entry(NamedTuple):
     comment: str
     expires_in: float
     key: int
+    host: str = ""
 
 
 class Stats(NamedTuple):
@@ -153,7 +155,7 @@ class ThreatCache:
     # -- the filter
 
     def keep(self, msg: ThreatMessage, nick: str = "", account: str | None = None,
-             ) -> bool | None:
+             host: str = "") -> bool | None:
         """True, recording the threat with its sender, if its IP is not current;
         False for a duplicate; None (not kept either) when ``limit`` threats are current."""
         key = msg.key
@@ -177,12 +179,12 @@ class ThreatCache:
         self._times.append(now)
         # One tuple per distinct source: a million threats from a few reporters then
         # cost one reference each (expire() bounds the table).
-        source = (nick, account, msg.comment)
+        source = (nick, account, msg.comment, host)
         self._sources.append(self._shared.setdefault(source, source))
         self._kept += 1
         if self.on_keep is not None:  # no address formatting unless aggregated
             ip = self._ip_text(key) if self._aggregate_v6 else msg.ip
-            self.on_keep(Entry(ip, now, nick, account, msg.comment, self._timeout, key))
+            self.on_keep(Entry(ip, now, nick, account, msg.comment, self._timeout, key, host))
         return True
 
     def screen(self, msg: ThreatMessage, envelope: Envelope | None = None) -> str | None:
@@ -190,7 +192,7 @@ class ThreatCache:
         if envelope is None:
             kept = self.keep(msg)
         else:
-            kept = self.keep(msg, envelope.nick, envelope.account)
+            kept = self.keep(msg, envelope.nick, envelope.account, envelope.host)
         return None if kept else self.name
 
     # -- reading
@@ -215,18 +217,9 @@ class ThreatCache:
     def remove(self, ip_or_key: str | int) -> Entry | None:
         """Take a current threat out now (withdrawn, forgotten, no longer wanted): the
         Entry removed, or None if it was not current. Raises AddressError for bad text."""
-        key = parse_ip(ip_or_key) if isinstance(ip_or_key, str) else ip_or_key
-        if self._aggregate_v6 and not V4_MAPPED_FIRST <= key <= V4_MAPPED_LAST:
-            key &= _PREFIX64
-        seq = self._index.get(key)
-        if seq is None:
-            return None
-        pos = seq - self._base
-        entry = self._entry(pos, self._clock())
-        if entry.expires_in <= 0:
-            return None  # expire() reports it
-        del self._index[key]
-        self._keys[pos] = None
+        entry = self.check(ip_or_key)  # an expired one is left to expire() to report
+        if entry is not None:
+            self._keys[self._index.pop(entry.key) - self._base] = None
         return entry
 
     def full(self, limit: int) -> bool:
@@ -244,10 +237,10 @@ class ThreatCache:
         now = self._clock()
         rows = self._rows()
         timeout = self._timeout
-        for key, first_seen, (nick, account, comment) in rows:
+        for key, first_seen, (nick, account, comment, host) in rows:
             if first_seen + timeout > now:
                 yield Entry(self._ip_text(key), first_seen, nick, account, comment,
-                            first_seen + timeout - now, key)
+                            first_seen + timeout - now, key, host)
 
     def _rows(self) -> list[_Row]:
         """Every recorded, not yet swept row (key, first_seen, source), in column order."""
@@ -258,9 +251,9 @@ class ThreatCache:
     def _entry(self, pos: int, now: float) -> Entry:
         key = self._keys[pos]
         first_seen = self._times[pos]
-        nick, account, comment = self._sources[pos]
+        nick, account, comment, host = self._sources[pos]
         return Entry(self._ip_text(key), first_seen, nick, account, comment,
-                     first_seen + self._timeout - now, key)
+                     first_seen + self._timeout - now, key, host)
 
     def _ip_text(self, key: int) -> str:
         if self._aggregate_v6 and not V4_MAPPED_FIRST <= key <= V4_MAPPED_LAST:
@@ -411,29 +404,31 @@ def _decode(raw: bytes) -> tuple[float, float, list[_Row]]:
         raise ValueError("entries is not a list")
     rows: list[_Row] = []
     for n, item in enumerate(entries):
-        if not (isinstance(item, list) and len(item) == 5):
-            raise ValueError(f"entry {n} is not [ip, first_seen, nick, account, comment]")
-        ip, first_seen, nick, account, comment = item
+        # the host came later: a snapshot without it restores an empty one
+        if not (isinstance(item, list) and len(item) in (5, 6)):
+            raise ValueError(f"entry {n} is not [ip, first_seen, nick, account, comment, host]")
+        ip, first_seen, nick, account, comment, host = (*item, "")[:6]
         if not (isinstance(ip, str) and isinstance(nick, str) and isinstance(comment, str)
-                and (account is None or isinstance(account, str))):
+                and (account is None or isinstance(account, str)) and isinstance(host, str)):
             raise ValueError(f"entry {n} has a field of the wrong type")
         try:
             key = parse_ip(ip)
         except ValueError as e:
             raise ValueError(f"entry {n}: {e}") from None
         rows.append((key, _number(first_seen, f"entry {n} first_seen"),
-                     _text((nick, account, comment))))
+                     _text((nick, account, comment, host))))
     return saved_at, since, rows
 
 
 def _text(source: _Source) -> _Source:
-    """(nick, account, comment) as text that encodes: a lone surrogate (from a
+    """(nick, account, comment, host) as text that encodes: a lone surrogate (from a
     snapshot, or a test) would break every JSON or IRC writer it reached."""
-    nick, account, comment = source
-    if nick.isascii() and comment.isascii() and (account is None or account.isascii()):
+    nick, account, comment, host = source
+    if nick.isascii() and comment.isascii() and host.isascii() \
+            and (account is None or account.isascii()):
         return source
     return (valid_utf8(nick), None if account is None else valid_utf8(account),
-            valid_utf8(comment))
+            valid_utf8(comment), valid_utf8(host))
 
 
 def _number(value: object, what: str) -> float:

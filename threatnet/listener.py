@@ -105,7 +105,6 @@ class Listener:
         self._screen = Chain(()).check
         self._reporters: dict[int, list[str]] = {}  # key -> who said it, while quorum > 1
         self._waiting: set[int] = set()  # current keys below the quorum: not acted on
-        self._hosts: dict[int, str] = {}  # key -> reporter's host, if not logged in
         self.configure(settings, keyring)
 
     def configure(self, settings: ListenerSettings, keyring: KeyRing | None = None) -> bool:
@@ -167,11 +166,9 @@ class Listener:
               ) -> str | None:
         """The cache's part: keep a new threat (the cache's on_keep acts on it at once
         without a quorum), or count a corroboration."""
-        kept = self.cache.keep(msg, nick, account)
+        kept = self.cache.keep(msg, nick, account, host)
         key = msg.key
         if kept:
-            if not account and host:
-                self._hosts[key] = host
             if self._quorum > 1:
                 self._reporters[key] = [
                     reporter(account, host, self.settings.casemapping)]  # type: ignore[union-attr]
@@ -297,13 +294,11 @@ class Listener:
         if entry.account:
             return bool(envelope.account) and \
                 fold(envelope.account, casemapping) == fold(entry.account, casemapping)  # type: ignore[arg-type]
-        host = self._hosts.get(entry.key)
-        return host is not None and envelope.nick == entry.nick and envelope.host == host
+        return bool(entry.host) and envelope.nick == entry.nick and envelope.host == entry.host
 
     def _forget(self, key: int) -> None:
         self._reporters.pop(key, None)
         self._waiting.discard(key)
-        self._hosts.pop(key, None)
 
     # -- the block period
 

@@ -120,7 +120,10 @@ class Moderator:
         self.channel = channel  # whose whitelist entries its members qualify by
         self._clock = clock
         self.cache = ThreatCache(clock=clock)
-        self._reporters: dict[int, set[str]] = {}  # key -> its senders (judge's identities)
+        # The cache's host column holds the first sender (judge's identity: an account or a
+        # host); under a quorum, key -> every sender of a current threat.
+        self._reporters: dict[int, set[str]] = {}
+        self._listed: tuple[Whitelist | None, Callable[[int], bool]] = (None, bool)
         self._lines = Strikes(clock)
         self._warned = Strikes(clock)
         self._kicks = Strikes(clock)
@@ -148,6 +151,11 @@ class Moderator:
         bot's answer to one, not a threat line. A threat of an address ``whitelist``
         vouches for (an agent's own) is poisoning, like a bogon.
         """
+        return self._judge(line, sender, rules, trusted, command, nick, account, whitelist)
+
+    def _judge(self, line: str, sender: str, rules: Rules, trusted: bool, command: bool,
+               nick: str, account: str | None, whitelist: Whitelist | None) -> Verdict:
+        # judge's body, called positionally from police: it runs for every channel line
         if rules.flood_lines > 0 and self._lines.hit(sender, rules.flood_lines + 1,
                                                      rules.flood_seconds):
             self._lines.forget(sender)
@@ -158,12 +166,15 @@ class Moderator:
         if not trusted:
             return Verdict("kick", "only whitelisted (voiced) agents may post here")
         try:
-            withdrawn = parse_withdrawal(line)
+            msg = parse_message(line)
+        except ThreatError as e:
+            try:
+                withdrawn = parse_withdrawal(line)
+            except ThreatError as bad:
+                withdrawn, e = None, bad
             if withdrawn is not None:
                 self._withdrawn(withdrawn.key, sender)
                 return PASS
-            msg = parse_message(line)
-        except ThreatError as e:
             reason = f"malformed threat line: {e}"
             if rules.tolerant and not self._warned.hit(sender, 2, rules.tolerant_window):
                 return Verdict("warn", reason)
@@ -171,9 +182,6 @@ class Moderator:
             return Verdict("kick", reason)
         if rules.kick_bogons and not _BOGONS.accepts(msg.key):
             return Verdict("kick", f"bogon address {msg.ip}")
-        if rules.kick_bogons and whitelist is not None \
-                and whitelist.qualifies(self.channel, msg.key, None):
-            return Verdict("kick", f"{msg.ip} is a whitelisted agent's address")
         if rules.require_signature:
             form = verify(msg, _NO_KEYS, 0.0, _FOREVER, _FOREVER)
             if form == "unsigned":
@@ -183,12 +191,15 @@ class Moderator:
                 return Verdict("kick", "malformed signature")
         if self.cache.timeout != rules.block:
             self.cache.timeout = rules.block
-        current = self.cache.check(msg.key)
+        key = msg.key
+        if rules.kick_bogons and whitelist is not None and self._whitelisted(whitelist)(key):
+            return Verdict("kick", f"{msg.ip} is a whitelisted agent's address")
+        current = self.cache.check(key)
         if current is None:
-            self.cache.keep(msg, nick, account)
-            self._reporters[msg.key] = {sender}
+            self.cache.keep(msg, nick, account, sender)  # host: who said it, as judged
             return PASS
-        reporters = self._reporters.get(msg.key)
+        reporters = self._reporters.setdefault(key, {current.host}) if rules.quorum > 1 \
+            else None
         if reporters is not None and sender not in reporters and len(reporters) < rules.quorum:
             reporters.add(sender)  # a corroboration
         elif rules.kick_repeats and self._clock() - current.first_seen >= rules.repeat_grace:
@@ -196,9 +207,17 @@ class Moderator:
                                    f"({current.expires_in:.0f} s left): check your cache")
         return PASS
 
+    def _whitelisted(self, whitelist: Whitelist) -> Callable[[int], bool]:
+        """Whether an address is in one of the channel's whitelisted networks (the test
+        is made once per whitelist: it runs on every threat line)."""
+        if self._listed[0] is not whitelist:
+            self._listed = (whitelist, whitelist.address_test(self.channel))
+        return self._listed[1]
+
     def _withdrawn(self, key: int, sender: str) -> None:
         """A reporter took a threat back: saying it again is no repeat."""
-        if sender in self._reporters.get(key, ()):
+        entry = self.cache.check(key)
+        if entry is not None and (entry.host == sender or sender in self._reporters.get(key, ())):
             self.cache.remove(key)
             self._reporters.pop(key, None)
 
@@ -208,9 +227,8 @@ class Moderator:
         """The verdict on ``line`` from ``sender`` (``judge``: offences count against its
         account, else its host) and, for a kick, the ``sanction``: ``members`` are the
         channel's, read only when a host ban is weighed."""
-        verdict = self.judge(line, offender(sender.host, sender.account, casemapping), rules,
-                             trusted=trusted, command=command, nick=sender.nick,
-                             account=sender.account, whitelist=whitelist)
+        verdict = self._judge(line, offender(sender.host, sender.account, casemapping), rules,
+                              trusted, command, sender.nick, sender.account, whitelist)
         if verdict is PASS:
             return _PASSED
         if verdict.action != "kick":

@@ -27,7 +27,7 @@ import re
 import stat
 import threading
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -137,6 +137,19 @@ class Whitelist:
                 accounts = self._accounts[folded, casemapping] = frozenset(
                     fold(e.account, casemapping) for e in found.entries if e.account)
         return fold(account, casemapping) in accounts
+
+    def address_test(self, channel: str) -> Callable[[int], bool]:
+        """A test of keys against the channel's networks only (accounts aside): the
+        Guard's, for every threat line."""
+        found = self._channels.get(fold(channel))
+        if found is None or not found.starts:
+            return lambda key: False
+        starts, ends = found.starts, found.ends
+
+        def covered(key: int) -> bool:
+            i = bisect.bisect_right(starts, key) - 1
+            return i >= 0 and key <= ends[i]
+        return covered
 
     def entries(self, channel: str) -> list[str]:
         """The channel's entries as canonical text, in file order."""

@@ -75,6 +75,9 @@ class _Collector:
             "feed_evicted": family("counter", "threatnet_feed_evicted",
                                    "Addresses forgotten below the threshold: too many.",
                                    chan + ["feed"]),
+            "withdrawals": family("counter", "threatnet_withdrawals",
+                                  "Withdrawal lines heard, by outcome (withdrawn, refused).",
+                                  chan + ["outcome"]),
             "feed_error": family("gauge", "threatnet_feed_error",
                                  "1 while a feed cannot be read.", chan + ["feed"]),
             "r_up": family("gauge", "threatnet_responder_up",
@@ -120,6 +123,8 @@ class _Collector:
                 f["held"].add_metric(labels + [reason], n)
             for outcome, n in c.holds.items():
                 f["holds"].add_metric(labels + [outcome], n)
+            for outcome, n in sorted(c.withdrawals.items()):
+                f["withdrawals"].add_metric(labels + [outcome], n)
             for spec, stats, error in c.feeds:
                 for result in ("found", "ignored", "rejected"):
                     f["feed"].add_metric(labels + [spec, result], stats.get(result, 0))

@@ -1,9 +1,15 @@
 """ThreatNetCache: makes the bot a ThreatNet agent, an Event Listener with a Threat
 Cache per channel, and a Threat Provider that reports from its own log files.
 
-IRC events in, calls on threatnet/, IRC messages out. One instance serves every
-network, so all state is keyed by (network, channel). The registry is read by
-the poll timer, never per channel line: doPrivmsg is the hot path.
+IRC events in, calls on threatnet/, IRC messages out. A channel line: doPrivmsg
+builds the Envelope from irc.state and calls the channel's Listener once
+(threatnet/listener.py); what it acts on reaches the responders through its hooks. A
+threat of our own (tn report, a feed, the HTTP API): the channel's Provider
+(threatnet/provider.py) refuses it or queues it; take() releases lines, sent here.
+One instance serves every network, so all state is keyed by (network, channel). The
+registry is read by the poll timer, never per channel line: doPrivmsg is the hot path.
+The HTTP API (http.py) and the bridge glue (bridging.py) use only the public methods
+under "the public surface".
 """
 from __future__ import annotations
 
@@ -155,6 +161,7 @@ class ChannelStatus(NamedTuple):
     feeds: list[tuple[str, dict[str, int], str | None]]  # (spec, counters, error)
     responders: list[ResponderStatus]
     problems: list[tuple[str, str]]  # responders not started: (name, reason)
+    withdrawals: dict[str, int]  # withdrawal lines heard: withdrawn, refused
 
 
 class Found(NamedTuple):
@@ -267,9 +274,11 @@ class ThreatNetCache(callbacks.Plugin):
                 st.network, st.channel, dict(listener.heard), listener.cache.stats(),
                 listener.block, listener.cache.quiet_left, provider.reported,
                 dict(provider.refused), len(provider.pending), provider.waiting(),
-                dict(provider.holds), [(spec, feed.stats(), feed.error) for spec, feed in provider.feeds.items()],
+                dict(provider.holds),
+                [(spec, feed.stats(), feed.error) for spec, feed in provider.feeds.items()],
                 responses.status() if responses is not None else [],
-                list(responses.problems) if responses is not None else []))
+                list(responses.problems) if responses is not None else [],
+                dict(listener.withdrawals)))
         return result
 
     def outboxes(self) -> dict[str, dict[str, int]]:
@@ -717,8 +726,11 @@ class ThreatNetCache(callbacks.Plugin):
             left = listener.cache.quiet_left
             sync = f"quiet period: {math.ceil(left)} s left" if left else "synced"
             discarded = ", ".join(f"{reason} {n}" for reason, n in counts.items())
+            withdrawn = listener.withdrawals
+            withdrawals = f"withdrawals {withdrawn['withdrawn']} (refused " \
+                          f"{withdrawn['refused']}), " if any(withdrawn.values()) else ""
             irc.reply(f"{st.channel}: online {int(running)} s, seen {seen} ({rate:.2f}/s), "
-                      f"kept {kept}, discarded {seen - kept} ({discarded}), "
+                      f"kept {kept}, discarded {seen - kept} ({discarded}), {withdrawals}"
                       f"cache {stats.size}, expired {stats.expired}, block {listener.block} s, "
                       f"reported {st.provider.reported}, {sync}")
         status = wrap(status, ["channel"])

@@ -62,12 +62,16 @@ class _Channel:
 class _Sender(NamedTuple):
     """A channel line's sender as _police memoises it until ``expiry``: the ``channel``
     it is policed in (None: left alone), as a ``member`` (for one left alone only the
-    nick, host and account), and whether it is ``trusted`` (qualifies for voice)."""
+    nick, host and account), whether it is ``trusted`` (qualifies for voice), and the
+    server's CASEMAPPING and EXTBAN (ISUPPORT is a case-insensitive dict: slow per line)."""
 
     expiry: float
     channel: _Channel | None
     member: Member
     trusted: bool = False
+    casemapping: str | None = None
+    extban: str | None = None
+    tagged: bool = False  # account-tag acknowledged: an untagged line means logged out
 
 
 class _Network:
@@ -391,7 +395,7 @@ class ThreatNetGuard(callbacks.Plugin):
         now = _now()
         tags = msg.server_tags
         if sender is None or not now < sender.expiry <= now + TTL \
-                or (tags_count(irc) and tags.get("account") != sender.member.account):
+                or (sender.tagged and tags.get("account") != sender.member.account):
             # new, stale (or the clock stepped back), or an account tag the server
             # vouches for says it logged in or out
             if len(self._senders) >= _SENDERS_MAX:
@@ -403,12 +407,11 @@ class ThreatNetGuard(callbacks.Plugin):
         rules = self._rules(irc, channel)
         text = msg.args[1]
         command = self._is_command(irc, msg)
-        supported = irc.state.supported
         ruling = c.moderator.police(
             text, sender.member, rules, self._whitelist, trusted=sender.trusted,
             command=command or self._is_answer(irc, channel, text),
-            members=self._members(irc, channel), casemapping=supported.get("casemapping"),
-            extban=supported.get("extban"))
+            members=self._members(irc, channel), casemapping=sender.casemapping,
+            extban=sender.extban)
         verdict = ruling.verdict
         if command and verdict.action == "pass":
             c.askers[msg.nick] = _now()
@@ -426,7 +429,8 @@ class ThreatNetGuard(callbacks.Plugin):
         nick = msg.nick
         # the account also for those left alone: see _police
         alone = _Sender(expiry, None, Member(nick, msg.host,
-                                             account=self._account(irc, nick, msg)))
+                                             account=self._account(irc, nick, msg)),
+                        tagged=tags_count(irc))
         if not ircutils.isUserHostmask(msg.prefix) or ircutils.strEqual(nick, irc.nick) \
                 or not self._acting(irc, channel):
             return alone
@@ -437,7 +441,9 @@ class ThreatNetGuard(callbacks.Plugin):
             return alone
         member = self._member(irc, state, nick, msg)
         trusted = self._voice(irc, channel, member)  # also voices one who spoke before its +v
-        return _Sender(expiry, self._channel(irc, channel), member, trusted)
+        supported = irc.state.supported
+        return _Sender(expiry, self._channel(irc, channel), member, trusted,
+                       supported.get("casemapping"), supported.get("extban"), tags_count(irc))
 
     def inFilter(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> ircmsgs.IrcMsg:
         if msg.command == "PRIVMSG":

@@ -35,6 +35,16 @@ class ProtectTestCase(ResponderTestCase):
         self.assertEqual([t.ip for t in fake.removed], ["45.155.205.240"])
 
 
+class BadSettingsTestCase(CacheTestCase):
+    def testAProtectEntryMustBeANetwork(self):
+        self.assertRegexp("config plugins.ThreatNetCache.protect 10.0.0.0/33",
+                          "bad network '10.0.0.0/33'")
+        self.assertRegexp("config plugins.ThreatNetCache.protect server",
+                          "unknown network keyword 'server'")
+        self.assertRegexp("config plugins.ThreatNetCache.quorum 17", "Error")
+        self.assertRegexp("config plugins.ThreatNetCache.maxThreats 0", "Error")
+
+
 class BoundTestCase(CacheTestCase):
     def testAFullCacheRefusesNewThreats(self):
         with setting("maxThreats").context(2):
@@ -108,6 +118,7 @@ class UndoTestCase(ResponderTestCase):
         self.assertRegexp("tn check 45.0.0.1", "Current threat")
         self.hear("withdraw 45.0.0.1 false positive")  # alice, from the same host
         self.assertRegexp("tn check 45.0.0.1", "Not a current threat")
+        self.assertStatus("withdrawals 1 (refused 1)")
         self.idle()
         self.assertEqual([t.ip for t in fake.removed], ["45.0.0.1"])
 
