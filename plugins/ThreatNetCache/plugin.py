@@ -420,8 +420,10 @@ class ThreatNetCache(callbacks.Plugin):
         """ERR_BANNEDFROMCHAN (and 471 full, 473 invite only, 475 bad key): an enabled
         channel is joined again every REJOIN_WAIT seconds until the server lets the
         agent in; meanwhile its feeds' finds are held."""
-        if len(msg.args) > 1 and self.registryValue("enable", msg.args[1], irc.network):
-            channel = msg.args[1]
+        channel = msg.args[1] if len(msg.args) > 1 else ""
+        # Only a channel the bot is configured to be in, as Limnoria joins it on connect.
+        if irc.isChannel(channel) and self.registryValue("enable", channel, irc.network) \
+                and channel in conf.supybot.networks.get(irc.network).channels():
             if _key(irc.network, channel) not in self._rejoin:
                 self.log.info("%s on %s: cannot join (%s); trying again every %s s", channel,
                               irc.network, msg.args[-1], REJOIN_WAIT)

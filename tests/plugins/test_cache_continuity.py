@@ -131,6 +131,10 @@ class ContinuityTestCase(CacheTestCase):
         self.assertEqual(samples["threatnet_reports_held_outcomes_total", "released"], 0)
 
     def testABannedAgentTriesToJoinAgainAndReportsOnceIn(self):
+        configured = conf.supybot.networks.get("test").channels.context({self.channel})
+        configured.__enter__()
+        self.addCleanup(configured.__exit__, None, None, None)
+        self.server("474", self.nick, "#elsewhere", "Cannot join channel (+b)")  # not ours
         self.synced()
         self.irc.feedMsg(ircmsgs.kick(self.channel, self.nick, prefix="op!o@h"))
         self.sent()
