@@ -314,3 +314,14 @@ def test_a_whitelisted_agents_address_is_poisoning() -> None:
     assert verdict == Verdict("kick", "45.0.0.7 is a whitelisted agent's address")
     assert mod.judge("45.0.0.7 owned", "host:a", Rules(kick_bogons=False), trusted=True,
                      command=False, whitelist=whitelist) == PASS
+
+
+def test_a_banned_agent_is_invited_back_when_its_ban_is_lifted() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(ban_kicks=1)
+    agent = AGENT._replace(account="[Bot]")
+    assert mod.sanction("flood", agent, rules, WHITELIST, extban=",RU") == \
+        Sanction("flood (banned for 3600 s)", "account:{bot}", "R:[Bot]", 3600, True)
+    assert not mod.sanction("flood", EVE, rules, WHITELIST).agent
+    assert mod.lifted("R:[Bot]") == "a1" and "R:[Bot]" not in mod.bans
+    assert mod.lifted("*!*@cloak.example") is None and len(mod.bans) == 0

@@ -12,7 +12,8 @@ is conversation, not a malformed line. ``Moderator`` judges each line against th
 rules and keeps its own Threat Cache of the channel, fed by the lines it lets through.
 A kick is a
 ``Sanction``: repeat offenders are banned for a while, by account where the server
-can, never by a host that a whitelisted agent in the channel shares.
+can, never by a host that a whitelisted agent in the channel shares; a banned agent is
+invited back when its ban is lifted.
 """
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ class Sanction(NamedTuple):
     offender: str
     ban: str | None = None
     seconds: int = 0
+    agent: bool = False  # the offender qualifies for voice: invite it back once unbanned
 
 
 class Ruling(NamedTuple):
@@ -128,6 +130,7 @@ class Moderator:
         self._warned = Strikes(clock)
         self._kicks = Strikes(clock)
         self.bans = TempBans(clock)  # the bans it set, to be lifted in time
+        self._invites: dict[str, str] = {}  # ban mask -> the banned agent's nick
 
     def voice(self, member: Member, whitelist: Whitelist,
               casemapping: str | None = RFC1459) -> Voicing:
@@ -258,14 +261,26 @@ class Moderator:
                 and self._qualifies(m, whitelist, casemapping) for m in members):
             return Sanction(f"{reason} (not banned: a whitelisted agent shares this host)", who)
         self.bans.add(mask, rules.ban_duration)
+        agent = self._qualifies(sender, whitelist, casemapping)
+        if agent:
+            self._invites[mask] = sender.nick
         return Sanction(f"{reason} (banned for {rules.ban_duration} s)", who, mask,
-                        rules.ban_duration)
+                        rules.ban_duration, agent)
+
+    def lifted(self, mask: str) -> str | None:
+        """A ban it set was lifted (by the bot or by anyone else): forget it. Returns the
+        nick of the agent it banned, to invite back (None: not an agent, or not known
+        since a restart)."""
+        self.bans.discard(mask)
+        return self._invites.pop(mask, None)
 
     def prune(self, rules: Rules) -> None:
         """Release memory held for senders and threats that no longer matter."""
         self._lines.prune(rules.flood_seconds)
         self._warned.prune(rules.tolerant_window)
         self._kicks.prune(rules.ban_window)
+        for mask in [m for m in self._invites if m not in self.bans]:
+            del self._invites[mask]
         for entry in self.cache.expire():
             if self.cache.check(entry.key) is None:
                 self._reporters.pop(entry.key, None)

@@ -141,6 +141,9 @@ _channel(G.topic, "quorum", Quorum(1, """Distinct reporters (services accounts,
 _channel(G.topic, "flags", TopicFlags([], """Flags
     advertised in the topic, e.g. "tolerant" (warn before kicking for a malformed line)."""))
 _channel(G.topic, "keep", registry.Boolean(True, """Whether to set the
-    topic and restore it when someone who is not allowed changes it."""))
+    topic and restore it when someone who is not allowed changes it. A refused change
+    (InspIRCd's 437 "Retry topic change later", 482, ...) is retried with backoff until
+    the topic holds. Change the topic for real with tn topic --uri/--block/--quorum/--flags."""))
 _channel(G.topic, "opsMayChange", registry.Boolean(False, """Whether a
-    topic set by a channel operator stands; the block period and flags are then read from it."""))
+    topic set by a channel operator stands; the block period and flags are then read from
+    it (agents adopt a topic once it held for their topicHold)."""))

@@ -162,11 +162,6 @@ class TolerantTestCase(GuardTestCase):
 
 
 class BanTestCase(GuardTestCase):
-    def offend(self, nick, host, tags=""):
-        self.join(nick, host)
-        self.say(nick, host, "spam", tags=tags)
-        return self.lines()
-
     def test_kickban_by_host_and_its_expiry(self):
         self.assertEqual(self.offend("eve", "cloak.example"), [f"KICK #test eve {UNVOICED}"])
         self.assertEqual(self.offend("eve2", "cloak.example"), [f"KICK #test eve2 {UNVOICED}"])
@@ -236,6 +231,62 @@ class BanTestCase(GuardTestCase):
         self.assertEqual(self.lines(), [])
         self.feed(":op!u@h MODE #test +o test")
         self.assertEqual(self.lines()[-1], "MODE #test -b *!*@cloak.example")
+
+
+class BanUpkeepTestCase(GuardTestCase):
+    """A ban the server refuses is retried; a lifted ban lets the agent it kept out back in."""
+
+    def ban_agent(self):
+        for _ in range(3):  # a whitelisted agent that keeps sending malformed lines
+            lines = self.offend("a1", "192.0.2.5")
+        self.assertIn("MODE #test +b *!*@192.0.2.5", lines)
+        self.assertIn("KICK #test a1 malformed threat line: not an IP address (banned for "
+                      "3600 s)", lines)
+
+    def test_a_ban_list_full_is_logged_and_retried(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        self.chan.bans.discard("*!*@cloak.example")  # the server refused it:
+        with self.assertLogs("supybot", "WARNING") as logged:
+            self.feed(":irc.test 478 test #test *!*@cloak.example b :Channel ban list is full")
+        self.assertIn("+b *!*@cloak.example in #test on test refused: 478 Channel ban list is "
+                      "full; retrying in 1 s", "\n".join(logged.output))
+        timeFastForward(1.1)
+        self.assertEqual(self.lines(), ["MODE #test +b *!*@cloak.example"])
+        timeFastForward(3)
+        self.assertEqual(self.lines(), [])  # it held
+
+    def test_an_operator_lifting_an_agents_ban_invites_it_back(self):
+        self.ban_agent()
+        self.feed(":op!u@h MODE #test -b *!*@192.0.2.5")
+        self.assertEqual(self.lines(), ["INVITE a1 #test"])
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), [])  # nothing left to lift
+
+    def test_the_guard_lifting_an_agents_ban_invites_it_back(self):
+        self.ban_agent()
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), ["MODE #test -b *!*@192.0.2.5"])
+        self.feed(":test!u@h MODE #test -b *!*@192.0.2.5")  # the server's echo
+        self.assertEqual(self.lines(), ["INVITE a1 #test"])
+
+    def test_strangers_are_not_invited(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        self.feed(":op!u@h MODE #test -b *!*@cloak.example")
+        self.assertEqual(self.lines(), [])
+
+    def test_bans_wait_for_the_ban_list_after_a_join(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        self.feed(":test!u@h JOIN #test")  # as after a reconnect: no ban list yet
+        self.feed(":irc.test MODE #test +o test")
+        self.lines()  # Limnoria's queries on joining, the topic and modes on op
+        timeFastForward(3601)
+        self.assertNotIn("MODE #test -b *!*@cloak.example", self.lines())
+        self.feed(":irc.test 367 test #test *!*@cloak.example op 1700000000")
+        self.feed(":irc.test 368 test #test :End of channel ban list")
+        self.assertEqual(self.lines(), ["MODE #test -b *!*@cloak.example"])
 
 
 class AnswerTestCase(GuardTestCase):
