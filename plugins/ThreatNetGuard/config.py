@@ -91,12 +91,22 @@ _channel(G, "whoxJoins", registry.Boolean(False, """Whether to send a
 
 conf.registerGroup(G, "commands")
 _channel(G.commands, "fromAnyone", registry.Boolean(True, """Whether
-    users who are not voiced may address the bot's commands in the channel (e.g. !tn status)
-    without being kicked. Voiced agents and ops always may."""))
-_channel(G.commands, "replyWindow", registry.NonNegativeInteger(10, """A
-    line addressed to someone ("nick: ...") who gave a command in the channel within this
-    many seconds is another bot's answer to it, and is let through like a command; 0 lets
-    no answers through (agents must then reply in private)."""))
+    users who are not voiced may ask questions in the channel without being kicked: a
+    command to the bots (e.g. !tn status, !tn help) or a line addressed to a voiced agent
+    ("agent1: status"), and answer a command as Limnoria does ("asker: ..."). Voiced
+    agents and ops always may."""))
+_channel(G.commands, "replyWindow", registry.NonNegativeInteger(10, """Seconds
+    after a question in which answers pass: the lines of the agent it addressed, or for a
+    command to the bots, of every voiced agent (an unvoiced one's only as "asker: ...").
+    A line that parses as a threat is never an answer. 0 lets no answers through (agents
+    must then reply in private)."""))
+_channel(G.commands, "answerLines", registry.PositiveInteger(3, """Lines
+    each agent may answer one question with (an unvoiced one: 1)."""))
+_channel(G.commands, "questions", registry.PositiveInteger(5, """Questions
+    an unvoiced member may ask within commands.questionWindow seconds; one more is a
+    kick."""))
+_channel(G.commands, "questionWindow", registry.PositiveInteger(60, """The
+    window for counting an unvoiced member's questions, in seconds."""))
 
 conf.registerGroup(G, "flood")
 _channel(G.flood, "lines", registry.NonNegativeInteger(100, """A sender

@@ -3,9 +3,9 @@
 "A bot could run the channel allowing anyone to join, but only giving voice
 permissions to agents joining from white-listed IP addresses" (and, today,
 services accounts). The hooks gather who is who from irc.state; the decisions
-live in threatnet/ (whitelist, moderation, offenders, modes, topic, retry). What the
-bot keeps set (topic, modes, bans) it sends again, with backoff, until the server's
-state shows it held: real servers refuse (437, 478, 482, ...).
+live in threatnet/ (whitelist, moderation, conversation, offenders, modes, topic,
+retry). What the bot keeps set (topic, modes, bans) it sends again, with backoff,
+until the server's state shows it held: real servers refuse (437, 478, 482, ...).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from threatnet_irc.clock import TTL, cached, now as _now
 import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
 from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
+from threatnet.conversation import SILENT, Talk, addressee
 from threatnet.moderation import Member, Moderator, Rules, Sanction, VoiceChange
 from threatnet.modes import DEFAULT_MODES, Change, batch, line_room
 from threatnet.offenders import BanFileError, read_bans, write_bans
@@ -59,8 +60,6 @@ class _Channel:
         self.moderator = Moderator(_now, channel=channel)  # also keeps the bans it set
         # nick -> "+v" | "-v", sent at the next flush
         self.pending: dict[str, VoiceChange] = ircutils.IrcDict()
-        # nick -> when it last gave a command here
-        self.askers: dict[str, float] = ircutils.IrcDict()
         self.told = False  # logged that it cannot act without op
         self.topic: str | None = None  # the configured topic last enforced
         self.retries: Retries[str] = Retries(_now)  # TOPIC, MODES, "+b mask", "-b mask"
@@ -69,8 +68,9 @@ class _Channel:
 
 class _Sender(NamedTuple):
     """A channel line's sender as _police memoises it until ``expiry``: the ``channel``
-    it is policed in (None: left alone), as a ``member`` (for one left alone only the
-    nick, host and account), whether it is ``trusted`` (qualifies for voice), and the
+    it is policed in (None: left alone; an op's lines are never judged, its questions
+    are noted), as a ``member`` (for one left alone only the nick, host and account),
+    whether it is ``trusted`` (qualifies for voice), and the
     server's CASEMAPPING and EXTBAN (ISUPPORT is a case-insensitive dict: slow per line)."""
 
     expiry: float
@@ -541,6 +541,11 @@ class ThreatNetGuard(callbacks.Plugin):
                          tolerant_window=get("kick.tolerantWindow"),
                          flood_lines=get("flood.lines"), flood_seconds=get("flood.seconds"),
                          commands_from_anyone=get("commands.fromAnyone"),
+                         reply_window=get("commands.replyWindow"),
+                         answer_lines=get("commands.answerLines"),
+                         questions=get("commands.questions"),
+                         question_window=get("commands.questionWindow"),
+                         hint=self._hint(irc, channel),
                          kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
                          repeat_grace=get("kick.repeatGrace"),
                          require_signature=get("kick.unsigned"), ban_kicks=get("ban.kicks"),
@@ -557,15 +562,22 @@ class ThreatNetGuard(callbacks.Plugin):
         return bool(words) and any(cb.getCommand(words) for cb in irc.callbacks
                                    if isinstance(cb, callbacks.Commands))
 
-    def _is_answer(self, irc: irclib.Irc, channel: str, text: str) -> bool:
-        """Whether the line answers someone who gave a command here moments ago: other
-        agents' bots reply in the channel as "asker: ..." (Limnoria's nick prefix)."""
-        words = text.split(None, 1)
-        if not words or words[0][-1] not in ":,":
-            return False
-        asked = self._channel(irc, channel).askers.get(words[0][:-1])
-        return asked is not None \
-            and _now() - asked <= self._get("commands.replyWindow", irc, channel)
+    def _hint(self, irc: irclib.Irc, channel: str) -> str:
+        """How an unvoiced member may speak here, for the reason it is kicked with."""
+        chars = conf.supybot.reply.whenAddressedBy.chars.getSpecific(
+            network=irc.network, channel=channel)()
+        ask = f"{chars[0]}tn help" if chars else f"{irc.nick}: tn help"
+        return f"; others may ask the bots ({ask} lists the commands) or a voiced agent " \
+               f"(nick: question)"
+
+    def _talk(self, irc: irclib.Irc, channel: str, msg: ircmsgs.IrcMsg) -> Talk:
+        """Whom the line speaks to: a command to this bot, a present member it addresses."""
+        command = self._is_command(irc, msg)
+        to = addressee(msg.args[1])
+        state = irc.state.channels[channel]
+        if to is None or to not in state.users:
+            return Talk(command, heard=frozenset(state.users)) if command else SILENT
+        return Talk(command, to, state.isVoice(to))
 
     def _police(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         """One channel line: the sender from irc.state (memoised), the Moderator's
@@ -588,16 +600,15 @@ class ThreatNetGuard(callbacks.Plugin):
         if c is None:
             return
         rules = self._rules(irc, channel)
-        text = msg.args[1]
-        command = self._is_command(irc, msg)
+        talk = self._talk(irc, channel, msg)
+        if sender.member.opped:  # left alone, but its questions are open all the same
+            c.moderator.op_said(msg.nick, talk, rules, sender.casemapping)
+            return
         ruling = c.moderator.police(
-            text, sender.member, rules, self._whitelist, trusted=sender.trusted,
-            command=command or self._is_answer(irc, channel, text),
-            members=self._members(irc, channel), casemapping=sender.casemapping,
+            msg.args[1], sender.member, rules, self._whitelist, trusted=sender.trusted,
+            talk=talk, members=self._members(irc, channel), casemapping=sender.casemapping,
             extban=sender.extban)
         verdict = ruling.verdict
-        if command and verdict.action == "pass":
-            c.askers[msg.nick] = _now()
         if verdict.action == "warn":
             irc.sendMsg(ircmsgs.notice(msg.nick, f"{channel}: {verdict.reason}. Another one "
                                        f"within {rules.tolerant_window:g} s gets you kicked."))
@@ -618,12 +629,14 @@ class ThreatNetGuard(callbacks.Plugin):
                 or not self._acting(irc, channel):
             return alone
         state = irc.state.channels[channel]
-        if nick not in state.users or state.isHalfopPlus(nick) or self.syncing(irc, channel):
-            # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
-            # the bot's join syncs, nobody's account is known yet
+        if nick not in state.users or self.syncing(irc, channel):
+            # outsiders cannot be kicked (+n keeps them out); while the bot's join
+            # syncs, nobody's account is known yet
             return alone
         member = self._member(irc, state, nick, msg)
-        trusted = self._voice(irc, channel, member)  # also voices one who spoke before its +v
+        # ops are left alone (_police only notes their questions); others are voiced
+        # if they qualify, also one who spoke before its +v
+        trusted = not member.opped and self._voice(irc, channel, member)
         supported = irc.state.supported
         return _Sender(expiry, self._channel(irc, channel), member, trusted,
                        supported.get("casemapping"), supported.get("extban"), tags_count(irc))
@@ -752,12 +765,7 @@ class ThreatNetGuard(callbacks.Plugin):
             for channel, c in list(self._net(irc).channels.items()):
                 if not self._guarded(irc, channel):
                     continue
-                rules = self._rules(irc, channel)
-                c.moderator.prune(rules)
-                window = self._get("commands.replyWindow", irc, channel)
-                for nick, asked in list(c.askers.items()):
-                    if _now() - asked > window:
-                        del c.askers[nick]
+                c.moderator.prune(self._rules(irc, channel))
                 if self._acting(irc, channel):
                     if channel in irc.startedSync and not self.syncing(irc, channel):
                         del irc.startedSync[channel]  # no WHO reply came: judge without it
