@@ -164,6 +164,8 @@ class ThreatNetCache(callbacks.Plugin):
         self._outboxes: dict[str, Outbox[Queued]] = {}  # network -> its reports' Outbox
         self._addressing: dict = {}  # may_address's settings cache
         self._accounts = Accounts()  # who is logged in as whom, as services say
+        # (network, lowered channel) -> when its topic was set (RPL_TOPICWHOTIME)
+        self._topic_times: dict[tuple[str, str], float] = {}
         self.bridging = bridging.Bridging(self)  # before _sync: it marks bridged channels
         # (network, lowered channel) -> ChannelResponses, kept on part
         self._responses: dict[tuple[str, str], ChannelResponses] = {}
@@ -361,9 +363,28 @@ class ThreatNetCache(callbacks.Plugin):
         if len(msg.args) > 2:
             self._topic(irc, msg.args[1], msg.args[2])
 
+    def do333(self, irc, msg):
+        """RPL_TOPICWHOTIME, after RPL_TOPIC: when the topic was set, for topicHold."""
+        if len(msg.args) > 3 and msg.args[3].isdigit():
+            key = _key(irc.network, msg.args[1])
+            if len(self._topic_times) > 1000:
+                self._topic_times.clear()
+            self._topic_times[key] = float(msg.args[3])
+            st = self._channels.get(key)
+            if st is not None:
+                self._topic(irc, st.channel, irc.state.channels[st.channel].topic)
+
     def _topic(self, irc, channel: str, text: str) -> None:
+        """The topic the channel shows now: it counts once it held topicHold seconds."""
         st = self.channel(irc.network, channel)
-        if st is not None and st.listener.set_topic(text):
+        if st is not None:
+            since = self._topic_times.pop(_key(irc.network, channel), None)
+            self._settled(st, st.listener.set_topic(text, since))
+
+    def _settled(self, st: Channel, changed: bool) -> None:
+        if changed:
+            self.log.info("%s on %s: the topic held, block period now %s s", st.channel,
+                          st.network, st.listener.block)
             st.block_changed()
 
     def doPart(self, irc, msg):
@@ -393,7 +414,7 @@ class ThreatNetCache(callbacks.Plugin):
         network = irc.network
         st = Channel(network, channel, lambda: self._outbox(network))
         self._configure(irc, st)
-        st.listener.set_topic(irc.state.channels[channel].topic)
+        st.listener.set_topic(irc.state.channels[channel].topic, self._topic_times.pop(key, None))
         path = self._path(key)
         for tmp in remove_stale(path):  # snapshots are written on this thread
             self.log.info("Removed %s, left by an interrupted snapshot", tmp)
@@ -426,7 +447,7 @@ class ThreatNetCache(callbacks.Plugin):
             block=get("blockPeriod"), trust=get("trust"), accounts=tuple(get("trustedAccounts")),
             discard=tuple(get("discard")), require_signature=get("signatures.require"),
             casemapping=casemapping, protect=self._protect(irc, st.channel, get("protect")),
-            max_threats=get("maxThreats"), quorum=get("quorum"))
+            max_threats=get("maxThreats"), quorum=get("quorum"), topic_hold=get("topicHold"))
         if st.listener.configure(settings, st.signing.keyring):
             st.block_changed()
         st.provider.identity = reporter(irc.state.nicksToAccounts.get(irc.nick),
@@ -507,6 +528,7 @@ class ThreatNetCache(callbacks.Plugin):
         self._sync_http()
         self._sync()
         for st in list(self._channels.values()):
+            self._settled(st, st.listener.settle())
             irc = world.getIrc(st.network)
             for spec, error in st.provider.poll(moderated=self._moderated(irc, st)):
                 if error:
@@ -588,7 +610,8 @@ class ThreatNetCache(callbacks.Plugin):
             One line on the Threat Cache of <channel>: seconds online, threat
             lines seen and their rate, kept, discarded (duplicate, filtered,
             untrusted), cache size, expired, block period, threats reported by
-            this agent, and whether it is synced or in its quiet period.
+            this agent, whether it is synced or in its quiet period, and when a
+            new topic counts (topicHold).
             """
             st = self.parent._channel(irc, channel)
             listener = st.listener
@@ -600,6 +623,8 @@ class ThreatNetCache(callbacks.Plugin):
             rate = seen / running if running > 0 else 0.0
             left = listener.cache.quiet_left
             sync = f"quiet period: {math.ceil(left)} s left" if left else "synced"
+            if listener.topic_pending is not None:
+                sync += f", a new topic counts in {math.ceil(listener.topic_pending)} s"
             discarded = ", ".join(f"{reason} {n}" for reason, n in counts.items())
             withdrawn = listener.withdrawals
             withdrawals = f"withdrawals {withdrawn['withdrawn']} (refused " \

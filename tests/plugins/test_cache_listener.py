@@ -1,5 +1,6 @@
 """ThreatNetCache as an Event Listener: trust rules, filters, dedupe, topic, expiry, status."""
 import logging
+import time
 
 import supybot.conf as conf
 import supybot.ircdb as ircdb
@@ -216,6 +217,47 @@ class TopicTestCase(CacheTestCase):
         self.server("366", self.nick, "#other", "End of /NAMES list.")
         self.sent()  # the bot's MODE and WHO queries on join
         self.assertRegexp("tn status #other", "block 120 s, reported 0, quiet period: 122 s left")
+
+
+class TopicHoldTestCase(CacheTestCase):
+    """A new topic counts once it held topicHold seconds: the channel bot reverts a topic
+    nobody may set within a second or so, and such a topic never counts."""
+
+    config = {**CacheTestCase.config, "supybot.plugins.ThreatNetCache.topicHold": 30}
+    KEPT = "threatnet://example.net/t block=1200"
+
+    def setUp(self):
+        super().setUp()
+        self.server("TOPIC", self.channel, self.KEPT)
+        self.tick(31)
+        self.assertStatus("block 1200 s")
+
+    def testARevertedTopicNeverCounts(self):
+        self.server("TOPIC", self.channel, "threatnet://evil.example/x block=5")
+        self.assertStatus("block 1200 s", "a new topic counts in 30 s")
+        self.tick(2)
+        self.server("TOPIC", self.channel, self.KEPT)  # the channel bot reverted it
+        self.tick(60)
+        status = self.status()
+        self.assertIn("block 1200 s", status)
+        self.assertNotIn("new topic", status)
+
+    def testATopicThatHeldCounts(self):
+        self.server("TOPIC", self.channel, "no threatnet topic")
+        self.tick(29)
+        self.assertStatus("block 1200 s", "a new topic counts in 1 s")
+        self.tick(1.5)
+        self.assertStatus("block 3600 s")  # the setting: not a ThreatNet topic
+
+    def testOnJoinTheTopicCountsFromWhenItWasSet(self):
+        for channel, age in (("#old", 3600), ("#new", 10)):
+            self.irc.feedMsg(ircmsgs.join(channel, prefix=self.prefix))
+            self.server("332", self.nick, channel, "threatnet://example.net/t block=120")
+            self.server("333", self.nick, channel, "guard!g@h", str(int(time.time() - age)))
+            self.server("366", self.nick, channel, "End of /NAMES list.")
+        self.sent()
+        self.assertRegexp("tn status #old", "block 120 s")
+        self.assertRegexp("tn status #new", "block 3600 s.*a new topic counts in 2[01] s")
 
 
 class ExpiryTestCase(CacheTestCase):
