@@ -43,6 +43,7 @@ from threatnet.outbox import Outbox
 from threatnet.provider import Provider, ProviderSettings, Queued, Refused, reported_by, take
 from threatnet.response.changes import ChangesResponder
 from threatnet.response.host import ResponderStatus
+from threatnet.retry import Retries
 
 from . import bridging
 from . import signing
@@ -54,6 +55,9 @@ _WS = frozenset(" \t\n\r\x0b\x0c")
 
 _SENDERS_MAX = 1000  # memoised senders per channel; a PING clears them anyway
 LIST_MAX = 10  # threats `tn list` names; the rest are counted
+# Joining a channel again after a kick or a refused join (474 banned, ...): first try
+# after REJOIN_FIRST seconds, the wait doubling up to REJOIN_CAP; an INVITE joins at once.
+REJOIN_FIRST, REJOIN_CAP = 10.0, 300.0
 # schedule event names
 _POLL, _EXPIRE, _SNAPSHOT = ("ThreatNetCache.poll", "ThreatNetCache.expire",
                              "ThreatNetCache.snapshot")
@@ -164,6 +168,7 @@ class ThreatNetCache(callbacks.Plugin):
         self._outboxes: dict[str, Outbox[Queued]] = {}  # network -> its reports' Outbox
         self._addressing: dict = {}  # may_address's settings cache
         self._accounts = Accounts()  # who is logged in as whom, as services say
+        self._rejoins: dict[str, Retries[str]] = {}  # network -> channels to join again
         # (network, lowered channel) -> when its topic was set (RPL_TOPICWHOTIME)
         self._topic_times: dict[tuple[str, str], float] = {}
         self.bridging = bridging.Bridging(self)  # before _sync: it marks bridged channels
@@ -397,6 +402,63 @@ class ThreatNetCache(callbacks.Plugin):
         if len(msg.args) > 1 and any(ircutils.strEqual(user, irc.nick)
                                      for user in msg.args[1].split(",")):
             self._detach(_key(irc.network, msg.args[0]))
+            self._cannot_join(irc, msg.args[0], f"kicked by {msg.nick}: {msg.args[-1]}")
+
+    # -- staying in the channels it listens to
+
+    def _wants(self, irc, channel: str) -> bool:
+        """Whether the bot is to be in ``channel`` (supybot.networks.<net>.channels) and
+        listen there."""
+        return any(ircutils.strEqual(c, channel)
+                   for c in conf.supybot.networks.get(irc.network).channels()) \
+            and self.registryValue("enable", channel, irc.network)
+
+    def _cannot_join(self, irc, channel: str, reason: str) -> None:
+        """Out of a channel it listens to (kicked, or a join refused): join again with
+        backoff until it is in, or at once when invited. Limnoria's Channel plugin
+        rejoins after a kick, not after a refused join."""
+        if not self._wants(irc, channel):
+            return
+        retries = self._rejoins.get(irc.network)
+        if retries is None:
+            retries = self._rejoins[irc.network] = Retries(_now, first=REJOIN_FIRST,
+                                                           cap=REJOIN_CAP)
+        attempt = retries.refused(channel, reason)
+        self.log.warning("Not in %s on %s (%s): joining again in %.0f s, or when invited",
+                         channel, irc.network, reason, max(0.0, attempt.due - _now()))
+
+    def _cannot_join_numeric(self, irc, msg):
+        if len(msg.args) > 2:
+            self._cannot_join(irc, msg.args[1], f"{msg.command} {msg.args[-1]}")
+
+    # the channel is full, invite only, bans it, needs a key, needs an account
+    do471 = do473 = do474 = do475 = do477 = _cannot_join_numeric
+
+    def doInvite(self, irc, msg):
+        """An invitation to a channel it listens to (the channel bot invites a banned
+        agent back when it lifts the ban): join now."""
+        if len(msg.args) > 1 and ircutils.strEqual(msg.args[0], irc.nick) \
+                and msg.args[1] not in irc.state.channels and self._wants(irc, msg.args[1]):
+            self.log.info("Invited to %s on %s by %s: joining", msg.args[1], irc.network,
+                          msg.nick)
+            irc.sendMsg(conf.supybot.networks.get(irc.network).channels.join(msg.args[1]))
+
+    def _rejoined(self, irc, channel: str) -> None:
+        retries = self._rejoins.get(irc.network)
+        if retries is not None:
+            for key in [k for k in retries.keys() if ircutils.strEqual(k, channel)]:
+                retries.held(key)
+
+    def _rejoin(self) -> None:
+        """Poll: join the channels whose next attempt is due."""
+        for network, retries in self._rejoins.items():
+            irc = world.getIrc(network)
+            for channel in retries.due():
+                if irc is None or channel in irc.state.channels or not self._wants(irc, channel):
+                    retries.held(channel)
+                else:
+                    retries.sent(channel)
+                    irc.sendMsg(conf.supybot.networks.get(network).channels.join(channel))
 
     def reset(self):
         """Called on reconnect, with the channel state already cleared: whatever
@@ -415,6 +477,7 @@ class ThreatNetCache(callbacks.Plugin):
         st = Channel(network, channel, lambda: self._outbox(network))
         self._configure(irc, st)
         st.listener.set_topic(irc.state.channels[channel].topic, self._topic_times.pop(key, None))
+        self._rejoined(irc, channel)
         path = self._path(key)
         for tmp in remove_stale(path):  # snapshots are written on this thread
             self.log.info("Removed %s, left by an interrupted snapshot", tmp)
@@ -527,6 +590,7 @@ class ThreatNetCache(callbacks.Plugin):
         """Poll timer: registry changes, feeds, then the outboxes."""
         self._sync_http()
         self._sync()
+        self._rejoin()
         for st in list(self._channels.values()):
             self._settled(st, st.listener.settle())
             irc = world.getIrc(st.network)

@@ -260,6 +260,54 @@ class TopicHoldTestCase(CacheTestCase):
         self.assertRegexp("tn status #new", "block 3600 s.*a new topic counts in 2[01] s")
 
 
+class RejoinTestCase(CacheTestCase):
+    """Out of its channel (kicked, then banned), the agent joins again with backoff, and at
+    once when invited: the channel bot invites an agent back when it lifts its ban."""
+
+    def setUp(self):
+        super().setUp()
+        conf.supybot.networks.test.channels.setValue([self.channel])  # where it is to be
+        self.server("KICK", self.channel, self.nick, "flood")
+        self.sent()
+
+    def tearDown(self):
+        conf.supybot.networks.test.channels.setValue([])
+        super().tearDown()
+
+    def joins(self):
+        return [m.args[0] for m in self.sent() if m.command == "JOIN"]
+
+    def testJoinsAgainWithBackoffUntilIn(self):
+        self.tick(9)
+        self.assertEqual(self.joins(), [])
+        self.tick(1.5)
+        self.assertEqual(self.joins(), [self.channel])
+        with self.assertLogs("supybot", "WARNING") as logged:
+            self.server("474", self.nick, self.channel, "Cannot join channel (you're banned)")
+        self.assertIn("Not in #test on test (474 Cannot join channel (you're banned)): joining "
+                      "again in 10 s, or when invited", "\n".join(logged.output))
+        self.tick(10.5)
+        self.assertEqual(self.joins(), [self.channel])
+        self.server("474", self.nick, self.channel, "Cannot join channel (you're banned)")
+        self.tick(11)
+        self.assertEqual(self.joins(), [])  # then 20 s, 40 s, ... up to 300 s
+        self.tick(10)
+        self.assertEqual(self.joins(), [self.channel])
+        self.irc.feedMsg(ircmsgs.join(self.channel, prefix=self.prefix))
+        self.server("366", self.nick, self.channel, "End of /NAMES list.")
+        self.sent()
+        self.tick(300)
+        self.assertEqual(self.joins(), [])
+
+    def testJoinsWhenInvited(self):
+        self.irc.feedMsg(ircmsgs.IrcMsg(prefix="guard!g@h", command="INVITE",
+                                        args=(self.nick, self.channel)))
+        self.assertEqual(self.joins(), [self.channel])
+        self.irc.feedMsg(ircmsgs.IrcMsg(prefix="guard!g@h", command="INVITE",
+                                        args=(self.nick, "#elsewhere")))
+        self.assertEqual(self.joins(), [])  # not one it listens to
+
+
 class ExpiryTestCase(CacheTestCase):
     def testQuietPeriodThenSynced(self):
         self.assertStatus("quiet period: 3602 s left")
