@@ -29,8 +29,9 @@ from supybot.commands import additional, wrap
 from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import now as _now
+from threatnet_irc.commandgroup import TnGroup, TnHelp
 from threatnet_irc.protected import found
-import threatnet_irc.converters  # noqa: F401  registers threatIp
+import threatnet_irc.converters  # noqa: F401  registers threatIp, servedChannel
 from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.bridge import Side
@@ -55,6 +56,7 @@ _WS = frozenset(" \t\n\r\x0b\x0c")
 
 _SENDERS_MAX = 1000  # memoised senders per channel; a PING clears them anyway
 LIST_MAX = 10  # threats `tn list` names; the rest are counted
+SERVED = ("servedChannel", "ThreatNetCache")  # the channel named, else the one listened to
 # Joining a channel again after a kick or a refused join (474 banned, ...): first try
 # after REJOIN_FIRST seconds, the wait doubling up to REJOIN_CAP; an INVITE joins at once.
 REJOIN_FIRST, REJOIN_CAP = 10.0, 300.0
@@ -148,7 +150,7 @@ class Found(NamedTuple):
     expires_at: float
 
 
-class ThreatNetCache(callbacks.Plugin):
+class ThreatNetCache(TnHelp, callbacks.Plugin):
     """Makes the bot a ThreatNet agent: it keeps a Threat Cache of every
     enabled channel (plugins.ThreatNetCache.enable) and can report threats of
     its own, by command or from log files; responds to threats (DNSBL,
@@ -663,7 +665,7 @@ class ThreatNetCache(callbacks.Plugin):
 
     # Replies never start with an address: in a ThreatNet channel that would be
     # a threat line to every other agent.
-    class tn(callbacks.Commands):
+    class tn(TnGroup):
         """ThreatNet agent commands."""
 
         bridge = bridging.bridge  # tn bridge status
@@ -697,7 +699,7 @@ class ThreatNetCache(callbacks.Plugin):
                       f"kept {kept}, discarded {seen - kept} ({discarded}), {withdrawals}"
                       f"cache {stats.size}, expired {stats.expired}, block {listener.block} s, "
                       f"reported {st.provider.reported}, {sync}")
-        status = wrap(status, ["channel"])
+        status = wrap(status, [SERVED])
 
         def check(self, irc, msg, args, ip, channel):
             """<ip> [<channel>]
@@ -715,7 +717,7 @@ class ThreatNetCache(callbacks.Plugin):
                 verified = signing.verified(st.signing.keyring, entry, _now())
                 irc.reply(f"Current threat in {st.channel}: {entry.ip}, "
                           f"{reported_by(entry, _now(), verified)}{_quorum(st, key)}")
-        check = wrap(check, ["threatIp", "channel"])
+        check = wrap(check, ["threatIp", SERVED])
 
         def list(self, irc, msg, args, channel):
             """[<channel>]
@@ -732,7 +734,7 @@ class ThreatNetCache(callbacks.Plugin):
             more = f", and {len(entries) - LIST_MAX} more" if len(entries) > LIST_MAX else ""
             irc.reply(f"{st.channel}: {len(entries)} current: " + ", ".join(shown) + more
                       if entries else f"{st.channel}: no current threats")
-        list = wrap(list, ["channel"])
+        list = wrap(list, [SERVED])
 
         def forget(self, irc, msg, args, channel, ip):
             """[<channel>] <ip>
@@ -747,7 +749,7 @@ class ThreatNetCache(callbacks.Plugin):
                 irc.error(f"{ip} is not a current threat in {st.channel}", Raise=True)
             irc.reply(f"Forgotten in {st.channel}: {entry.ip}, "
                       f"{reported_by(entry, _now())}")
-        forget = wrap(forget, ["admin", "channel", "threatIp"])
+        forget = wrap(forget, ["admin", SERVED, "threatIp"])
 
         def withdraw(self, irc, msg, args, channel, ip, reason):
             """[<channel>] <ip> [<reason>]
@@ -765,7 +767,7 @@ class ThreatNetCache(callbacks.Plugin):
                 irc.error(str(e), Raise=True)
             irc.getRealIrc().sendMsg(ircmsgs.privmsg(st.channel, line))
             irc.reply(f"Withdrawn in {st.channel}: {line}")
-        withdraw = wrap(withdraw, ["admin", "channel", "threatIp", additional("text", "")])
+        withdraw = wrap(withdraw, ["admin", SERVED, "threatIp", additional("text", "")])
 
         def report(self, irc, msg, args, channel, ip, comment):
             """[<channel>] <ip> [<comment>]
@@ -791,7 +793,7 @@ class ThreatNetCache(callbacks.Plugin):
                           f"({len(parent._outboxes[st.network])} waiting): {line}")
             else:
                 irc.reply(f"Reported to {st.channel}: {line}")
-        report = wrap(report, ["admin", "channel", "threatIp", additional("text", "")])
+        report = wrap(report, ["admin", SERVED, "threatIp", additional("text", "")])
 
         def feeds(self, irc, msg, args, channel):
             """[<channel>]
@@ -816,7 +818,7 @@ class ThreatNetCache(callbacks.Plugin):
                 else "none"
             irc.reply(f"{st.channel}: feeds: {'; '.join(parts) or 'none'}; reported "
                       f"{provider.reported}, refused: {refused}; outbox: {outbox}")
-        feeds = wrap(feeds, ["admin", "channel"])
+        feeds = wrap(feeds, ["admin", SERVED])
 
         def responders(self, irc, msg, args, channel):
             """[<channel>]
@@ -832,7 +834,7 @@ class ThreatNetCache(callbacks.Plugin):
             parts += [f"{name}: NOT STARTED: {reason}" for name, reason in responses.problems]
             irc.reply(f"{st.channel}: " + ("; ".join(parts) or "no responders (see "
                                            "plugins.ThreatNetCache.responders)"))
-        responders = wrap(responders, ["admin", "channel"])
+        responders = wrap(responders, ["admin", SERVED])
 
 
 Class = ThreatNetCache

@@ -28,7 +28,8 @@ from supybot.commands import getopts, wrap
 from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import TTL, cached, now as _now
-import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
+from threatnet_irc.commandgroup import TnGroup, TnHelp, cache_loaded
+import threatnet_irc.converters  # noqa: F401  registers whitelistEntry, servedChannel
 from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.conversation import SILENT, Talk, addressee
@@ -46,6 +47,7 @@ _RULES = object()  # the Rules' key in the settings cache
 _SENDERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
 SYNC_WAIT = 30  # seconds to wait for the WHO reply after the bot joins before judging anyway
 Args = list[str]  # a command's words left after its converters (Limnoria's ``args``)
+SERVED = ("servedChannel", "ThreatNetGuard")  # the channel named, else the one guarded
 # What the bot keeps set, as Retries keys: the topic, the kept modes, "+b <mask>" (a ban
 # to set) and "-b <mask>" (a ban to lift).
 TOPIC, MODES = "topic", "modes"
@@ -89,7 +91,7 @@ class _Network:
         self.told_hosts = False  # logged which rule makes a host count as an IP
 
 
-class ThreatNetGuard(callbacks.Plugin):
+class ThreatNetGuard(TnHelp, callbacks.Plugin):
     """Runs ThreatNet channels: voices agents whose IP or services account is
     whitelisted, kicks other senders and misbehaving agents, and keeps the topic
     advertising the protocol and block period. Enable it per channel with
@@ -908,8 +910,11 @@ class ThreatNetGuard(callbacks.Plugin):
 
     doNotice = doPrivmsg
 
-    class tn(callbacks.Commands):
+    class tn(TnGroup):
         """ThreatNet commands."""
+
+        def answers_help(self) -> bool:
+            return not cache_loaded()  # with ThreatNetCache loaded, it answers tn help
 
         def topic(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                   args: Args, opts: list[tuple[str, str]], channel: str) -> None:
@@ -937,10 +942,22 @@ class ThreatNetGuard(callbacks.Plugin):
 
         topic = wrap(topic, [getopts({"uri": "something", "block": "something",
                                       "quorum": "something", "flags": "anything"}),
-                             "channel"])
+                             SERVED])
 
         class whitelist(callbacks.Commands):
             """ThreatNet whitelist commands."""
+
+            def whitelist(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                          args: Args) -> None:
+                """takes no arguments
+
+                Lists the whitelist commands: tn whitelist add <ip|cidr|account:NAME>
+                [<channel>], tn whitelist remove <ip|cidr|account:NAME> [<channel>], tn
+                whitelist list [<channel>], tn whitelist reload (admin capability).
+                """
+                irc.reply("tn whitelist add <ip|cidr|account:NAME> [<channel>], tn whitelist "
+                          "remove <ip|cidr|account:NAME> [<channel>], tn whitelist list "
+                          "[<channel>], tn whitelist reload (admin capability)")
 
             def add(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                     args: Args, entry: str, channel: str) -> None:
@@ -952,7 +969,7 @@ class ThreatNetGuard(callbacks.Plugin):
                 self.parent._edit_whitelist(irc, self.parent._store().add, channel, entry)
                 irc.replySuccess(f"{entry} added to {channel}.")
 
-            add = wrap(add, ["admin", "whitelistEntry", "channel"])
+            add = wrap(add, ["admin", "whitelistEntry", SERVED])
 
             def remove(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                        args: Args, entry: str, channel: str) -> None:
@@ -964,7 +981,7 @@ class ThreatNetGuard(callbacks.Plugin):
                 self.parent._edit_whitelist(irc, self.parent._store().remove, channel, entry)
                 irc.replySuccess(f"{entry} removed from {channel}.")
 
-            remove = wrap(remove, ["admin", "whitelistEntry", "channel"])
+            remove = wrap(remove, ["admin", "whitelistEntry", SERVED])
 
             def list(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                      args: Args, channel: str) -> None:
@@ -981,7 +998,7 @@ class ThreatNetGuard(callbacks.Plugin):
                             f"{guard._whitelist_error})"
                 irc.reply(text)
 
-            list = wrap(list, ["admin", "channel"])
+            list = wrap(list, ["admin", SERVED])
 
             def reload(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                        args: Args) -> None:

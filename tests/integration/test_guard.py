@@ -190,3 +190,26 @@ def test_anyone_may_ask_any_agent_and_its_answers_pass_without_the_askers_nick(g
     agent.privmsg(channel, "and another thing nobody asked me")
     kick = agent.wait_for(lambda l: l.command == "KICK" and l.params[1] == agent.nick)
     assert kick.text == "malformed threat line: not an IP address"
+
+
+def test_help_lists_the_commands_and_one_channel_needs_no_name(guarded, lab_factory):
+    _, bot, channel = guarded
+    lab = lab_factory(guarded[0].server)
+    newcomer, owner = lab.connect(lab.client(lab.unique("newbie"), source=STRANGER_IP),
+                                  lab.client(lab.unique("boss")))
+    for text in ("help tn", "tn", "tn help"):
+        reply = owner.ask(bot.nick, text, bot.nick).text
+        for command in ("tn status", "tn check", "tn topic", "tn whitelist add"):
+            assert command in reply, (text, reply)
+    reply = owner.ask(bot.nick, "help tn whitelist", bot.nick).text
+    assert "tn whitelist add <ip|cidr|account:NAME>" in reply and "reload" in reply, reply
+    # In private, without a channel: the one channel the bot serves.
+    assert owner.ask(bot.nick, "tn status", bot.nick).text.startswith(f"{channel}: online")
+    identify(owner, bot)
+    assert owner.ask(bot.nick, "tn whitelist list", bot.nick).text == AGENT_IP
+    # A newcomer's first words in the channel are answered, not kicked.
+    newcomer.join(channel)
+    for text in ("!tn", "!tn help"):
+        reply = newcomer.ask(channel, text, bot.nick).text
+        assert reply.startswith(f"{newcomer.nick}: ThreatNet commands: "), reply
+    assert newcomer.wait_for(command="KICK", timeout=1.0, required=False) is None

@@ -420,3 +420,29 @@ class BadInputTestCase(CacheTestCase):
         # Kept: the tab-separated, non-UTF-8, tagged, statusmsg and server lines.
         self.assertIn("kept 5,", status)
         self.assertRegexp("tn check 45.0.0.11", "caf\ufffd")
+
+
+class DiscoveryTestCase(CacheTestCase):
+    """`tn`, `tn help` and `help tn` list the commands; in private, a bot that listens to
+    one channel needs no channel named."""
+
+    def private(self, text):
+        self.irc.feedMsg(ircmsgs.privmsg(self.nick, text, prefix=self.prefix))
+        return [m.args[1] for m in self.sent() if m.command in ("PRIVMSG", "NOTICE")]
+
+    def testHelpListsTheCommands(self):
+        for text in ("help tn", "tn", "tn help"):
+            [reply] = self.private(text)
+            self.assertTrue(reply.startswith(
+                "ThreatNet commands: tn bridge status, tn check, tn feeds, tn forget, tn list, "
+                "tn report, tn responders, tn status, tn withdraw. help tn <command>"), reply)
+
+    def testTheOneChannelIsTheDefault(self):
+        [reply] = self.private("tn status")
+        self.assertTrue(reply.startswith("#test: online"), reply)
+        self.irc.feedMsg(ircmsgs.join("#two", prefix=self.prefix))
+        self.server("366", self.nick, "#two", "End of /NAMES list.")
+        [reply] = self.private("tn status")
+        self.assertIn("name the channel: ThreatNetCache serves #test, #two", reply)
+        [reply] = self.private("tn status #two")
+        self.assertTrue(reply.startswith("#two: online"), reply)

@@ -1,5 +1,6 @@
 """Channel upkeep: the topic (set, restored, shown, changed by command) and kept modes."""
 import supybot.conf as conf
+import supybot.ircmsgs as ircmsgs
 import supybot.registry as registry
 import supybot.schedule as schedule
 from guard_helpers import GUARD, GuardTestCase
@@ -204,3 +205,37 @@ class RefusedTestCase(TopicCase):
             self.feed(":irc.test 482 test #test :You must be a channel operator")
         self.assertIn("the server refused a command in #test on test: 482",
                       "\n".join(logged.output))
+
+
+class HelpTestCase(GuardTestCase):
+    """`help tn` and `tn help` list the commands; in private, the one channel is the default."""
+
+    def private(self, text, frm=None):
+        self.irc.feedMsg(ircmsgs.privmsg(self.irc.nick, text, prefix=frm or self.prefix))
+        return [m.args[1] for m in self.out() if m.command in ("PRIVMSG", "NOTICE")]
+
+    def test_help_lists_the_subcommands(self):
+        for text in ("help tn", "tn", "tn help"):
+            [reply] = self.private(text)
+            self.assertIn("ThreatNet commands: tn topic, tn whitelist add, tn whitelist list, "
+                          "tn whitelist reload, tn whitelist remove.", reply)
+        [reply] = self.private("help tn whitelist")
+        self.assertIn("tn whitelist add <ip|cidr|account:NAME> [<channel>]", reply)
+        [reply] = self.private("tn whitelist")
+        self.assertTrue(reply.startswith("tn whitelist add <ip|cidr|account:NAME>"), reply)
+
+    def test_a_newcomer_asking_for_help_in_the_channel_is_answered(self):
+        self.join("newbie", "newbie.example")
+        for text in ("@tn", "@tn help"):
+            self.say("newbie", "newbie.example", text)
+            [reply] = self.lines()
+            self.assertTrue(reply.startswith("PRIVMSG #test newbie: ThreatNet commands:"), reply)
+
+    def test_without_a_channel_the_one_guarded(self):
+        self.assertEqual(self.private("tn whitelist list"),
+                         ["192.0.2.0/24, 2001:db8::/48, account:bob"])
+        self.assertEqual(self.private("tn topic"), [TOPIC])
+        self.irc.feedMsg(ircmsgs.join("#two", prefix=self.prefix))
+        with conf.supybot.plugins.ThreatNetGuard.enable.get("#two").context(True):
+            [reply] = self.private("tn topic")
+            self.assertIn("name the channel: ThreatNetGuard serves #test, #two", reply)
