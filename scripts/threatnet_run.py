@@ -31,13 +31,16 @@ from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot
 from lab.config import password, private_dir, private_file
 from lab.ircclient import Client, IRCError
 from lab.process import LIVE, StackError, free_port, port_is_free, stop_all
-from lab.servers import InspIRCdAtheme, add_certificates, register_accounts
+from lab.servers import InspIRCdAtheme, add_certificates, grant_access, register_accounts
 from threatnet_tools import tlscert
 
 # Where everything generated goes; THREATNET_RUN_DIR moves it (the tests' own runs).
 RUN = Path(os.environ.get("THREATNET_RUN_DIR") or ROOT / "run")
 LOCAL = RUN / "local"
 OWNER = "admin"
+# The human channel operator's services account: ChanServ ops it on join (O), and it may
+# op (o), set the topic (t), invite (i), kick and ban (r), voice (v), see the access list (A).
+OPERATOR, OPERATOR_FLAGS = "operator", "+AOiortv"
 DEFAULT_PORT = 6667
 DEFAULT_TLS_PORT = 6697
 
@@ -109,6 +112,16 @@ def wait_topic(host: str, port: int, channel: str, timeout: float = 15.0) -> str
         c.close()
 
 
+def operator_account(server: InspIRCdAtheme, channel: str, founder: tuple[str, str],
+                     name: str = OPERATOR) -> tuple[str, str]:
+    """Register the human operator's account (a new password) and give it ChanServ access
+    to `channel` as its founder (account, password): (account, password)."""
+    secret = password()
+    server.register_accounts({name: secret})
+    grant_access(server.address, founder, channel, {name: OPERATOR_FLAGS})
+    return name, secret
+
+
 def guard_settings(args: argparse.Namespace) -> dict[str, object]:
     """The channel bot: both plugins enabled, the topic's block period if given."""
     settings = {**CACHE_SETTINGS, **GUARD_SETTINGS}
@@ -148,6 +161,7 @@ def run_local(args: argparse.Namespace) -> int:
     server = InspIRCdAtheme(LOCAL / "ircd", port=port, tls_port=tls_port).start()
     say(f"Registering services account {nick!r} and channel {channel} (founder {nick}) ...")
     server.register_accounts({nick: bot_password}, {channel: nick})
+    operator, operator_password = operator_account(server, channel, (nick, bot_password))
     # Over TLS, pinning the certificate the server was just given (no CA, no "verify off").
     bot = Bot(LOCAL / "bots", nick, server.tls_address, channel,
               plugins=("ThreatNetCache", "ThreatNetGuard"), sasl=(nick, bot_password),
@@ -167,6 +181,7 @@ def run_local(args: argparse.Namespace) -> int:
     creds = private_file(LOCAL / "credentials.txt",
                          f"owner_user={OWNER}\nowner_password={owner_password}\n"
                          f"bot_account={nick}\nbot_password={bot_password}\n"
+                         f"operator_account={operator}\noperator_password={operator_password}\n"
                          f"oper={server.oper[0]}\noper_password={server.oper[1]}\n")
     say(f"""
 ThreatNet is running.
@@ -183,12 +198,18 @@ Connect any IRC client, e.g.:
   weechat over TLS: /server add tn 127.0.0.1/{tls_port} -tls -tls_fingerprint={server.tls_fingerprint}
                     /connect tn; /join {channel}
 
+You, the channel operator (services account {operator}, password {operator_password}):
+  /msg NickServ IDENTIFY {operator} {operator_password}     then /join {channel}: ChanServ ops you
+  (/msg ChanServ OP {channel} if you joined first). Ops may talk in the channel and
+  change modes; the bot reverts the topic: change it with tn topic (below).
+
 Admin commands (owner user {OWNER}, password {owner_password}):
   /msg {nick} identify {OWNER} {owner_password}
   /msg {nick} tn whitelist add account:NAME {channel}     voice agents logged in as NAME
   /msg {nick} tn whitelist add 127.0.0.1 {channel}        voice everyone on this machine
   /msg {nick} tn whitelist list {channel}
-In the channel anyone can ask:  !tn status   !tn check 11.22.33.44
+  /msg {nick} tn topic --block 600                      the topic agents follow (after 30 s)
+In the channel anyone can ask:  !tn help   !tn status   !tn check 11.22.33.44
 A voiced agent (or you, once whitelisted) posts a threat as a channel line: 11.22.33.44 ssh brute force
 
 Services: /msg NickServ REGISTER <password> <email> makes an account; SASL PLAIN works, and
@@ -196,7 +217,8 @@ SASL EXTERNAL over TLS with a client certificate added by /msg NickServ CERT ADD
 (python -m threatnet_tools.agentcert makes one and prints the steps).
 Another agent against this network (TLS, logged in by its own certificate):
   make agent NAME=agent1 FEED=/var/log/auth.log
-Credentials: {shown(creds)} (mode 600). Logs: {shown(LOCAL)}/ircd/, {shown(bot.dir)}/logs/messages.log
+Credentials: {shown(creds)} (mode 600; also the IRC operator's, for /oper: server
+administration only, it gives no channel op). Logs: {shown(LOCAL)}/ircd/, {shown(bot.dir)}/logs/messages.log
 
 Press Ctrl-C to stop everything.""")
     try:

@@ -16,6 +16,7 @@ import time
 from harness import CACHE, GUARD, OWNER, Lab, identify, write_whitelist
 from lab.bots import Bot, start_bots
 from lab.config import password
+from lab.ircclient import Client
 from lab.servers import grant_access
 
 P, G = "supybot.plugins.ThreatNetCache.", "supybot.plugins.ThreatNetGuard."
@@ -220,3 +221,21 @@ def test_an_agent_banned_by_the_guard_is_back_when_an_operator_lifts_it(inspircd
     ch.chanop.send(f"MODE {ch.name} -b R:{agent.nick}")
     ch.chanop.wait_for(lambda l: l.command == "JOIN" and l.nick == agent.nick, timeout=5)
     ch.guard.wait_log(rf"invited {re.escape(agent.nick)} back")
+
+
+def test_the_operator_account_of_make_run_is_opped_and_may_talk(inspircd, lab_factory):
+    from scripts.threatnet_run import operator_account
+    lab = lab_factory(inspircd)
+    ch = Channel(lab, agents=0)
+    guard = ch.guard.nick
+    name, secret = operator_account(inspircd, ch.name, (guard, ch.accounts[guard]),
+                                    name=lab.unique("operator"))
+    human: Client = lab.client(lab.unique("human"))
+    lab.connect(human)
+    human.privmsg("NickServ", f"IDENTIFY {name} {secret}")  # as `make run` prints it
+    human.wait_for(lambda l: l.nick == "NickServ" and "identified" in l.text.lower())
+    human.join(ch.name)
+    human.wait_for(lambda l: is_mode(l, "+o", human.nick))
+    human.privmsg(ch.name, "hello everyone, I run this channel")
+    human.privmsg(ch.name, "nothing here is a threat line")
+    assert human.wait_for(command="KICK", timeout=2, required=False) is None
