@@ -231,6 +231,22 @@ def register_accounts(address: tuple[str, int], accounts: Mapping[str, str],
             c.close()
 
 
+def grant_access(address: tuple[str, int], founder: tuple[str, str], channel: str,
+                 flags: Mapping[str, str]) -> None:
+    """Give accounts access to a registered channel: the founder (account, password) logs
+    in by SASL PLAIN and sends `ChanServ FLAGS <channel> <account> <flags>` for each
+    (account → flags, e.g. "+AOiortv": ops on join, may set the topic, invite, kick and
+    ban). The founder may be online (a channel bot): this connection takes another nick."""
+    (c,) = connect_all([Client(*address, f"flags{password(3)}",
+                               user="flags", sasl=founder)])
+    try:
+        for account, granted in flags.items():
+            c.privmsg("ChanServ", f"FLAGS {channel} {account} {granted}")
+            _services_reply(c, "ChanServ", r"were set|already set|has been set")
+    finally:
+        c.close()
+
+
 def add_certificates(address: tuple[str, int],
                      certificates: Mapping[str, tuple[str, str]]) -> None:
     """Register client certificates (CertFP) to existing Atheme accounts: account →

@@ -36,7 +36,8 @@ from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot
 from lab.config import password, private_dir, private_file
 from lab.ircclient import Client, IRCError
 from lab.process import LIVE, StackError, free_port, port_is_free, stop_all
-from lab.servers import InspIRCdAtheme, add_certificates, register_accounts, services_accounts
+from lab.servers import (InspIRCdAtheme, add_certificates, grant_access, register_accounts,
+                         services_accounts)
 from threatnet.names import fold
 from threatnet.whitelist import ACCOUNT_PREFIX, WhitelistError, WhitelistStore
 from threatnet_tools import tlscert
@@ -46,6 +47,9 @@ RUN = Path(os.environ.get("THREATNET_RUN_DIR") or ROOT / "run")
 LOCAL = RUN / "local"
 IRCD = LOCAL / "ircd"  # the local network's identity: services database, TLS key, certificate
 OWNER = "admin"
+# The human channel operator's services account: ChanServ ops it on join (O), and it may
+# op (o), set the topic (t), invite (i), kick and ban (r), voice (v), see the access list (A).
+OPERATOR, OPERATOR_FLAGS = "operator", "+AOiortv"
 DEFAULT_PORT = 6667
 DEFAULT_TLS_PORT = 6697
 
@@ -169,6 +173,16 @@ def wait_topic(host: str, port: int, channel: str, timeout: float = 15.0) -> str
         c.close()
 
 
+def operator_account(server: InspIRCdAtheme, channel: str, founder: tuple[str, str],
+                     secret: str, name: str = OPERATOR) -> tuple[str, str]:
+    """Register the human operator's account (kept across runs, with the password of the
+    last run) and give it ChanServ access to `channel` as its founder (account,
+    password): (account, password)."""
+    server.register_accounts({name: secret})
+    grant_access(server.address, founder, channel, {name: OPERATOR_FLAGS})
+    return name, secret
+
+
 def guard_settings(args: argparse.Namespace) -> dict[str, object]:
     """The channel bot: both plugins enabled, the topic's block period if given."""
     settings = {**CACHE_SETTINGS, **GUARD_SETTINGS}
@@ -277,6 +291,8 @@ def run_local(args: argparse.Namespace) -> int:
     creds = read_credentials(LOCAL / "credentials.txt")
     known = not first and creds.get("bot_account") == nick and bool(creds.get("bot_password"))
     bot_password = creds["bot_password"] if known else password()
+    operator_password = creds.get("operator_password") if not first else None
+    operator_password = operator_password or password()
     owner_password = password()  # new each run
     if first:
         say(f"First run: making a new local network in {shown(IRCD)} (services database, TLS "
@@ -294,14 +310,18 @@ def run_local(args: argparse.Namespace) -> int:
     say(f"Registering services account {nick!r} and channel {channel} (founder {nick}) ...")
     try:
         server.register_accounts({nick: bot_password}, {channel: nick})
+        operator, operator_password = operator_account(server, channel, (nick, bot_password),
+                                                       operator_password)
     except StackError as e:
-        raise StackError(f"{e}\n(the services account {nick} or channel {channel} belongs "
-                         f"to someone this run does not know; `make run FRESH=1` starts "
-                         "afresh)") from None
-    # The owner's password and the bot's (also in credentials.txt for the next run).
+        raise StackError(f"{e}\n(the services account {nick} or {OPERATOR}, or channel "
+                         f"{channel}, belongs to someone this run does not know; `make run "
+                         "FRESH=1` starts afresh)") from None
+    # The passwords (the bot's and the operator's also for the next run).
     creds_path = private_file(LOCAL / "credentials.txt",
                               f"owner_user={OWNER}\nowner_password={owner_password}\n"
                               f"bot_account={nick}\nbot_password={bot_password}\n"
+                              f"operator_account={operator}\n"
+                              f"operator_password={operator_password}\n"
                               f"oper={server.oper[0]}\noper_password={server.oper[1]}\n")
     # Over TLS, pinning the server's certificate (no CA, no "verify off").
     bot = Bot(LOCAL / "bots", nick, server.tls_address, channel,
@@ -334,12 +354,18 @@ Connect any IRC client, e.g.:
   weechat over TLS: /server add tn 127.0.0.1/{tls_port} -tls -tls_fingerprint={server.tls_fingerprint}
                     /connect tn; /join {channel}
 
+You, the channel operator (services account {operator}, password {operator_password}):
+  /msg NickServ IDENTIFY {operator} {operator_password}     then /join {channel}: ChanServ ops you
+  (/msg ChanServ OP {channel} if you joined first). Ops may talk in the channel and
+  change modes; the bot reverts the topic: change it with tn topic (below).
+
 Admin commands (owner user {OWNER}, password {owner_password}, new each run):
   /msg {nick} identify {OWNER} {owner_password}
   /msg {nick} tn whitelist add account:NAME {channel}     voice agents logged in as NAME
   /msg {nick} tn whitelist add 127.0.0.1 {channel}        voice everyone on this machine
   /msg {nick} tn whitelist list {channel}
-In the channel anyone can ask:  !tn status   !tn check 11.22.33.44
+  /msg {nick} tn topic --block 600                      the topic agents follow (after 30 s)
+In the channel anyone can ask:  !tn help   !tn status   !tn check 11.22.33.44
 A voiced agent (or you, once whitelisted) posts a threat as a channel line: 11.22.33.44 ssh brute force
 
 Services: /msg NickServ REGISTER <password> <email> makes an account (kept across runs);
@@ -348,7 +374,8 @@ SASL PLAIN works, and SASL EXTERNAL over TLS with a client certificate added by
 prints the steps).
 Another agent against this network (TLS, logged in by its own certificate):
   make agent NAME=agent1 FEED=/var/log/auth.log
-Credentials: {shown(creds_path)} (mode 600). Logs: {shown(IRCD)}/, {shown(bot.dir)}/logs/messages.log
+Credentials: {shown(creds_path)} (mode 600; also the IRC operator's, for /oper: server
+administration only, it gives no channel op). Logs: {shown(IRCD)}/, {shown(bot.dir)}/logs/messages.log
 
 Press Ctrl-C to stop everything (the next `make run` brings the same network back).""")
     watch()

@@ -98,6 +98,28 @@ def test_block_period_from_topic_else_setting() -> None:
     assert not tn.configure(ListenerSettings(block=900, require_signature=True), RING)
 
 
+def test_a_topic_counts_only_once_it_held() -> None:
+    """The channel bot reverts a topic nobody may set within a second or so: such a topic
+    never sets the block period, the quorum or anything else (topic_hold)."""
+    clock = Clock()
+    tn = Listener(ListenerSettings(block=600, topic_hold=30), clock=clock)
+    kept = "threatnet://x.example/y block=1200"
+    assert tn.set_topic(kept, since=NOW - 3600)  # set long ago: it counts at once
+    assert tn.block == 1200 and tn.topic_pending is None
+    assert not tn.set_topic("threatnet://evil.example/x block=5, quorum=3")
+    assert tn.block == 1200 and tn.topic_pending == 30
+    clock.now += 2
+    assert not tn.set_topic(kept)  # reverted: the change never counts
+    assert tn.topic_pending is None
+    clock.now += 60
+    assert not tn.settle() and (tn.block, tn.quorum) == (1200, 1)
+    assert not tn.set_topic("just chatting")  # held 30 s: then the setting
+    clock.now += 29
+    assert not tn.settle() and tn.topic_pending == 1
+    clock.now += 1
+    assert tn.settle() and tn.block == 600 and tn.topic_pending is None
+
+
 def test_threats_and_keep_of_our_own_lines() -> None:
     clock = Clock()
     tn = Listener(ListenerSettings(block=100), clock=clock)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from threatnet.address import parse_ip
+from threatnet.conversation import SILENT, Talk
 from threatnet.moderation import (PASS, Member, Moderator, Ruling, Rules, Sanction, Verdict,
                                   Voicing)
 from threatnet.whitelist import parse_whitelist
@@ -30,7 +31,8 @@ class Clock:
 
 def judge(mod: Moderator, line: str, rules: Rules = Rules(), *, trusted: bool = True,
           command: bool = False, sender: str = "host:a") -> Verdict:
-    return mod.judge(line, sender, rules, trusted=trusted, command=command)
+    return mod.judge(line, sender, rules, trusted=trusted,
+                     talk=Talk(command=True) if command else SILENT, nick=sender)
 
 
 def test_valid_threat_passes_and_is_cached() -> None:
@@ -123,7 +125,7 @@ def test_prune_releases_memory() -> None:
     mod = Moderator(clock)
     rules = Rules(flood_lines=5, block=10)
     for i in range(50):
-        mod.judge(f"8.8.{i}.1", f"host:{i}", rules, trusted=True, command=False)
+        mod.judge(f"8.8.{i}.1", f"host:{i}", rules, trusted=True)
     clock.now += 20
     mod.prune(rules)
     assert len(mod.cache) == 0 and len(mod._lines) == 0
@@ -228,15 +230,15 @@ def test_police_a_line_passes_warns_or_kicks_with_its_sanction() -> None:
     mod = Moderator(Clock(), channel="#tn")
     rules = Rules(tolerant=True, ban_kicks=2)
     agent = AGENT._replace(account="acct")
-    assert mod.police("8.8.8.8 ssh", agent, rules, WHITELIST, trusted=True, command=False) \
+    assert mod.police("8.8.8.8 ssh", agent, rules, WHITELIST, trusted=True) \
         == Ruling(PASS)
     entry = mod.cache.check("8.8.8.8")
     assert entry is not None and (entry.nick, entry.account) == ("a1", "acct")
-    assert mod.police("hello", agent, rules, WHITELIST, trusted=True, command=False) \
+    assert mod.police("hello", agent, rules, WHITELIST, trusted=True) \
         == Ruling(Verdict("warn", "malformed threat line: not an IP address"))
-    assert mod.police("8.8.4.4", EVE, rules, WHITELIST, trusted=False, command=False) \
+    assert mod.police("8.8.4.4", EVE, rules, WHITELIST, trusted=False) \
         == Ruling(Verdict("kick", UNVOICED), Sanction(UNVOICED, "host:cloak.example"))
-    assert mod.police("8.8.4.4", EVE, rules, WHITELIST, trusted=False, command=False) \
+    assert mod.police("8.8.4.4", EVE, rules, WHITELIST, trusted=False) \
         == Ruling(Verdict("kick", UNVOICED), Sanction(f"{UNVOICED} (banned for 3600 s)",
                                                       "host:cloak.example",
                                                       "*!*@cloak.example", 3600))
@@ -246,9 +248,9 @@ def test_police_counts_offences_against_the_account_as_the_server_folds_it() -> 
     mod = Moderator(Clock(), channel="#tn")
     rules = Rules(flood_lines=1)
     first, second = Member("x", "h1.example", account="[X]"), Member("y", "h2", account="{x}")
-    assert mod.police("8.8.8.8", first, rules, WHITELIST, trusted=True, command=False,
+    assert mod.police("8.8.8.8", first, rules, WHITELIST, trusted=True,
                       casemapping="rfc1459") == Ruling(PASS)
-    assert mod.police("8.8.4.4", second, rules, WHITELIST, trusted=True, command=False,
+    assert mod.police("8.8.4.4", second, rules, WHITELIST, trusted=True,
                       casemapping="rfc1459").sanction \
         == Sanction("flood: more than 1 lines in 10 s", "account:{x}")
 
@@ -263,12 +265,12 @@ def test_police_reads_the_members_only_to_weigh_a_host_ban() -> None:
     mod = Moderator(Clock(), channel="#tn")
     rules = Rules(ban_kicks=2)
     for _ in range(2):
-        assert mod.police("8.8.8.8", EVE, rules, WHITELIST, trusted=True, command=False,
+        assert mod.police("8.8.8.8", EVE, rules, WHITELIST, trusted=True,
                           members=members()).sanction is None
         assert read == []
-    mod.police("x", EVE, rules, WHITELIST, trusted=False, command=False, members=members())
+    mod.police("x", EVE, rules, WHITELIST, trusted=False, members=members())
     assert read == []  # the first kick
-    ruling = mod.police("x", EVE, rules, WHITELIST, trusted=False, command=False,
+    ruling = mod.police("x", EVE, rules, WHITELIST, trusted=False,
                         members=members())
     assert read == ["members"]
     assert ruling.sanction == Sanction(
@@ -309,8 +311,94 @@ def test_withdrawal_is_conversation_and_lets_its_reporter_say_it_again() -> None
 def test_a_whitelisted_agents_address_is_poisoning() -> None:
     mod = Moderator(Clock(), channel="#tn")
     whitelist = parse_whitelist("channels:\n  '#tn':\n    - 45.0.0.0/24\n")
-    verdict = mod.judge("45.0.0.7 owned", "host:a", Rules(), trusted=True, command=False,
+    verdict = mod.judge("45.0.0.7 owned", "host:a", Rules(), trusted=True,
                         whitelist=whitelist)
     assert verdict == Verdict("kick", "45.0.0.7 is a whitelisted agent's address")
     assert mod.judge("45.0.0.7 owned", "host:a", Rules(kick_bogons=False), trusted=True,
-                     command=False, whitelist=whitelist) == PASS
+                     whitelist=whitelist) == PASS
+
+
+# -- questions and answers (conversation.py): from anyone, for any agent, kept tight
+
+TO_AGENT = Talk(to="ammobot", to_voiced=True)
+
+
+def test_anyone_may_ask_an_agent_which_answers_without_the_askers_nick() -> None:
+    mod = Moderator(Clock())
+    assert mod.judge("ammobot: status", "host:n", Rules(), trusted=False, talk=TO_AGENT,
+                     nick="newbie") == PASS
+    assert mod.judge("ammobot: status", "host:a", Rules(), trusted=True, talk=TO_AGENT,
+                     nick="agent2") == PASS  # a voiced asker: no malformed line
+    assert mod.judge("Online 74 seconds. 6 events at 0.1/s", "host:b", Rules(),
+                     trusted=True, nick="ammobot") == PASS
+    # Another voiced agent's chat is no answer.
+    assert mod.judge("me too", "host:a", Rules(), trusted=True, nick="agent2").reason == \
+        "malformed threat line: not an IP address"
+
+
+def test_chat_is_no_question() -> None:
+    mod = Moderator(Clock())
+    rules = Rules(hint="; ask !tn help")
+    kicked = Verdict("kick", "only whitelisted (voiced) agents may post here; ask !tn help")
+    assert mod.judge("bob: hi", "host:n", rules, trusted=False,
+                     talk=Talk(to="bob", to_voiced=False), nick="newbie") == kicked
+    assert mod.judge("@tn topic", "host:m", rules, trusted=False, talk=Talk(command=True),
+                     nick="mallory") == PASS
+    # A question lets its asker say nothing more, to anyone.
+    assert mod.judge("mallory: spam", "host:m", rules, trusted=False,
+                     talk=Talk(to="mallory"), nick="mallory") == kicked
+    assert mod.judge("buy pills", "host:m", rules, trusted=False, nick="mallory") == kicked
+    assert mod.judge("bob: hi", "host:o", Rules(commands_from_anyone=False), trusted=False,
+                     talk=TO_AGENT, nick="other").action == "kick"
+
+
+def test_an_unvoiced_member_asks_a_few_questions_at_most() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    rules = Rules(questions=2, question_window=60)
+    for _ in range(2):
+        assert judge(mod, "!tn status", rules, trusted=False, command=True) == PASS
+    assert judge(mod, "!tn status", rules, trusted=False, command=True) == \
+        Verdict("kick", "more than 2 questions in 60 s")
+    clock.now += 61
+    assert judge(mod, "!tn status", rules, trusted=False, command=True) == PASS
+    for _ in range(3):  # a voiced agent is bound by the flood limit only
+        assert judge(mod, "!tn status", rules, command=True, sender="host:agent") == PASS
+
+
+def test_an_answer_that_is_a_threat_line_is_judged_as_one() -> None:
+    clock = Clock()
+    mod = Moderator(clock)
+    rules = Rules(repeat_grace=0)
+    mod.judge("ammobot: check", "host:n", rules, trusted=False, talk=TO_AGENT, nick="newbie")
+    assert mod.judge("45.0.0.1 seen here", "host:b", rules, trusted=True,
+                     nick="ammobot") == PASS
+    assert mod.cache.check("45.0.0.1") is not None  # listeners took it: so does the Guard
+    assert mod.judge("45.0.0.1 seen here", "host:b", rules, trusted=True,
+                     nick="ammobot").reason.startswith("45.0.0.1 is still current")
+    mod.judge("!tn check", "host:n", rules, trusted=False, talk=Talk(command=True),
+              nick="newbie")
+    assert mod.judge("newbie: 45.0.0.2", "host:l", rules, trusted=False,
+                     nick="listener") == PASS  # an answer, no threat line
+    assert mod.judge("45.0.0.2 answer", "host:l", rules, trusted=False,
+                     nick="listener").action == "kick"  # a threat line, from the unvoiced
+
+
+def test_an_operators_question_opens_answers_for_anyone_it_addresses() -> None:
+    mod = Moderator(Clock())
+    mod.op_said("chanop", Talk(to="newbie", to_voiced=False), Rules())
+    assert mod.judge("I run an agent at home", "host:n", Rules(), trusted=False,
+                     nick="newbie") == PASS
+    mod.op_said("chanop", Talk(command=True), Rules())
+    assert mod.judge("hello", "host:a", Rules(), trusted=True, nick="agent") == PASS
+
+
+def test_a_banned_agent_is_invited_back_when_its_ban_is_lifted() -> None:
+    mod = Moderator(Clock(), channel="#tn")
+    rules = Rules(ban_kicks=1)
+    agent = AGENT._replace(account="[Bot]")
+    assert mod.sanction("flood", agent, rules, WHITELIST, extban=",RU") == \
+        Sanction("flood (banned for 3600 s)", "account:{bot}", "R:[Bot]", 3600, True)
+    assert not mod.sanction("flood", EVE, rules, WHITELIST).agent
+    assert mod.lifted("R:[Bot]") == "a1" and "R:[Bot]" not in mod.bans
+    assert mod.lifted("*!*@cloak.example") is None and len(mod.bans) == 0

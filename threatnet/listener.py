@@ -7,8 +7,11 @@ the trust), the signature check when the channel requires signed lines, the disc
 networks, the protected networks (addresses no report may ever block: the IRC
 server, this host, loopback, whitelisted agents), the size bound, and the Threat
 Cache. The block period is the topic's (``threatnet://… block=N``), else the
-channel's setting. All of it is built from one ``ListenerSettings`` record; ``hear``
-runs once per channel line.
+channel's setting. A topic counts once it has held ``topic_hold`` seconds: the channel
+bot reverts a topic nobody may set within about a second (and retries while the server
+refuses), so a reverted topic never sets a block period, a quorum or any other word
+here. All of it is built from one ``ListenerSettings`` record; ``hear`` runs once per
+channel line.
 
 Minimisation of harm. A threat is acted on (``on_act``: responders, bridges) once
 ``quorum`` distinct reporters (services accounts, else hosts) said it within its
@@ -65,6 +68,7 @@ class ListenerSettings(NamedTuple):
     protect: tuple[str, ...] = ()  # networks never kept or acted on, whoever reports them
     max_threats: int = DEFAULT_MAX_THREATS  # current threats at most; then new are refused
     quorum: int = 0  # distinct reporters before acting; 0: the topic's quorum= (default 1)
+    topic_hold: float = 0.0  # seconds a new topic must stand before it counts (0: at once)
 
 
 def reporter(account: str | None, host: str, casemapping: str | None = None) -> str:
@@ -96,6 +100,8 @@ class Listener:
         self.on_remove: Callable[[Entry], None] | None = None  # an acted-on threat taken back
         self._clock = clock
         self._keyring = KeyRing()
+        self._topic: str | None = None  # the topic in force
+        self._pending_topic: tuple[str | None, float] | None = None  # (text, set at)
         self._topic_block: int | None = None
         self._topic_quorum = DEFAULT_QUORUM
         self._quorum = DEFAULT_QUORUM
@@ -302,10 +308,35 @@ class Listener:
 
     # -- the block period
 
-    def set_topic(self, text: str | None) -> bool:
-        """The channel topic changed: a threatnet:// topic sets the block period
-        (block=, else the protocol's default) and the quorum (quorum=, else 1); any
-        other leaves them to the settings. True if the block period changed."""
+    def set_topic(self, text: str | None, since: float | None = None) -> bool:
+        """The channel topic is now ``text``, set at ``since`` (default now; a joining
+        agent has RPL_TOPICWHOTIME's time). It counts once it has held ``topic_hold``
+        seconds (``settle``); the topic in force again drops a pending change (the
+        channel bot reverted it). True if the block period changed now."""
+        now = self._clock()
+        if text == self._topic:
+            self._pending_topic = None
+            return False
+        self._pending_topic = (text, now if since is None else min(since, now))
+        return self.settle()
+
+    @property
+    def topic_pending(self) -> float | None:
+        """Seconds until a pending topic change counts (None: none pending)."""
+        if self._pending_topic is None:
+            return None
+        return max(0.0, self._pending_topic[1] + self.settings.topic_hold  # type: ignore[union-attr]
+                   - self._clock())
+
+    def settle(self) -> bool:
+        """Let a pending topic count once it has held ``topic_hold`` seconds: a threatnet://
+        topic sets the block period (block=, else the protocol's default) and the quorum
+        (quorum=, else 1); any other leaves them to the settings. True if the block
+        period changed."""
+        if self._pending_topic is None or self.topic_pending:
+            return False
+        text, _ = self._pending_topic
+        self._topic, self._pending_topic = text, None
         try:
             topic = parse_topic(text or "")
             self._topic_block, self._topic_quorum = topic.block, topic.quorum

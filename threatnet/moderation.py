@@ -8,11 +8,14 @@ malformed lines, floods, bogon addresses or a whitelisted agent's own address, o
 threats repeated while still current (it ignored its Threat Cache). Under a quorum
 (topic ``quorum=N``) each distinct reporter, up to N, may say a current threat once: a
 corroboration, not a repeat. A withdrawal (``withdraw IP reason``) from a voiced agent
-is conversation, not a malformed line. ``Moderator`` judges each line against those
-rules and keeps its own Threat Cache of the channel, fed by the lines it lets through.
-A kick is a
+is conversation, not a malformed line, and so are questions and their answers
+(conversation.py), from anyone, within limits: an unvoiced member asks at most
+``questions`` in ``question_window`` seconds, and a line that parses as a threat is
+always judged as one. ``Moderator`` judges each line against those rules and keeps its
+own Threat Cache of the channel, fed by the lines it lets through. A kick is a
 ``Sanction``: repeat offenders are banned for a while, by account where the server
-can, never by a host that a whitelisted agent in the channel shares.
+can, never by a host that a whitelisted agent in the channel shares; a banned agent is
+invited back when its ban is lifted.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from threatnet.cache import DEFAULT_TIMEOUT, ThreatCache
+from threatnet.conversation import SILENT, Conversation, Talk
 from threatnet.filter import NetworkFilter
 from threatnet.language import ThreatError, parse_message, parse_withdrawal
 from threatnet.names import RFC1459
@@ -44,7 +48,12 @@ class Rules(NamedTuple):
     tolerant_window: float = 600.0  # a second malformed line within this is kicked
     flood_lines: int = 0  # more than this many lines ...
     flood_seconds: float = 10.0  # ... in this many seconds is a flood; 0 lines: no limit
-    commands_from_anyone: bool = True  # unvoiced senders may talk to bots (commands, answers)
+    commands_from_anyone: bool = True  # unvoiced members may ask and answer (conversation.py)
+    reply_window: float = 10.0  # seconds after a question in which answers pass; 0: none
+    answer_lines: int = 3  # lines each answerer may answer one question with
+    questions: int = 5  # questions an unvoiced member may ask ...
+    question_window: float = 60.0  # ... in this many seconds; more is a kick
+    hint: str = ""  # added to the reason an unvoiced speaker is kicked for: how to ask
     kick_bogons: bool = True
     kick_repeats: bool = True
     repeat_grace: float = 10.0  # a repeat this soon is a race between honest agents
@@ -91,6 +100,7 @@ class Sanction(NamedTuple):
     offender: str
     ban: str | None = None
     seconds: int = 0
+    agent: bool = False  # the offender qualifies for voice: invite it back once unbanned
 
 
 class Ruling(NamedTuple):
@@ -127,7 +137,10 @@ class Moderator:
         self._lines = Strikes(clock)
         self._warned = Strikes(clock)
         self._kicks = Strikes(clock)
+        self._questions = Strikes(clock)
+        self.conversation = Conversation(clock)
         self.bans = TempBans(clock)  # the bans it set, to be lifted in time
+        self._invites: dict[str, str] = {}  # ban mask -> the banned agent's nick
 
     def voice(self, member: Member, whitelist: Whitelist,
               casemapping: str | None = RFC1459) -> Voicing:
@@ -142,29 +155,31 @@ class Moderator:
     def _qualifies(self, member: Member, whitelist: Whitelist, casemapping: str | None) -> bool:
         return whitelist.qualifies(self.channel, member.key, member.account, casemapping)
 
-    def judge(self, line: str, sender: str, rules: Rules, *, trusted: bool, command: bool,
-              nick: str = "", account: str | None = None,
-              whitelist: Whitelist | None = None) -> Verdict:
+    def judge(self, line: str, sender: str, rules: Rules, *, trusted: bool,
+              talk: Talk = SILENT, nick: str = "", account: str | None = None,
+              whitelist: Whitelist | None = None, casemapping: str | None = RFC1459,
+              ) -> Verdict:
         """The verdict on ``line`` from a sender who is ``trusted`` (whitelisted) or not.
 
-        ``command``: the line is bot conversation, a command addressed to a bot or a
-        bot's answer to one, not a threat line. A threat of an address ``whitelist``
-        vouches for (an agent's own) is poisoning, like a bogon.
+        ``talk``: whom the line speaks to (a command to the bots, a member it addresses);
+        with ``nick``, what makes it a question or an answer (conversation.py) rather
+        than a threat line. A threat of an address ``whitelist`` vouches for (an
+        agent's own) is poisoning, like a bogon.
         """
-        return self._judge(line, sender, rules, trusted, command, nick, account, whitelist)
+        return self._judge(line, sender, rules, trusted, talk, nick, account, whitelist,
+                           casemapping)
 
-    def _judge(self, line: str, sender: str, rules: Rules, trusted: bool, command: bool,
-               nick: str, account: str | None, whitelist: Whitelist | None) -> Verdict:
+    def _judge(self, line: str, sender: str, rules: Rules, trusted: bool, talk: Talk,
+               nick: str, account: str | None, whitelist: Whitelist | None,
+               casemapping: str | None) -> Verdict:
         # judge's body, called positionally from police: it runs for every channel line
         if rules.flood_lines > 0 and self._lines.hit(sender, rules.flood_lines + 1,
                                                      rules.flood_seconds):
             self._lines.forget(sender)
             return Verdict("kick", f"flood: more than {rules.flood_lines} lines "
                                    f"in {rules.flood_seconds:g} s")
-        if command and (trusted or rules.commands_from_anyone):
-            return PASS
         if not trusted:
-            return Verdict("kick", "only whitelisted (voiced) agents may post here")
+            return self._untrusted(line, sender, rules, talk, nick, casemapping)
         try:
             msg = parse_message(line)
         except ThreatError as e:
@@ -174,6 +189,9 @@ class Moderator:
                 withdrawn, e = None, bad
             if withdrawn is not None:
                 self._withdrawn(withdrawn.key, sender)
+                return PASS
+            if self._answers(nick, line, rules, True, casemapping) \
+                    or self._asks(nick, talk, rules, casemapping):
                 return PASS
             reason = f"malformed threat line: {e}"
             if rules.tolerant and not self._warned.hit(sender, 2, rules.tolerant_window):
@@ -214,6 +232,42 @@ class Moderator:
             self._listed = (whitelist, whitelist.address_test(self.channel))
         return self._listed[1]
 
+    def _untrusted(self, line: str, sender: str, rules: Rules, talk: Talk, nick: str,
+                   casemapping: str | None) -> Verdict:
+        """A line from a member who is not whitelisted: a question or an answer while
+        ``commands_from_anyone``, never a threat line, at most ``rules.questions``
+        questions in ``rules.question_window`` seconds."""
+        refused = Verdict("kick", f"only whitelisted (voiced) agents may post here{rules.hint}")
+        if not rules.commands_from_anyone or _threat(line):
+            return refused
+        if self._answers(nick, line, rules, False, casemapping):
+            return PASS
+        if not (talk.command or talk.to_voiced):
+            return refused
+        if self._questions.hit(sender, rules.questions + 1, rules.question_window):
+            self._questions.forget(sender)
+            return Verdict("kick", f"more than {rules.questions} questions in "
+                                   f"{rules.question_window:g} s")
+        return PASS if self._asks(nick, talk, rules, casemapping) else refused
+
+    def _answers(self, nick: str, line: str, rules: Rules, voiced: bool,
+                 casemapping: str | None) -> bool:
+        return self.conversation.answer(nick, line, voiced=voiced, lines=rules.answer_lines,
+                                        casemapping=casemapping)
+
+    def _asks(self, nick: str, talk: Talk, rules: Rules, casemapping: str | None, *,
+              opped: bool = False) -> bool:
+        """Whether the line is a question, opened if so: a command to the bots, or a line
+        addressing a voiced agent (an op's may address any member)."""
+        if not (talk.command or talk.to_voiced or opped and talk.to is not None):
+            return False
+        return self.conversation.ask(nick, talk, rules.reply_window, casemapping)
+
+    def op_said(self, nick: str, talk: Talk, rules: Rules,
+                casemapping: str | None = RFC1459) -> None:
+        """A channel operator's line (never judged): a question it asks is open all the same."""
+        self._asks(nick, talk, rules, casemapping, opped=True)
+
     def _withdrawn(self, key: int, sender: str) -> None:
         """A reporter took a threat back: saying it again is no repeat."""
         entry = self.cache.check(key)
@@ -222,13 +276,14 @@ class Moderator:
             self._reporters.pop(key, None)
 
     def police(self, line: str, sender: Member, rules: Rules, whitelist: Whitelist, *,
-               trusted: bool, command: bool, members: Iterable[Member] = (),
+               trusted: bool, talk: Talk = SILENT, members: Iterable[Member] = (),
                casemapping: str | None = RFC1459, extban: str | None = None) -> Ruling:
         """The verdict on ``line`` from ``sender`` (``judge``: offences count against its
         account, else its host) and, for a kick, the ``sanction``: ``members`` are the
         channel's, read only when a host ban is weighed."""
         verdict = self._judge(line, offender(sender.host, sender.account, casemapping), rules,
-                              trusted, command, sender.nick, sender.account, whitelist)
+                              trusted, talk, sender.nick, sender.account, whitelist,
+                              casemapping)
         if verdict is PASS:
             return _PASSED
         if verdict.action != "kick":
@@ -258,14 +313,37 @@ class Moderator:
                 and self._qualifies(m, whitelist, casemapping) for m in members):
             return Sanction(f"{reason} (not banned: a whitelisted agent shares this host)", who)
         self.bans.add(mask, rules.ban_duration)
+        agent = self._qualifies(sender, whitelist, casemapping)
+        if agent:
+            self._invites[mask] = sender.nick
         return Sanction(f"{reason} (banned for {rules.ban_duration} s)", who, mask,
-                        rules.ban_duration)
+                        rules.ban_duration, agent)
+
+    def lifted(self, mask: str) -> str | None:
+        """A ban it set was lifted (by the bot or by anyone else): forget it. Returns the
+        nick of the agent it banned, to invite back (None: not an agent, or not known
+        since a restart)."""
+        self.bans.discard(mask)
+        return self._invites.pop(mask, None)
 
     def prune(self, rules: Rules) -> None:
         """Release memory held for senders and threats that no longer matter."""
         self._lines.prune(rules.flood_seconds)
         self._warned.prune(rules.tolerant_window)
         self._kicks.prune(rules.ban_window)
+        self._questions.prune(rules.question_window)
+        self.conversation.prune()
+        for mask in [m for m in self._invites if m not in self.bans]:
+            del self._invites[mask]
         for entry in self.cache.expire():
             if self.cache.check(entry.key) is None:
                 self._reporters.pop(entry.key, None)
+
+
+def _threat(line: str) -> bool:
+    """Whether ``line`` parses as a threat line (listeners trusting its sender take it)."""
+    try:
+        parse_message(line)
+    except ThreatError:
+        return False
+    return True

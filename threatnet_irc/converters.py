@@ -1,7 +1,9 @@
 """Strict `wrap` converters for both plugins (Limnoria's built-in `ip` accepts inet_aton
 forms like `10.1`). Each passes on the canonical text of what it parsed, or fails the
-command with the parser's own short reason."""
-from supybot.commands import addConverter
+command with the parser's own short reason. `servedChannel` is Limnoria's `channel` that
+needs no channel named when the plugin serves one."""
+import supybot.conf as conf
+from supybot.commands import addConverter, getChannel
 
 from threatnet.address import AddressError, format_ip, parse_ip
 from threatnet.whitelist import WhitelistError, parse_entry
@@ -21,3 +23,23 @@ addConverter("threatIp", _converter(lambda text: format_ip(parse_ip(text)), Addr
                                     "a valid IP address"))
 addConverter("whitelistEntry", _converter(lambda text: parse_entry(text).text, WhitelistError,
                                           "a whitelist entry"))
+
+
+def _served_channel(irc, msg, args, state, plugin):
+    """Limnoria's ``channel``, and without one (a private message) the one channel where
+    ``plugin`` is enabled, if there is exactly one: a bot that serves one channel needs
+    no channel named."""
+    if args and irc.isChannel(args[0]) or msg.channel:
+        getChannel(irc, msg, args, state)
+        return
+    served = [channel for channel in irc.state.channels
+              if conf.get(conf.supybot.plugins.get(plugin).get("enable"),
+                          channel=channel, network=irc.network)]
+    if len(served) != 1:
+        state.error(f"name the channel: {plugin} serves {', '.join(sorted(served))}" if served
+                    else f"{plugin} serves no channel on {irc.network}", Raise=True)
+    state.channel = served[0]
+    state.args.append(served[0])
+
+
+addConverter("servedChannel", _served_channel)

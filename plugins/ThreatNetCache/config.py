@@ -144,6 +144,12 @@ class Quorum(registry.NonNegativeInteger):
 _channel("quorum", Quorum(0, """Distinct reporters (services accounts, else hosts)
     that must report a threat within its block period before this listener acts on it
     (responders, bridges). 0: the channel topic's quorum= word (1 without one)."""))
+_channel("topicHold", registry.NonNegativeInteger(30, """Seconds a new channel
+    topic must stand before its block=, quorum= and other words count here (a topic
+    seen on joining counts from when it was set). The channel bot reverts a topic that
+    nobody may set within about a second, retrying while the server refuses, so such a
+    topic never counts; a real change (tn topic --block on the channel bot) counts
+    after this long. 0: every topic counts at once."""))
 _channel("feeds", Feeds([], """Log files this agent tails and reports from, as
     extractor:/absolute/path (extractors: plain, sshd, postfix, fail2ban). An
     address is reported once its failures reach the feed's threshold: maxretry

@@ -29,9 +29,10 @@ from supybot.commands import additional, wrap
 from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import now as _now
+from threatnet_irc.commandgroup import TnGroup, TnHelp
 from threatnet_irc.protected import found
 from threatnet_irc.reconnects import fold_repeats
-import threatnet_irc.converters  # noqa: F401  registers threatIp
+import threatnet_irc.converters  # noqa: F401  registers threatIp, servedChannel
 from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.bridge import Side
@@ -44,6 +45,7 @@ from threatnet.outbox import Outbox
 from threatnet.provider import Provider, ProviderSettings, Queued, Refused, reported_by, take
 from threatnet.response.changes import ChangesResponder
 from threatnet.response.host import ResponderStatus
+from threatnet.retry import Retries
 
 from . import bridging
 from . import signing
@@ -55,9 +57,10 @@ _WS = frozenset(" \t\n\r\x0b\x0c")
 
 _SENDERS_MAX = 1000  # memoised senders per channel; a PING clears them anyway
 LIST_MAX = 10  # threats `tn list` names; the rest are counted
-# Seconds between joins of an enabled channel the server refused (banned, +i, +k, full):
-# Limnoria rejoins after a kick but never after a refusal, and the Guard lifts its bans.
-REJOIN_WAIT = 60
+SERVED = ("servedChannel", "ThreatNetCache")  # the channel named, else the one listened to
+# Joining a channel again after a kick or a refused join (474 banned, ...): first try
+# after REJOIN_FIRST seconds, the wait doubling up to REJOIN_CAP; an INVITE joins at once.
+REJOIN_FIRST, REJOIN_CAP = 10.0, 300.0
 # schedule event names
 _POLL, _EXPIRE, _SNAPSHOT = ("ThreatNetCache.poll", "ThreatNetCache.expire",
                              "ThreatNetCache.snapshot")
@@ -173,7 +176,7 @@ class Found(NamedTuple):
     expires_at: float
 
 
-class ThreatNetCache(callbacks.Plugin):
+class ThreatNetCache(TnHelp, callbacks.Plugin):
     """Makes the bot a ThreatNet agent: it keeps a Threat Cache of every
     enabled channel (plugins.ThreatNetCache.enable) and can report threats of
     its own, by command or from log files; responds to threats (DNSBL,
@@ -193,11 +196,12 @@ class ThreatNetCache(callbacks.Plugin):
         # (network, lowered channel) -> the provider of an enabled channel the agent is
         # not in right now (kicked, parted, disconnected): its feeds go on, finds held
         self._away: dict[tuple[str, str], Provider] = {}
-        # (network, lowered channel) -> (channel, when to join it again): refused joins
-        self._rejoin: dict[tuple[str, str], tuple[str, float]] = {}
         self._outboxes: dict[str, Outbox[Queued]] = {}  # network -> its reports' Outbox
         self._addressing: dict = {}  # may_address's settings cache
         self._accounts = Accounts()  # who is logged in as whom, as services say
+        self._rejoins: dict[str, Retries[str]] = {}  # network -> channels to join again
+        # (network, lowered channel) -> when its topic was set (RPL_TOPICWHOTIME)
+        self._topic_times: dict[tuple[str, str], float] = {}
         self.bridging = bridging.Bridging(self)  # before _sync: it marks bridged channels
         # (network, lowered channel) -> ChannelResponses, kept on part
         self._responses: dict[tuple[str, str], ChannelResponses] = {}
@@ -400,9 +404,28 @@ class ThreatNetCache(callbacks.Plugin):
         if len(msg.args) > 2:
             self._topic(irc, msg.args[1], msg.args[2])
 
+    def do333(self, irc, msg):
+        """RPL_TOPICWHOTIME, after RPL_TOPIC: when the topic was set, for topicHold."""
+        if len(msg.args) > 3 and msg.args[3].isdigit():
+            key = _key(irc.network, msg.args[1])
+            if len(self._topic_times) > 1000:
+                self._topic_times.clear()
+            self._topic_times[key] = float(msg.args[3])
+            st = self._channels.get(key)
+            if st is not None:
+                self._topic(irc, st.channel, irc.state.channels[st.channel].topic)
+
     def _topic(self, irc, channel: str, text: str) -> None:
+        """The topic the channel shows now: it counts once it held topicHold seconds."""
         st = self.channel(irc.network, channel)
-        if st is not None and st.listener.set_topic(text):
+        if st is not None:
+            since = self._topic_times.pop(_key(irc.network, channel), None)
+            self._settled(st, st.listener.set_topic(text, since))
+
+    def _settled(self, st: Channel, changed: bool) -> None:
+        if changed:
+            self.log.info("%s on %s: the topic held, block period now %s s", st.channel,
+                          st.network, st.listener.block)
             st.block_changed()
 
     def doPart(self, irc, msg):
@@ -415,30 +438,63 @@ class ThreatNetCache(callbacks.Plugin):
         if len(msg.args) > 1 and any(ircutils.strEqual(user, irc.nick)
                                      for user in msg.args[1].split(",")):
             self._detach(_key(irc.network, msg.args[0]))
+            self._cannot_join(irc, msg.args[0], f"kicked by {msg.nick}: {msg.args[-1]}")
 
-    def do474(self, irc, msg):
-        """ERR_BANNEDFROMCHAN (and 471 full, 473 invite only, 475 bad key): an enabled
-        channel is joined again every REJOIN_WAIT seconds until the server lets the
-        agent in; meanwhile its feeds' finds are held."""
-        channel = msg.args[1] if len(msg.args) > 1 else ""
-        # Only a channel the bot is configured to be in, as Limnoria joins it on connect.
-        if irc.isChannel(channel) and self.registryValue("enable", channel, irc.network) \
-                and channel in conf.supybot.networks.get(irc.network).channels():
-            if _key(irc.network, channel) not in self._rejoin:
-                self.log.info("%s on %s: cannot join (%s); trying again every %s s", channel,
-                              irc.network, msg.args[-1], REJOIN_WAIT)
-            self._rejoin[_key(irc.network, channel)] = (channel, _now() + REJOIN_WAIT)
-    do471 = do473 = do475 = do474
+    # -- staying in the channels it listens to
 
-    def _join_refused(self) -> None:
-        now = _now()
-        for key, (channel, when) in list(self._rejoin.items()):
-            irc = world.getIrc(key[0])
-            if irc is None or key in self._channels:
-                del self._rejoin[key]
-            elif when <= now and _connected(irc):
-                self._rejoin[key] = (channel, now + REJOIN_WAIT)
-                irc.sendMsg(conf.supybot.networks.get(irc.network).channels.join(channel))
+    def _wants(self, irc, channel: str) -> bool:
+        """Whether the bot is to be in ``channel`` (supybot.networks.<net>.channels) and
+        listen there."""
+        return any(ircutils.strEqual(c, channel)
+                   for c in conf.supybot.networks.get(irc.network).channels()) \
+            and self.registryValue("enable", channel, irc.network)
+
+    def _cannot_join(self, irc, channel: str, reason: str) -> None:
+        """Out of a channel it listens to (kicked, or a join refused): join again with
+        backoff until it is in, or at once when invited. Limnoria's Channel plugin
+        rejoins after a kick, not after a refused join."""
+        if not self._wants(irc, channel):
+            return
+        retries = self._rejoins.get(irc.network)
+        if retries is None:
+            retries = self._rejoins[irc.network] = Retries(_now, first=REJOIN_FIRST,
+                                                           cap=REJOIN_CAP)
+        attempt = retries.refused(channel, reason)
+        self.log.warning("Not in %s on %s (%s): joining again in %.0f s, or when invited",
+                         channel, irc.network, reason, max(0.0, attempt.due - _now()))
+
+    def _cannot_join_numeric(self, irc, msg):
+        if len(msg.args) > 2:
+            self._cannot_join(irc, msg.args[1], f"{msg.command} {msg.args[-1]}")
+
+    # the channel is full, invite only, bans it, needs a key, needs an account
+    do471 = do473 = do474 = do475 = do477 = _cannot_join_numeric
+
+    def doInvite(self, irc, msg):
+        """An invitation to a channel it listens to (the channel bot invites a banned
+        agent back when it lifts the ban): join now."""
+        if len(msg.args) > 1 and ircutils.strEqual(msg.args[0], irc.nick) \
+                and msg.args[1] not in irc.state.channels and self._wants(irc, msg.args[1]):
+            self.log.info("Invited to %s on %s by %s: joining", msg.args[1], irc.network,
+                          msg.nick)
+            irc.sendMsg(conf.supybot.networks.get(irc.network).channels.join(msg.args[1]))
+
+    def _rejoined(self, irc, channel: str) -> None:
+        retries = self._rejoins.get(irc.network)
+        if retries is not None:
+            for key in [k for k in retries.keys() if ircutils.strEqual(k, channel)]:
+                retries.held(key)
+
+    def _rejoin(self) -> None:
+        """Poll: join the channels whose next attempt is due."""
+        for network, retries in self._rejoins.items():
+            irc = world.getIrc(network)
+            for channel in retries.due():
+                if irc is None or channel in irc.state.channels or not self._wants(irc, channel):
+                    retries.held(channel)
+                else:
+                    retries.sent(channel)
+                    irc.sendMsg(conf.supybot.networks.get(network).channels.join(channel))
 
     def reset(self):
         """Called on reconnect, with the channel state already cleared: whatever
@@ -457,7 +513,8 @@ class ThreatNetCache(callbacks.Plugin):
         away = self._away.pop(key, None)
         st = Channel(network, channel, lambda: self._outbox(network), away)
         self._configure(irc, st)
-        st.listener.set_topic(irc.state.channels[channel].topic)
+        st.listener.set_topic(irc.state.channels[channel].topic, self._topic_times.pop(key, None))
+        self._rejoined(irc, channel)
         path = self._path(key)
         for tmp in remove_stale(path):  # snapshots are written on this thread
             self.log.info("Removed %s, left by an interrupted snapshot", tmp)
@@ -469,7 +526,6 @@ class ThreatNetCache(callbacks.Plugin):
         if not self._respond(irc, channel, st):
             st.responses.resync(st.listener.threats())  # running since an earlier attach
         held = len(st.provider.held)
-        self._rejoin.pop(key, None)
         self.log.info("Listening to %s on %s (%s threats restored, %s%s)",
                       channel, irc.network, loaded.loaded,
                       "synced" if st.listener.cache.synced else "quiet period",
@@ -514,7 +570,7 @@ class ThreatNetCache(callbacks.Plugin):
             block=get("blockPeriod"), trust=get("trust"), accounts=tuple(get("trustedAccounts")),
             discard=tuple(get("discard")), require_signature=get("signatures.require"),
             casemapping=casemapping, protect=self._protect(irc, st.channel, get("protect")),
-            max_threats=get("maxThreats"), quorum=get("quorum"))
+            max_threats=get("maxThreats"), quorum=get("quorum"), topic_hold=get("topicHold"))
         if st.listener.configure(settings, st.signing.keyring):
             st.block_changed()
         st.provider.identity = reporter(irc.state.nicksToAccounts.get(irc.nick),
@@ -600,13 +656,13 @@ class ThreatNetCache(callbacks.Plugin):
         """Poll timer: registry changes, feeds, then the outboxes."""
         self._sync_http()
         self._sync()
+        self._rejoin()
         for st in list(self._channels.values()):
+            self._settled(st, st.listener.settle())
             irc = world.getIrc(st.network)
             self._poll_feeds(st.provider, self._moderated(irc, st))
         for provider in list(self._away.values()):
             self._poll_feeds(provider, False)
-        if self._rejoin:
-            self._join_refused()
         for network, box in self._outboxes.items():
             irc = world.getIrc(network)
             if len(box) and irc is not None and _connected(irc):
@@ -704,7 +760,7 @@ class ThreatNetCache(callbacks.Plugin):
 
     # Replies never start with an address: in a ThreatNet channel that would be
     # a threat line to every other agent.
-    class tn(callbacks.Commands):
+    class tn(TnGroup):
         """ThreatNet agent commands."""
 
         bridge = bridging.bridge  # tn bridge status
@@ -715,7 +771,8 @@ class ThreatNetCache(callbacks.Plugin):
             One line on the Threat Cache of <channel>: seconds online, threat
             lines seen and their rate, kept, discarded (duplicate, filtered,
             untrusted), cache size, expired, block period, threats reported by
-            this agent, and whether it is synced or in its quiet period.
+            this agent, whether it is synced or in its quiet period, and when a
+            new topic counts (topicHold).
             """
             st = self.parent._channel(irc, channel)
             listener = st.listener
@@ -727,6 +784,8 @@ class ThreatNetCache(callbacks.Plugin):
             rate = seen / running if running > 0 else 0.0
             left = listener.cache.quiet_left
             sync = f"quiet period: {math.ceil(left)} s left" if left else "synced"
+            if listener.topic_pending is not None:
+                sync += f", a new topic counts in {math.ceil(listener.topic_pending)} s"
             discarded = ", ".join(f"{reason} {n}" for reason, n in counts.items())
             withdrawn = listener.withdrawals
             withdrawals = f"withdrawals {withdrawn['withdrawn']} (refused " \
@@ -735,7 +794,7 @@ class ThreatNetCache(callbacks.Plugin):
                       f"kept {kept}, discarded {seen - kept} ({discarded}), {withdrawals}"
                       f"cache {stats.size}, expired {stats.expired}, block {listener.block} s, "
                       f"reported {st.provider.reported}, {sync}")
-        status = wrap(status, ["channel"])
+        status = wrap(status, [SERVED])
 
         def check(self, irc, msg, args, ip, channel):
             """<ip> [<channel>]
@@ -753,7 +812,7 @@ class ThreatNetCache(callbacks.Plugin):
                 verified = signing.verified(st.signing.keyring, entry, _now())
                 irc.reply(f"Current threat in {st.channel}: {entry.ip}, "
                           f"{reported_by(entry, _now(), verified)}{_quorum(st, key)}")
-        check = wrap(check, ["threatIp", "channel"])
+        check = wrap(check, ["threatIp", SERVED])
 
         def list(self, irc, msg, args, channel):
             """[<channel>]
@@ -770,7 +829,7 @@ class ThreatNetCache(callbacks.Plugin):
             more = f", and {len(entries) - LIST_MAX} more" if len(entries) > LIST_MAX else ""
             irc.reply(f"{st.channel}: {len(entries)} current: " + ", ".join(shown) + more
                       if entries else f"{st.channel}: no current threats")
-        list = wrap(list, ["channel"])
+        list = wrap(list, [SERVED])
 
         def forget(self, irc, msg, args, channel, ip):
             """[<channel>] <ip>
@@ -785,7 +844,7 @@ class ThreatNetCache(callbacks.Plugin):
                 irc.error(f"{ip} is not a current threat in {st.channel}", Raise=True)
             irc.reply(f"Forgotten in {st.channel}: {entry.ip}, "
                       f"{reported_by(entry, _now())}")
-        forget = wrap(forget, ["admin", "channel", "threatIp"])
+        forget = wrap(forget, ["admin", SERVED, "threatIp"])
 
         def withdraw(self, irc, msg, args, channel, ip, reason):
             """[<channel>] <ip> [<reason>]
@@ -803,7 +862,7 @@ class ThreatNetCache(callbacks.Plugin):
                 irc.error(str(e), Raise=True)
             irc.getRealIrc().sendMsg(ircmsgs.privmsg(st.channel, line))
             irc.reply(f"Withdrawn in {st.channel}: {line}")
-        withdraw = wrap(withdraw, ["admin", "channel", "threatIp", additional("text", "")])
+        withdraw = wrap(withdraw, ["admin", SERVED, "threatIp", additional("text", "")])
 
         def report(self, irc, msg, args, channel, ip, comment):
             """[<channel>] <ip> [<comment>]
@@ -829,7 +888,7 @@ class ThreatNetCache(callbacks.Plugin):
                           f"({len(parent._outboxes[st.network])} waiting): {line}")
             else:
                 irc.reply(f"Reported to {st.channel}: {line}")
-        report = wrap(report, ["admin", "channel", "threatIp", additional("text", "")])
+        report = wrap(report, ["admin", SERVED, "threatIp", additional("text", "")])
 
         def feeds(self, irc, msg, args, channel):
             """[<channel>]
@@ -855,7 +914,7 @@ class ThreatNetCache(callbacks.Plugin):
             irc.reply(f"{st.channel}: feeds: {'; '.join(parts) or 'none'}; reported "
                       f"{provider.reported}, refused: {refused}; outbox: {outbox}; "
                       f"held: {_held(provider)}")
-        feeds = wrap(feeds, ["admin", "channel"])
+        feeds = wrap(feeds, ["admin", SERVED])
 
         def responders(self, irc, msg, args, channel):
             """[<channel>]
@@ -871,7 +930,7 @@ class ThreatNetCache(callbacks.Plugin):
             parts += [f"{name}: NOT STARTED: {reason}" for name, reason in responses.problems]
             irc.reply(f"{st.channel}: " + ("; ".join(parts) or "no responders (see "
                                            "plugins.ThreatNetCache.responders)"))
-        responders = wrap(responders, ["admin", "channel"])
+        responders = wrap(responders, ["admin", SERVED])
 
 
 Class = ThreatNetCache

@@ -91,12 +91,22 @@ _channel(G, "whoxJoins", registry.Boolean(False, """Whether to send a
 
 conf.registerGroup(G, "commands")
 _channel(G.commands, "fromAnyone", registry.Boolean(True, """Whether
-    users who are not voiced may address the bot's commands in the channel (e.g. !tn status)
-    without being kicked. Voiced agents and ops always may."""))
-_channel(G.commands, "replyWindow", registry.NonNegativeInteger(10, """A
-    line addressed to someone ("nick: ...") who gave a command in the channel within this
-    many seconds is another bot's answer to it, and is let through like a command; 0 lets
-    no answers through (agents must then reply in private)."""))
+    users who are not voiced may ask questions in the channel without being kicked: a
+    command to the bots (e.g. !tn status, !tn help) or a line addressed to a voiced agent
+    ("agent1: status"), and answer a command as Limnoria does ("asker: ..."). Voiced
+    agents and ops always may."""))
+_channel(G.commands, "replyWindow", registry.NonNegativeInteger(10, """Seconds
+    after a question in which answers pass: the lines of the agent it addressed, or for a
+    command to the bots, of every voiced agent (an unvoiced one's only as "asker: ...").
+    A line that parses as a threat is never an answer. 0 lets no answers through (agents
+    must then reply in private)."""))
+_channel(G.commands, "answerLines", registry.PositiveInteger(3, """Lines
+    each agent may answer one question with (an unvoiced one: 1)."""))
+_channel(G.commands, "questions", registry.PositiveInteger(5, """Questions
+    an unvoiced member may ask within commands.questionWindow seconds; one more is a
+    kick."""))
+_channel(G.commands, "questionWindow", registry.PositiveInteger(60, """The
+    window for counting an unvoiced member's questions, in seconds."""))
 
 conf.registerGroup(G, "flood")
 _channel(G.flood, "lines", registry.NonNegativeInteger(100, """A sender
@@ -141,6 +151,9 @@ _channel(G.topic, "quorum", Quorum(1, """Distinct reporters (services accounts,
 _channel(G.topic, "flags", TopicFlags([], """Flags
     advertised in the topic, e.g. "tolerant" (warn before kicking for a malformed line)."""))
 _channel(G.topic, "keep", registry.Boolean(True, """Whether to set the
-    topic and restore it when someone who is not allowed changes it."""))
+    topic and restore it when someone who is not allowed changes it. A refused change
+    (InspIRCd's 437 "Retry topic change later", 482, ...) is retried with backoff until
+    the topic holds. Change the topic for real with tn topic --uri/--block/--quorum/--flags."""))
 _channel(G.topic, "opsMayChange", registry.Boolean(False, """Whether a
-    topic set by a channel operator stands; the block period and flags are then read from it."""))
+    topic set by a channel operator stands; the block period and flags are then read from
+    it (agents adopt a topic once it held for their topicHold)."""))

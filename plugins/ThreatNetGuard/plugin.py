@@ -3,7 +3,9 @@
 "A bot could run the channel allowing anyone to join, but only giving voice
 permissions to agents joining from white-listed IP addresses" (and, today,
 services accounts). The hooks gather who is who from irc.state; the decisions
-live in threatnet/ (whitelist, moderation, offenders, modes, topic).
+live in threatnet/ (whitelist, moderation, conversation, offenders, modes, topic,
+retry). What the bot keeps set (topic, modes, bans) it sends again, with backoff,
+until the server's state shows it held: real servers refuse (437, 478, 482, ...).
 """
 from __future__ import annotations
 
@@ -26,12 +28,15 @@ from supybot.commands import getopts, wrap
 from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import TTL, cached, now as _now
-import threatnet_irc.converters  # noqa: F401  registers whitelistEntry
+from threatnet_irc.commandgroup import TnGroup, TnHelp, cache_loaded
+import threatnet_irc.converters  # noqa: F401  registers whitelistEntry, servedChannel
 from threatnet.address import AddressError, parse_ip
 from threatnet.atomic import remove_stale
+from threatnet.conversation import SILENT, Talk, addressee
 from threatnet.moderation import Member, Moderator, Rules, Sanction, VoiceChange
 from threatnet.modes import DEFAULT_MODES, Change, batch, line_room
 from threatnet.offenders import BanFileError, read_bans, write_bans
+from threatnet.retry import Retries
 from threatnet.topic import Topic, TopicError, parse_topic
 from threatnet.whitelist import Whitelist, WhitelistError, WhitelistStore
 
@@ -42,6 +47,10 @@ _RULES = object()  # the Rules' key in the settings cache
 _SENDERS_MAX = 10000  # memoised senders (_police); a PING clears them anyway
 SYNC_WAIT = 30  # seconds to wait for the WHO reply after the bot joins before judging anyway
 Args = list[str]  # a command's words left after its converters (Limnoria's ``args``)
+SERVED = ("servedChannel", "ThreatNetGuard")  # the channel named, else the one guarded
+# What the bot keeps set, as Retries keys: the topic, the kept modes, "+b <mask>" (a ban
+# to set) and "-b <mask>" (a ban to lift).
+TOPIC, MODES = "topic", "modes"
 
 _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every line
 
@@ -53,16 +62,17 @@ class _Channel:
         self.moderator = Moderator(_now, channel=channel)  # also keeps the bans it set
         # nick -> "+v" | "-v", sent at the next flush
         self.pending: dict[str, VoiceChange] = ircutils.IrcDict()
-        # nick -> when it last gave a command here
-        self.askers: dict[str, float] = ircutils.IrcDict()
         self.told = False  # logged that it cannot act without op
         self.topic: str | None = None  # the configured topic last enforced
+        self.retries: Retries[str] = Retries(_now)  # TOPIC, MODES, "+b mask", "-b mask"
+        self.bans_known = True  # False from the bot's JOIN until the ban list (368) came
 
 
 class _Sender(NamedTuple):
     """A channel line's sender as _police memoises it until ``expiry``: the ``channel``
-    it is policed in (None: left alone), as a ``member`` (for one left alone only the
-    nick, host and account), whether it is ``trusted`` (qualifies for voice), and the
+    it is policed in (None: left alone; an op's lines are never judged, its questions
+    are noted), as a ``member`` (for one left alone only the nick, host and account),
+    whether it is ``trusted`` (qualifies for voice), and the
     server's CASEMAPPING and EXTBAN (ISUPPORT is a case-insensitive dict: slow per line)."""
 
     expiry: float
@@ -81,7 +91,7 @@ class _Network:
         self.told_hosts = False  # logged which rule makes a host count as an IP
 
 
-class ThreatNetGuard(callbacks.Plugin):
+class ThreatNetGuard(TnHelp, callbacks.Plugin):
     """Runs ThreatNet channels: voices agents whose IP or services account is
     whitelisted, kicks other senders and misbehaving agents, and keeps the topic
     advertising the protocol and block period. Enable it per channel with
@@ -101,6 +111,7 @@ class ThreatNetGuard(callbacks.Plugin):
         self._whitelist_error: str | None = None
         self._whitelist_stamp: tuple[int, int, int] | None = None
         self._flushes: set[str] = set()  # networks with a flush scheduled
+        self._upkeeps: dict[str, float] = {}  # network -> when its upkeep event runs
         # (network, channel, prefix) -> _Sender, see _police
         self._senders: dict[tuple[str, str, str], _Sender] = {}
         self._accounts = Accounts()  # who is logged in as whom, as services say
@@ -125,6 +136,8 @@ class ThreatNetGuard(callbacks.Plugin):
         schedule.removeEvent("ThreatNetGuard.tick")
         for network in self._flushes:
             schedule.removeEvent(f"ThreatNetGuard.flush.{network}")
+        for network in self._upkeeps:
+            schedule.removeEvent(f"ThreatNetGuard.upkeep.{network}")
         super().die()
 
     # -- state
@@ -274,11 +287,7 @@ class ThreatNetGuard(callbacks.Plugin):
         """Bring a channel in line: modes, topic, every member's voice, expired bans."""
         if not self._acting(irc, channel):
             return
-        modes = "".join(m for m in self._get("modes", irc, channel)
-                        if m not in irc.state.channels[channel].modes)
-        if modes:
-            irc.sendMsg(ircmsgs.mode(channel, "+" + modes))
-        self._keep_topic(irc, channel)
+        self._keep(irc, channel, [MODES, TOPIC, *self._channel(irc, channel).retries.keys()])
         if not self.syncing(irc, channel):  # accounts and IPs arrive with the WHO reply
             self._evaluate_channel(irc, channel)
         self._lift_bans(irc, channel)
@@ -325,26 +334,202 @@ class ThreatNetGuard(callbacks.Plugin):
         for line in batch(changes, self._per_line(irc), line_room(channel)):
             irc.sendMsg(ircmsgs.mode(channel, ircutils.joinModes(line)))
 
-    # -- the topic
+    # -- what the bot keeps set: topic, modes, bans, against what the server answers
 
     def _wanted_topic(self, irc: irclib.Irc, channel: str) -> str:
         uri, block, flags, quorum = (self._get(f"topic.{name}", irc, channel)
                                      for name in ("uri", "block", "flags", "quorum"))
         return parse_topic(uri).replace(block=block, flags=flags, quorum=quorum).format()
 
+    def _keeps_topic(self, irc: irclib.Irc, channel: str) -> bool:
+        """Whether the bot keeps the topic against everyone (not only against non-ops)."""
+        return self._get("topic.keep", irc, channel) \
+            and not self._get("topic.opsMayChange", irc, channel)
+
     def _topic(self, irc: irclib.Irc, channel: str) -> Topic:
-        """The channel's topic as agents read it; the configured one while it is not valid."""
+        """The topic the channel's lines are judged by: the one the bot keeps (a topic it
+        is reverting counts for nothing), else the channel's while it is a valid one."""
+        wanted = _parse_topic(self._wanted_topic(irc, channel))
+        if self._keeps_topic(irc, channel):
+            return wanted
         try:
             return _parse_topic(irc.state.channels[channel].topic)
         except TopicError:
-            return _parse_topic(self._wanted_topic(irc, channel))
+            return wanted
 
-    def _keep_topic(self, irc: irclib.Irc, channel: str) -> None:
+    def _too_long(self, irc: irclib.Irc, topic: str) -> str | None:
+        """Why the server would cut ``topic`` (ISUPPORT TOPICLEN), or None."""
+        limit = irc.state.supported.get("topiclen")
+        size = len(topic.encode("utf-8"))
+        if isinstance(limit, int) and 0 < limit < size:
+            return (f"the topic is {size} bytes and the server keeps {limit} (TOPICLEN): "
+                    f"shorten topic.uri or topic.flags")
+        return None
+
+    def _keep_topic(self, irc: irclib.Irc, channel: str, fresh: bool = False) -> None:
+        """Set the configured topic unless the channel has it; ``fresh``: someone else
+        just changed it, so send now whatever the backoff says."""
+        c = self._channel(irc, channel)
         if not self._get("topic.keep", irc, channel):
+            c.retries.held(TOPIC)
             return
-        wanted = self._channel(irc, channel).topic = self._wanted_topic(irc, channel)
-        if irc.state.channels[channel].topic != wanted:
+        wanted = c.topic = self._wanted_topic(irc, channel)
+        if irc.state.channels[channel].topic == wanted:
+            self._held(irc, channel, TOPIC)
+            return
+        if c.retries.waiting(TOPIC) and not fresh:
+            return
+        long = self._too_long(irc, wanted)
+        if long is None:
             irc.sendMsg(ircmsgs.topic(channel, wanted))
+        self._sent(irc, channel, TOPIC, fresh)
+        if long is not None:
+            self._refused(irc, channel, TOPIC, long)
+
+    def _keep_modes(self, irc: irclib.Irc, channel: str, fresh: bool = False) -> None:
+        """Set the kept modes the channel lacks."""
+        modes = irc.state.channels[channel].modes
+        missing = "".join(m for m in self._get("modes", irc, channel) if m not in modes)
+        if not missing:
+            self._held(irc, channel, MODES)
+        elif fresh or not self._channel(irc, channel).retries.waiting(MODES):
+            irc.sendMsg(ircmsgs.mode(channel, "+" + missing))
+            self._sent(irc, channel, MODES, fresh)
+
+    def _keep_bans(self, irc: irclib.Irc, channel: str, sign: str, masks: Iterable[str],
+                   fresh: bool = False) -> None:
+        """Set (``sign`` "+") or lift ("-") the bans ``masks`` until the ban list shows
+        it. A ban to set that the bot no longer holds (lifted, expired) is dropped."""
+        c = self._channel(irc, channel)
+        if not c.bans_known:  # nothing to tell what holds yet: do368 comes back to it
+            return
+        bans, held = irc.state.channels[channel].bans, c.moderator.bans
+        send = []
+        for mask in masks:
+            key = f"{sign}b {mask}"
+            if sign == "-" and mask not in bans and mask in held:
+                self._unbanned(irc, channel, mask)
+            elif (mask in bans) == (sign == "+") or mask not in held:
+                self._held(irc, channel, key)
+            elif fresh or not c.retries.waiting(key):
+                send.append(mask)
+        self._send_modes(irc, channel, [(f"{sign}b", mask) for mask in send])
+        for mask in send:
+            self._sent(irc, channel, f"{sign}b {mask}", fresh)
+
+    def _sent(self, irc: irclib.Irc, channel: str, key: str, fresh: bool = False) -> None:
+        attempt = self._channel(irc, channel).retries.sent(key, fresh=fresh)
+        if attempt.attempts > 1:
+            self.log.info("ThreatNetGuard: %s in %s on %s did not hold (%s): sent again, "
+                          "attempt %s, next check in %.0f s", _what(key), channel, irc.network,
+                          attempt.reason or "no answer from the server", attempt.attempts,
+                          attempt.due - _now())
+        self._schedule_upkeep(irc.network)
+
+    def _held(self, irc: irclib.Irc, channel: str, key: str) -> None:
+        attempt = self._channel(irc, channel).retries.held(key)
+        if attempt is not None and attempt.reason is not None:
+            self.log.info("ThreatNetGuard: %s in %s on %s holds after %s attempts",
+                          _what(key), channel, irc.network, attempt.attempts)
+
+    def _refused(self, irc: irclib.Irc, channel: str, key: str, reason: str) -> None:
+        attempt = self._channel(irc, channel).retries.refused(key, reason)
+        self.log.warning("ThreatNetGuard: %s in %s on %s refused: %s; retrying in %.0f s "
+                         "(attempt %s)", _what(key), channel, irc.network, reason,
+                         max(0.0, attempt.due - _now()), attempt.attempts)
+        self._schedule_upkeep(irc.network)
+
+    def _refusal(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
+        """A server's refusal numeric for a guarded channel: log it, and say so when the
+        bot retries what it was waiting to see hold."""
+        if len(msg.args) < 3 or not self._guarded(irc, msg.args[1]):
+            return
+        channel, command = msg.args[1], msg.command
+        reason = f"{command} {msg.args[-1]}"
+        retries = self._channel(irc, channel).retries
+        if command == "437":
+            keys = [TOPIC]
+        elif command == "478" and len(msg.args) > 3:  # 478 me #chan mask b :full
+            keys = [f"+b {msg.args[2]}"]
+        elif command == "696" and len(msg.args) > 4 and msg.args[2] == "b":
+            keys = [f"{sign}b {msg.args[3]}" for sign in "+-"]  # 696 me #chan b mask :why
+        else:
+            keys = [key for key in retries.keys() if retries.waiting(key)]
+        keys = [key for key in keys if key in retries]
+        for key in keys:
+            self._refused(irc, channel, key, reason)
+        if not keys:
+            self.log.warning("ThreatNetGuard: the server refused a command in %s on %s: %s",
+                             channel, irc.network, reason)
+
+    # Numerics by which servers refuse what a channel bot sends: 437 (InspIRCd: a second
+    # topic change within one second), 477, 478 (ban list full), 482 (not a channel
+    # operator), 489, 696 (invalid mode parameter), 972, 974 (InspIRCd).
+    do437 = do477 = do478 = do482 = do489 = do696 = do972 = do974 = _refusal
+
+    def _schedule_upkeep(self, network: str) -> None:
+        """Run _upkeep when the earliest retry of the network is due."""
+        due = min((t for c in self._network(network).channels.values()
+                   if (t := c.retries.next_due()) is not None), default=None)
+        at = self._upkeeps.get(network)
+        if due is None or at is not None and at <= due:
+            return
+        name = f"ThreatNetGuard.upkeep.{network}"
+        if at is not None:
+            schedule.removeEvent(name)
+        schedule.addEvent(self._upkeep, due, name=name, args=[network])
+        self._upkeeps[network] = due
+
+    def _upkeep(self, network: str) -> None:
+        """Check what is due: what held is done, what did not is sent again."""
+        self._upkeeps.pop(network, None)
+        irc = world.getIrc(network)
+        if irc is None:
+            return
+        for channel, c in list(self._net(irc).channels.items()):
+            due = c.retries.due()
+            if due and self._acting(irc, channel):  # without op: _sync redoes it on +o
+                self._keep(irc, channel, due)
+            for key in c.retries.due():  # not sent (no op, no ban list yet): wait longer
+                c.retries.sent(key)
+        self._schedule_upkeep(network)
+
+    def _keep(self, irc: irclib.Irc, channel: str, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if MODES in keys:
+            self._keep_modes(irc, channel)
+        if TOPIC in keys:
+            self._keep_topic(irc, channel)
+        for sign in "+-":
+            masks = [key[3:] for key in keys if key.startswith(f"{sign}b ")]
+            if masks:
+                self._keep_bans(irc, channel, sign, masks)
+
+    def _set_topic(self, irc: irclib.Irc, channel: str, opts: list[tuple[str, str]]) -> None:
+        """``tn topic --block …``: set the options in the channel's config and keep the
+        new topic; a value the registry refuses, or a topic too long for the server,
+        changes nothing (errors through ``irc``)."""
+        topic = conf.supybot.plugins.ThreatNetGuard.topic
+        values = [topic.get(name).getSpecific(network=irc.network, channel=channel,
+                                              fallback_to_channel=False) for name, _ in opts]
+        old = [value() for value in values]
+        try:
+            for value, (name, text) in zip(values, opts):
+                try:
+                    value.set(text)
+                except registry.InvalidRegistryValue as e:
+                    raise callbacks.Error(f"--{name} {text}: {e}") from None
+            self._settings.clear()
+            long = self._too_long(irc, self._wanted_topic(irc, channel))
+            if long is not None:
+                raise callbacks.Error(long)
+        except callbacks.Error as e:
+            for value, before in zip(values, old):
+                value.setValue(before)
+            self._settings.clear()
+            irc.error(str(e), Raise=True)
+        if self._acting(irc, channel):
+            self._keep_topic(irc, channel, fresh=True)
 
     # -- policing channel lines
 
@@ -358,6 +543,11 @@ class ThreatNetGuard(callbacks.Plugin):
                          tolerant_window=get("kick.tolerantWindow"),
                          flood_lines=get("flood.lines"), flood_seconds=get("flood.seconds"),
                          commands_from_anyone=get("commands.fromAnyone"),
+                         reply_window=get("commands.replyWindow"),
+                         answer_lines=get("commands.answerLines"),
+                         questions=get("commands.questions"),
+                         question_window=get("commands.questionWindow"),
+                         hint=self._hint(irc, channel),
                          kick_bogons=get("kick.bogons"), kick_repeats=get("kick.repeats"),
                          repeat_grace=get("kick.repeatGrace"),
                          require_signature=get("kick.unsigned"), ban_kicks=get("ban.kicks"),
@@ -374,15 +564,22 @@ class ThreatNetGuard(callbacks.Plugin):
         return bool(words) and any(cb.getCommand(words) for cb in irc.callbacks
                                    if isinstance(cb, callbacks.Commands))
 
-    def _is_answer(self, irc: irclib.Irc, channel: str, text: str) -> bool:
-        """Whether the line answers someone who gave a command here moments ago: other
-        agents' bots reply in the channel as "asker: ..." (Limnoria's nick prefix)."""
-        words = text.split(None, 1)
-        if not words or words[0][-1] not in ":,":
-            return False
-        asked = self._channel(irc, channel).askers.get(words[0][:-1])
-        return asked is not None \
-            and _now() - asked <= self._get("commands.replyWindow", irc, channel)
+    def _hint(self, irc: irclib.Irc, channel: str) -> str:
+        """How an unvoiced member may speak here, for the reason it is kicked with."""
+        chars = conf.supybot.reply.whenAddressedBy.chars.getSpecific(
+            network=irc.network, channel=channel)()
+        ask = f"{chars[0]}tn help" if chars else f"{irc.nick}: tn help"
+        return f"; others may ask the bots ({ask} lists the commands) or a voiced agent " \
+               f"(nick: question)"
+
+    def _talk(self, irc: irclib.Irc, channel: str, msg: ircmsgs.IrcMsg) -> Talk:
+        """Whom the line speaks to: a command to this bot, a present member it addresses."""
+        command = self._is_command(irc, msg)
+        to = addressee(msg.args[1])
+        state = irc.state.channels[channel]
+        if to is None or to not in state.users:
+            return Talk(command, heard=frozenset(state.users)) if command else SILENT
+        return Talk(command, to, state.isVoice(to))
 
     def _police(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         """One channel line: the sender from irc.state (memoised), the Moderator's
@@ -405,16 +602,15 @@ class ThreatNetGuard(callbacks.Plugin):
         if c is None:
             return
         rules = self._rules(irc, channel)
-        text = msg.args[1]
-        command = self._is_command(irc, msg)
+        talk = self._talk(irc, channel, msg)
+        if sender.member.opped:  # left alone, but its questions are open all the same
+            c.moderator.op_said(msg.nick, talk, rules, sender.casemapping)
+            return
         ruling = c.moderator.police(
-            text, sender.member, rules, self._whitelist, trusted=sender.trusted,
-            command=command or self._is_answer(irc, channel, text),
-            members=self._members(irc, channel), casemapping=sender.casemapping,
+            msg.args[1], sender.member, rules, self._whitelist, trusted=sender.trusted,
+            talk=talk, members=self._members(irc, channel), casemapping=sender.casemapping,
             extban=sender.extban)
         verdict = ruling.verdict
-        if command and verdict.action == "pass":
-            c.askers[msg.nick] = _now()
         if verdict.action == "warn":
             irc.sendMsg(ircmsgs.notice(msg.nick, f"{channel}: {verdict.reason}. Another one "
                                        f"within {rules.tolerant_window:g} s gets you kicked."))
@@ -435,12 +631,14 @@ class ThreatNetGuard(callbacks.Plugin):
                 or not self._acting(irc, channel):
             return alone
         state = irc.state.channels[channel]
-        if nick not in state.users or state.isHalfopPlus(nick) or self.syncing(irc, channel):
-            # outsiders cannot be kicked (+n keeps them out); ops are left alone; while
-            # the bot's join syncs, nobody's account is known yet
+        if nick not in state.users or self.syncing(irc, channel):
+            # outsiders cannot be kicked (+n keeps them out); while the bot's join
+            # syncs, nobody's account is known yet
             return alone
         member = self._member(irc, state, nick, msg)
-        trusted = self._voice(irc, channel, member)  # also voices one who spoke before its +v
+        # ops are left alone (_police only notes their questions); others are voiced
+        # if they qualify, also one who spoke before its +v
+        trusted = not member.opped and self._voice(irc, channel, member)
         supported = irc.state.supported
         return _Sender(expiry, self._channel(irc, channel), member, trusted,
                        supported.get("casemapping"), supported.get("extban"), tags_count(irc))
@@ -460,20 +658,30 @@ class ThreatNetGuard(callbacks.Plugin):
         """Send the Moderator's Sanction: the ban first (no rejoin in between), then the kick."""
         if sanction.ban is not None:
             self._save_bans()
-            irc.sendMsg(ircmsgs.mode(channel, ("+b", sanction.ban)))
+            self._keep_bans(irc, channel, "+", [sanction.ban], fresh=True)
         irc.sendMsg(ircmsgs.kick(channel, nick, sanction.reason))
         self.log.info("ThreatNetGuard: kicked %s (%s) from %s on %s: %s",
                       nick, sanction.offender, channel, irc.network, sanction.reason)
 
     def _lift_bans(self, irc: irclib.Irc, channel: str) -> None:
-        held = self._channel(irc, channel).moderator.bans
-        due = held.due()
+        """Lift the bans whose time is up; each is held (and saved) until the ban list
+        shows it gone (doMode), so a refused lift is retried, also after a restart."""
+        due = self._channel(irc, channel).moderator.bans.due()
         if due and self._acting(irc, channel):
-            bans = irc.state.channels[channel].bans
-            self._send_modes(irc, channel, [("-b", mask) for mask in due if mask in bans])
-            for mask in due:
-                held.discard(mask)
-            self._save_bans()
+            self._keep_bans(irc, channel, "-", due)
+
+    def _unbanned(self, irc: irclib.Irc, channel: str, mask: str) -> None:
+        """A ban the bot set is gone (it lifted it, or someone else did): forget it, and
+        invite the agent it kept out back in (join-on-invite, see ThreatNetCache)."""
+        c = self._channel(irc, channel)
+        for sign in "+-":
+            self._held(irc, channel, f"{sign}b {mask}")
+        nick = c.moderator.lifted(mask)
+        self._save_bans()
+        if nick is not None and nick not in irc.state.channels[channel].users:
+            irc.sendMsg(ircmsgs.invite(nick, channel))
+            self.log.info("ThreatNetGuard: ban %s lifted in %s on %s: invited %s back",
+                          mask, channel, irc.network, nick)
 
     # -- temporary bans across restarts
 
@@ -559,19 +767,14 @@ class ThreatNetGuard(callbacks.Plugin):
             for channel, c in list(self._net(irc).channels.items()):
                 if not self._guarded(irc, channel):
                     continue
-                rules = self._rules(irc, channel)
-                c.moderator.prune(rules)
-                window = self._get("commands.replyWindow", irc, channel)
-                for nick, asked in list(c.askers.items()):
-                    if _now() - asked > window:
-                        del c.askers[nick]
+                c.moderator.prune(self._rules(irc, channel))
                 if self._acting(irc, channel):
                     if channel in irc.startedSync and not self.syncing(irc, channel):
                         del irc.startedSync[channel]  # no WHO reply came: judge without it
                         self._sync(irc, channel)
                     self._lift_bans(irc, channel)
                     if c.topic != self._wanted_topic(irc, channel):  # the config changed
-                        self._keep_topic(irc, channel)
+                        self._keep_topic(irc, channel, fresh=True)
 
     # -- IRC events
 
@@ -582,14 +785,28 @@ class ThreatNetGuard(callbacks.Plugin):
                 self._tell_host_rule(irc)
             self._sync(irc, msg.args[1])
 
+    def do368(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
+        """End of the ban list Limnoria asks for on joining: now the bans the bot must lift
+        (or still set) can be told from those that are gone."""
+        if len(msg.args) >= 2 and self._guarded(irc, msg.args[1]):
+            channel = msg.args[1]
+            self._channel(irc, channel).bans_known = True
+            if self._acting(irc, channel):
+                self._keep(irc, channel, self._channel(irc, channel).retries.keys())
+                self._lift_bans(irc, channel)
+
     def do315(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         """End of WHO: after the bot's join, every member's account and IP are known."""
         if len(msg.args) >= 2 and irc.isChannel(msg.args[1]):
             self._sync(irc, msg.args[1])
 
     def doJoin(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
-        if not msg.args or ircutils.strEqual(msg.nick, irc.nick):
-            return  # our own join: wait for NAMES (do366)
+        if not msg.args:
+            return
+        if ircutils.strEqual(msg.nick, irc.nick):  # our own: wait for NAMES (do366)
+            for channel in msg.args[0].split(","):  # and the ban list (do368)
+                self._channel(irc, channel).bans_known = False
+            return
         for channel in msg.args[0].split(","):
             if self._acting(irc, channel):
                 self._evaluate(irc, channel, msg.nick)
@@ -660,28 +877,44 @@ class ThreatNetGuard(callbacks.Plugin):
         if not self._acting(irc, channel):
             return
         kept = self._get("modes", irc, channel)
-        lost = "".join(mode[1] for mode, _ in changes if mode[0] == "-" and mode[1] in kept)
+        lost = any(mode[0] == "-" and mode[1] in kept for mode, _ in changes)
         if lost and not own:
-            irc.sendMsg(ircmsgs.mode(channel, "+" + lost))
+            self._keep_modes(irc, channel, fresh=True)
+        held = self._channel(irc, channel).moderator.bans
         for mode, arg in changes:
             if mode in ("+v", "-v", "-o", "-h"):  # voice is the whitelist's to give
                 self._evaluate(irc, channel, str(arg))
+            elif mode == "-b" and arg in held:
+                self._unbanned(irc, channel, str(arg))
+            elif mode == "+b" and arg in held:
+                self._held(irc, channel, f"+b {arg}")
 
     def doTopic(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
+        """A topic change by anyone else is reverted at once (and retried until it holds),
+        unless topic.opsMayChange lets a channel operator's stand."""
         channel = msg.args[0] if len(msg.args) == 2 else ""
-        if ircutils.strEqual(msg.nick, irc.nick) or not self._acting(irc, channel):
+        if not self._acting(irc, channel):
+            return
+        if ircutils.strEqual(msg.nick, irc.nick):
+            if msg.args[1] == self._channel(irc, channel).topic:
+                self._held(irc, channel, TOPIC)
             return
         state = irc.state.channels[channel]
-        if not (self._get("topic.opsMayChange", irc, channel) and state.isOp(msg.nick)):
-            self._keep_topic(irc, channel)
+        if self._get("topic.opsMayChange", irc, channel) and state.isOp(msg.nick):
+            self._held(irc, channel, TOPIC)  # it stands: stop restoring ours
+        else:
+            self._keep_topic(irc, channel, fresh=True)
 
     def doPrivmsg(self, irc: irclib.Irc, msg: ircmsgs.IrcMsg) -> None:
         self._police(irc, msg)
 
     doNotice = doPrivmsg
 
-    class tn(callbacks.Commands):
+    class tn(TnGroup):
         """ThreatNet commands."""
+
+        def answers_help(self) -> bool:
+            return not cache_loaded()  # with ThreatNetCache loaded, it answers tn help
 
         def topic(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                   args: Args, opts: list[tuple[str, str]], channel: str) -> None:
@@ -695,30 +928,36 @@ class ThreatNetGuard(callbacks.Plugin):
             if opts:
                 if not ircdb.checkCapability(msg.prefix, "admin"):
                     irc.errorNoCapability("admin", Raise=True)
-                for name, value in opts:
-                    group = conf.supybot.plugins.ThreatNetGuard.topic.get(name)
-                    try:
-                        group.getSpecific(network=irc.network, channel=channel,
-                                          fallback_to_channel=False).set(value)
-                    except registry.InvalidRegistryValue as e:
-                        irc.error(f"--{name} {value}: {e}", Raise=True)
-                    finally:
-                        guard._settings.clear()
-                if guard._acting(irc, channel):
-                    guard._keep_topic(irc, channel)
+                guard._set_topic(irc, channel, opts)
             wanted = guard._wanted_topic(irc, channel)
             state = irc.state.channels.get(channel)
+            retry = guard._channel(irc, channel).retries.get(TOPIC)
+            pending = "" if retry is None else \
+                f"; not held yet: {retry.reason or 'no answer from the server'}, attempt " \
+                f"{retry.attempts}, next in {max(0, retry.due - _now()):.0f} s"
             if opts or state is None or state.topic == wanted:
                 irc.reply(wanted)
             else:
-                irc.reply(f"{state.topic or '(no topic)'} (configured: {wanted})")
+                irc.reply(f"{state.topic or '(no topic)'} (configured: {wanted}{pending})")
 
         topic = wrap(topic, [getopts({"uri": "something", "block": "something",
                                       "quorum": "something", "flags": "anything"}),
-                             "channel"])
+                             SERVED])
 
         class whitelist(callbacks.Commands):
             """ThreatNet whitelist commands."""
+
+            def whitelist(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                          args: Args) -> None:
+                """takes no arguments
+
+                Lists the whitelist commands: tn whitelist add <ip|cidr|account:NAME>
+                [<channel>], tn whitelist remove <ip|cidr|account:NAME> [<channel>], tn
+                whitelist list [<channel>], tn whitelist reload (admin capability).
+                """
+                irc.reply("tn whitelist add <ip|cidr|account:NAME> [<channel>], tn whitelist "
+                          "remove <ip|cidr|account:NAME> [<channel>], tn whitelist list "
+                          "[<channel>], tn whitelist reload (admin capability)")
 
             def add(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                     args: Args, entry: str, channel: str) -> None:
@@ -730,7 +969,7 @@ class ThreatNetGuard(callbacks.Plugin):
                 self.parent._edit_whitelist(irc, self.parent._store().add, channel, entry)
                 irc.replySuccess(f"{entry} added to {channel}.")
 
-            add = wrap(add, ["admin", "whitelistEntry", "channel"])
+            add = wrap(add, ["admin", "whitelistEntry", SERVED])
 
             def remove(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                        args: Args, entry: str, channel: str) -> None:
@@ -742,7 +981,7 @@ class ThreatNetGuard(callbacks.Plugin):
                 self.parent._edit_whitelist(irc, self.parent._store().remove, channel, entry)
                 irc.replySuccess(f"{entry} removed from {channel}.")
 
-            remove = wrap(remove, ["admin", "whitelistEntry", "channel"])
+            remove = wrap(remove, ["admin", "whitelistEntry", SERVED])
 
             def list(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                      args: Args, channel: str) -> None:
@@ -759,7 +998,7 @@ class ThreatNetGuard(callbacks.Plugin):
                             f"{guard._whitelist_error})"
                 irc.reply(text)
 
-            list = wrap(list, ["admin", "channel"])
+            list = wrap(list, ["admin", SERVED])
 
             def reload(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                        args: Args) -> None:
@@ -774,6 +1013,11 @@ class ThreatNetGuard(callbacks.Plugin):
                 irc.replySuccess()
 
             reload = wrap(reload, ["admin"])
+
+
+def _what(key: str) -> str:
+    """A Retries key as the log names it: "topic", "kept modes", "+b <mask>", "-b <mask>"."""
+    return "kept modes" if key == MODES else key
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:

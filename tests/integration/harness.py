@@ -25,8 +25,10 @@ STRANGER_IP = "127.0.0.3"
 OWNER = ("admin", "owner-secret-1")
 
 # Registry settings as `make run` uses them: the channel bot runs both plugins with
-# CACHE and GUARD, other agents ThreatNetCache with CACHE.
-CACHE = CACHE_SETTINGS
+# CACHE and GUARD, other agents ThreatNetCache with CACHE. A new topic counts at once
+# (topicHold 0, `make run` has 30 s): tests start agents right after the Guard set the
+# topic and use it at once; test_guard_chanops tests the hold.
+CACHE = {**CACHE_SETTINGS, "supybot.plugins.ThreatNetCache.topicHold": 0}
 # The lab's servers show every client's real IP as its host (no vhosts, cloaks or
 # services that set hosts), so IP-literal hosts count (realHosts).
 GUARD = {**GUARD_SETTINGS, "supybot.plugins.ThreatNetGuard.realHosts": True}

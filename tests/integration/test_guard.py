@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from harness import (AGENT_IP, CACHE, GUARD, OWNER, STRANGER_IP, Lab, answers, identify,
-                     write_whitelist)
+                     voice_change, write_whitelist)
 from lab.bots import start_bots
 
 TOPIC = "threatnet://threatnet.invalid/datn2004/ip-comment block=3600"
@@ -54,7 +54,7 @@ def test_non_whitelisted_speaker_is_kicked(guarded, lab_factory):
     stranger.privmsg(channel, "11.1.1.1 trust me")
     kick = stranger.wait_for(command="KICK")
     assert kick.nick == bot.nick and kick.params[1] == stranger.nick
-    assert kick.text == "only whitelisted (voiced) agents may post here"
+    assert kick.text.startswith("only whitelisted (voiced) agents may post here; ")
 
 
 def test_anyone_may_ask_the_bot_in_the_channel(guarded, lab_factory):
@@ -160,3 +160,56 @@ def test_agents_answering_in_the_channel_are_not_kicked(ngircd, lab_factory):
     assert set(replies.values()) == {
         f"{asker.nick}: Not a current threat in {channel}: 11.7.7.7"}
     assert asker.wait_for(command="KICK", timeout=1.5, required=False) is None
+
+
+def test_anyone_may_ask_any_agent_and_its_answers_pass_without_the_askers_nick(guarded,
+                                                                               lab_factory):
+    """Another implementation's command and answer: the original Perl bot is asked
+    `ammobot: status` and answers without the asker's nick (a raw client plays it)."""
+    _, bot, channel = guarded
+    lab = lab_factory(guarded[0].server)
+    ammobot, agent, newcomer = lab.connect(
+        lab.client(lab.unique("ammobot"), source=AGENT_IP),
+        lab.client(lab.unique("agent"), source=AGENT_IP),
+        lab.client(lab.unique("newcomer"), source=STRANGER_IP))
+    for c in (newcomer, ammobot, agent):
+        c.join(channel)
+    for voiced in (ammobot, agent):
+        voiced.wait_for(lambda l: voice_change(l, "+", voiced.nick))
+    for asker in (newcomer, agent):  # unvoiced and voiced
+        asker.privmsg(channel, f"{ammobot.nick}: status")
+        ammobot.wait_for(lambda l: l.command == "PRIVMSG" and l.nick == asker.nick)
+        ammobot.privmsg(channel, "Online 74 seconds. 6 events at 0.1/s, 2 in the cache")
+        ammobot.privmsg(channel, "Threat cache: 2 current, block period 3600 s")
+        newcomer.wait_for(lambda l: l.command == "PRIVMSG" and l.text.startswith("Threat cache"))
+    assert newcomer.wait_for(command="KICK", timeout=1.5, required=False) is None
+    # Tight: chat is no question, and a question lets only the agent it addresses answer.
+    newcomer.privmsg(channel, f"{newcomer.nick}: note to self")
+    kick = newcomer.wait_for(lambda l: l.command == "KICK" and l.params[1] == newcomer.nick)
+    assert "!tn help" in kick.text, kick.text
+    agent.privmsg(channel, "and another thing nobody asked me")
+    kick = agent.wait_for(lambda l: l.command == "KICK" and l.params[1] == agent.nick)
+    assert kick.text == "malformed threat line: not an IP address"
+
+
+def test_help_lists_the_commands_and_one_channel_needs_no_name(guarded, lab_factory):
+    _, bot, channel = guarded
+    lab = lab_factory(guarded[0].server)
+    newcomer, owner = lab.connect(lab.client(lab.unique("newbie"), source=STRANGER_IP),
+                                  lab.client(lab.unique("boss")))
+    for text in ("help tn", "tn", "tn help"):
+        reply = owner.ask(bot.nick, text, bot.nick).text
+        for command in ("tn status", "tn check", "tn topic", "tn whitelist add"):
+            assert command in reply, (text, reply)
+    reply = owner.ask(bot.nick, "help tn whitelist", bot.nick).text
+    assert "tn whitelist add <ip|cidr|account:NAME>" in reply and "reload" in reply, reply
+    # In private, without a channel: the one channel the bot serves.
+    assert owner.ask(bot.nick, "tn status", bot.nick).text.startswith(f"{channel}: online")
+    identify(owner, bot)
+    assert owner.ask(bot.nick, "tn whitelist list", bot.nick).text == AGENT_IP
+    # A newcomer's first words in the channel are answered, not kicked.
+    newcomer.join(channel)
+    for text in ("!tn", "!tn help"):
+        reply = newcomer.ask(channel, text, bot.nick).text
+        assert reply.startswith(f"{newcomer.nick}: ThreatNet commands: "), reply
+    assert newcomer.wait_for(command="KICK", timeout=1.0, required=False) is None

@@ -25,7 +25,9 @@ class CacheTestCase(ChannelPluginTestCase):
     """#test joined and enabled; the bot is 'test', alice is voiced, mallory is not."""
 
     plugins = ("ThreatNetCache",)
-    config = {"supybot.plugins.ThreatNetCache.enable": True}
+    # A topic counts at once here (topicHold 0); TopicHoldTestCase tests the hold.
+    config = {"supybot.plugins.ThreatNetCache.enable": True,
+              "supybot.plugins.ThreatNetCache.topicHold": 0}
 
     def setUp(self):
         super().setUp()

@@ -33,8 +33,10 @@ class GuardTestCase(ChannelPluginTestCase):
         self.write_whitelist(WHITELIST)
         self.assertIsNone(self.guard._load_whitelist())
         self.feed(f":irc.test 005 test {self.isupport} :are supported by this server")
-        # The WHO Limnoria sends on join has been answered: the join is synced.
+        # The WHO Limnoria sends on join has been answered: the join is synced; and so
+        # has its ban list query.
         self.feed(":irc.test 315 test #test :End of /WHO list.")
+        self.feed(":irc.test 368 test #test :End of channel ban list")
         if self.opped:
             self.op_bot()
 
@@ -90,6 +92,12 @@ class GuardTestCase(ChannelPluginTestCase):
 
     def say(self, nick, host, text, command="PRIVMSG", tags=""):
         self.feed(f"{tags}:{nick}!u@{host} {command} #test :{text}")
+
+    def offend(self, nick, host, tags=""):
+        """``nick`` joins and says something that gets it kicked; what the bot sent."""
+        self.join(nick, host)
+        self.say(nick, host, "spam", tags=tags)
+        return self.lines()
 
     @contextlib.contextmanager
     def config_value(self, name, value):

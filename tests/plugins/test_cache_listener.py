@@ -1,5 +1,6 @@
 """ThreatNetCache as an Event Listener: trust rules, filters, dedupe, topic, expiry, status."""
 import logging
+import time
 
 import supybot.conf as conf
 import supybot.ircdb as ircdb
@@ -218,6 +219,95 @@ class TopicTestCase(CacheTestCase):
         self.assertRegexp("tn status #other", "block 120 s, reported 0, quiet period: 122 s left")
 
 
+class TopicHoldTestCase(CacheTestCase):
+    """A new topic counts once it held topicHold seconds: the channel bot reverts a topic
+    nobody may set within a second or so, and such a topic never counts."""
+
+    config = {**CacheTestCase.config, "supybot.plugins.ThreatNetCache.topicHold": 30}
+    KEPT = "threatnet://example.net/t block=1200"
+
+    def setUp(self):
+        super().setUp()
+        self.server("TOPIC", self.channel, self.KEPT)
+        self.tick(31)
+        self.assertStatus("block 1200 s")
+
+    def testARevertedTopicNeverCounts(self):
+        self.server("TOPIC", self.channel, "threatnet://evil.example/x block=5")
+        self.assertStatus("block 1200 s", "a new topic counts in 30 s")
+        self.tick(2)
+        self.server("TOPIC", self.channel, self.KEPT)  # the channel bot reverted it
+        self.tick(60)
+        status = self.status()
+        self.assertIn("block 1200 s", status)
+        self.assertNotIn("new topic", status)
+
+    def testATopicThatHeldCounts(self):
+        self.server("TOPIC", self.channel, "no threatnet topic")
+        self.tick(29)
+        self.assertStatus("block 1200 s", "a new topic counts in 1 s")
+        self.tick(1.5)
+        self.assertStatus("block 3600 s")  # the setting: not a ThreatNet topic
+
+    def testOnJoinTheTopicCountsFromWhenItWasSet(self):
+        for channel, age in (("#old", 3600), ("#new", 10)):
+            self.irc.feedMsg(ircmsgs.join(channel, prefix=self.prefix))
+            self.server("332", self.nick, channel, "threatnet://example.net/t block=120")
+            self.server("333", self.nick, channel, "guard!g@h", str(int(time.time() - age)))
+            self.server("366", self.nick, channel, "End of /NAMES list.")
+        self.sent()
+        self.assertRegexp("tn status #old", "block 120 s")
+        self.assertRegexp("tn status #new", "block 3600 s.*a new topic counts in 2[01] s")
+
+
+class RejoinTestCase(CacheTestCase):
+    """Out of its channel (kicked, then banned), the agent joins again with backoff, and at
+    once when invited: the channel bot invites an agent back when it lifts its ban."""
+
+    def setUp(self):
+        super().setUp()
+        conf.supybot.networks.test.channels.setValue([self.channel])  # where it is to be
+        self.server("KICK", self.channel, self.nick, "flood")
+        self.sent()
+
+    def tearDown(self):
+        conf.supybot.networks.test.channels.setValue([])
+        super().tearDown()
+
+    def joins(self):
+        return [m.args[0] for m in self.sent() if m.command == "JOIN"]
+
+    def testJoinsAgainWithBackoffUntilIn(self):
+        self.tick(9)
+        self.assertEqual(self.joins(), [])
+        self.tick(1.5)
+        self.assertEqual(self.joins(), [self.channel])
+        with self.assertLogs("supybot", "WARNING") as logged:
+            self.server("474", self.nick, self.channel, "Cannot join channel (you're banned)")
+        self.assertIn("Not in #test on test (474 Cannot join channel (you're banned)): joining "
+                      "again in 10 s, or when invited", "\n".join(logged.output))
+        self.tick(10.5)
+        self.assertEqual(self.joins(), [self.channel])
+        self.server("474", self.nick, self.channel, "Cannot join channel (you're banned)")
+        self.tick(11)
+        self.assertEqual(self.joins(), [])  # then 20 s, 40 s, ... up to 300 s
+        self.tick(10)
+        self.assertEqual(self.joins(), [self.channel])
+        self.irc.feedMsg(ircmsgs.join(self.channel, prefix=self.prefix))
+        self.server("366", self.nick, self.channel, "End of /NAMES list.")
+        self.sent()
+        self.tick(300)
+        self.assertEqual(self.joins(), [])
+
+    def testJoinsWhenInvited(self):
+        self.irc.feedMsg(ircmsgs.IrcMsg(prefix="guard!g@h", command="INVITE",
+                                        args=(self.nick, self.channel)))
+        self.assertEqual(self.joins(), [self.channel])
+        self.irc.feedMsg(ircmsgs.IrcMsg(prefix="guard!g@h", command="INVITE",
+                                        args=(self.nick, "#elsewhere")))
+        self.assertEqual(self.joins(), [])  # not one it listens to
+
+
 class ExpiryTestCase(CacheTestCase):
     def testQuietPeriodThenSynced(self):
         self.assertStatus("quiet period: 3602 s left")
@@ -330,3 +420,29 @@ class BadInputTestCase(CacheTestCase):
         # Kept: the tab-separated, non-UTF-8, tagged, statusmsg and server lines.
         self.assertIn("kept 5,", status)
         self.assertRegexp("tn check 45.0.0.11", "caf\ufffd")
+
+
+class DiscoveryTestCase(CacheTestCase):
+    """`tn`, `tn help` and `help tn` list the commands; in private, a bot that listens to
+    one channel needs no channel named."""
+
+    def private(self, text):
+        self.irc.feedMsg(ircmsgs.privmsg(self.nick, text, prefix=self.prefix))
+        return [m.args[1] for m in self.sent() if m.command in ("PRIVMSG", "NOTICE")]
+
+    def testHelpListsTheCommands(self):
+        for text in ("help tn", "tn", "tn help"):
+            [reply] = self.private(text)
+            self.assertTrue(reply.startswith(
+                "ThreatNet commands: tn bridge status, tn check, tn feeds, tn forget, tn list, "
+                "tn report, tn responders, tn status, tn withdraw. help tn <command>"), reply)
+
+    def testTheOneChannelIsTheDefault(self):
+        [reply] = self.private("tn status")
+        self.assertTrue(reply.startswith("#test: online"), reply)
+        self.irc.feedMsg(ircmsgs.join("#two", prefix=self.prefix))
+        self.server("366", self.nick, "#two", "End of /NAMES list.")
+        [reply] = self.private("tn status")
+        self.assertIn("name the channel: ThreatNetCache serves #test, #two", reply)
+        [reply] = self.private("tn status #two")
+        self.assertTrue(reply.startswith("#two: online"), reply)

@@ -6,7 +6,8 @@ import supybot.schedule as schedule
 from guard_helpers import GUARD, GuardTestCase
 from supybot.test import timeFastForward
 
-UNVOICED = "only whitelisted (voiced) agents may post here"
+UNVOICED = ("only whitelisted (voiced) agents may post here; others may ask the bots "
+            "(@tn help lists the commands) or a voiced agent (nick: question)")
 
 
 class KickTestCase(GuardTestCase):
@@ -47,16 +48,16 @@ class KickTestCase(GuardTestCase):
     def test_every_way_to_address_the_bot_is_a_command(self):
         """The cheap pre-test before Limnoria's ``addressed`` misses none of its forms."""
         reply = conf.supybot.reply.whenAddressedBy
-        for line, setting, value in [
+        for n, (line, setting, value) in enumerate([
                 ("test: tn topic", None, None),
                 ("TEST, tn topic", None, None),
                 ("tn topic, test", reply.nick.atEnd, True),
                 ("bot: tn topic", reply.nicks, ["bot"]),
                 ("~~tn topic", reply.strings, ["~~"]),
-                ("tn topic", conf.supybot.reply.whenNotAddressed, True)]:
+                ("tn topic", conf.supybot.reply.whenNotAddressed, True)]):
             with (setting.context(value) if setting else contextlib.nullcontext()):
                 self.guard._settings.clear()  # the plugin caches them for a second
-                self.say("eve", "cloak.example", line)
+                self.say("eve", f"cloak{n}.example", line)  # 5 questions a minute each
                 self.assertEqual([m.command for m in self.out()], ["PRIVMSG"], line)
         self.guard._settings.clear()
         self.say("eve", "cloak.example", "tn topic, test")  # atEnd is off again
@@ -162,11 +163,6 @@ class TolerantTestCase(GuardTestCase):
 
 
 class BanTestCase(GuardTestCase):
-    def offend(self, nick, host, tags=""):
-        self.join(nick, host)
-        self.say(nick, host, "spam", tags=tags)
-        return self.lines()
-
     def test_kickban_by_host_and_its_expiry(self):
         self.assertEqual(self.offend("eve", "cloak.example"), [f"KICK #test eve {UNVOICED}"])
         self.assertEqual(self.offend("eve2", "cloak.example"), [f"KICK #test eve2 {UNVOICED}"])
@@ -236,6 +232,103 @@ class BanTestCase(GuardTestCase):
         self.assertEqual(self.lines(), [])
         self.feed(":op!u@h MODE #test +o test")
         self.assertEqual(self.lines()[-1], "MODE #test -b *!*@cloak.example")
+
+
+class BanUpkeepTestCase(GuardTestCase):
+    """A ban the server refuses is retried; a lifted ban lets the agent it kept out back in."""
+
+    def ban_agent(self):
+        for _ in range(3):  # a whitelisted agent that keeps sending malformed lines
+            lines = self.offend("a1", "192.0.2.5")
+        self.assertIn("MODE #test +b *!*@192.0.2.5", lines)
+        self.assertIn("KICK #test a1 malformed threat line: not an IP address (banned for "
+                      "3600 s)", lines)
+
+    def test_a_ban_list_full_is_logged_and_retried(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        self.chan.bans.discard("*!*@cloak.example")  # the server refused it:
+        with self.assertLogs("supybot", "WARNING") as logged:
+            self.feed(":irc.test 478 test #test *!*@cloak.example b :Channel ban list is full")
+        self.assertIn("+b *!*@cloak.example in #test on test refused: 478 Channel ban list is "
+                      "full; retrying in 1 s", "\n".join(logged.output))
+        timeFastForward(1.1)
+        self.assertEqual(self.lines(), ["MODE #test +b *!*@cloak.example"])
+        timeFastForward(3)
+        self.assertEqual(self.lines(), [])  # it held
+
+    def test_an_operator_lifting_an_agents_ban_invites_it_back(self):
+        self.ban_agent()
+        self.feed(":op!u@h MODE #test -b *!*@192.0.2.5")
+        self.assertEqual(self.lines(), ["INVITE a1 #test"])
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), [])  # nothing left to lift
+
+    def test_the_guard_lifting_an_agents_ban_invites_it_back(self):
+        self.ban_agent()
+        timeFastForward(3601)
+        self.assertEqual(self.lines(), ["MODE #test -b *!*@192.0.2.5"])
+        self.feed(":test!u@h MODE #test -b *!*@192.0.2.5")  # the server's echo
+        self.assertEqual(self.lines(), ["INVITE a1 #test"])
+
+    def test_strangers_are_not_invited(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        self.feed(":op!u@h MODE #test -b *!*@cloak.example")
+        self.assertEqual(self.lines(), [])
+
+    def test_bans_wait_for_the_ban_list_after_a_join(self):
+        for _ in range(3):
+            self.offend("eve", "cloak.example")
+        self.feed(":test!u@h JOIN #test")  # as after a reconnect: no ban list yet
+        self.feed(":irc.test MODE #test +o test")
+        self.lines()  # Limnoria's queries on joining, the topic and modes on op
+        timeFastForward(3601)
+        self.assertNotIn("MODE #test -b *!*@cloak.example", self.lines())
+        self.feed(":irc.test 367 test #test *!*@cloak.example op 1700000000")
+        self.feed(":irc.test 368 test #test :End of channel ban list")
+        self.assertEqual(self.lines(), ["MODE #test -b *!*@cloak.example"])
+
+
+class QuestionTestCase(GuardTestCase):
+    """Anyone may ask any agent; the one asked answers, with or without the asker's nick."""
+
+    def setUp(self):
+        super().setUp()
+        self.join("ammobot", "192.0.2.5")  # the original Perl bot, whitelisted
+        self.join("agent", "192.0.2.6")
+        self.join("newbie", "newbie.example")
+        self.lines()
+
+    def test_another_implementations_question_and_answer(self):
+        self.say("newbie", "newbie.example", "ammobot: status")
+        self.say("agent", "192.0.2.6", "ammobot, status")
+        self.say("ammobot", "192.0.2.5", "Online 74 seconds. 6 events at 0.1/s")
+        self.assertEqual(self.lines(), [])
+        self.say("agent", "192.0.2.6", "me too")  # not the one asked
+        self.assertEqual(self.lines(), ["KICK #test agent malformed threat line: not an IP "
+                                        "address"])
+
+    def test_a_chanops_question_is_answered_by_the_agents(self):
+        self.join("chanop", "chanop.example")
+        self.feed(":irc.test MODE #test +o chanop")
+        self.feed(":chanop!u@h PRIVMSG #test :@tn topic")
+        self.out()
+        self.say("agent", "192.0.2.6", "chanop: #test: online 5 s, seen 0")
+        self.say("ammobot", "192.0.2.5", "Online 74 seconds. 6 events at 0.1/s")
+        self.feed(":chanop!u@h PRIVMSG #test :newbie: which agent is yours?")
+        self.say("newbie", "newbie.example", "none yet, just looking")
+        self.assertEqual(self.lines(), [])
+
+    def test_chat_is_no_question(self):
+        self.say("newbie", "newbie.example", "@tn topic")
+        self.out()
+        self.say("newbie", "newbie.example", "newbie: spam")
+        self.assertEqual(self.lines(), [f"KICK #test newbie {UNVOICED}"])
+        self.join("newbie", "newbie.example")
+        self.say("newbie", "newbie.example", "agent: are you a bot?")
+        self.say("newbie", "newbie.example", "buy cheap pills")
+        self.assertEqual(self.lines(), [f"KICK #test newbie {UNVOICED}"])
 
 
 class AnswerTestCase(GuardTestCase):
