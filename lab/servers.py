@@ -242,7 +242,7 @@ def grant_access(address: tuple[str, int], founder: tuple[str, str], channel: st
     try:
         for account, granted in flags.items():
             c.privmsg("ChanServ", f"FLAGS {channel} {account} {granted}")
-            _services_reply(c, "ChanServ", r"were set|already set|has been set")
+            _services_reply(c, "ChanServ", r"were set|already set|has been set|unchanged")
     finally:
         c.close()
 

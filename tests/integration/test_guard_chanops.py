@@ -229,7 +229,7 @@ def test_the_operator_account_of_make_run_is_opped_and_may_talk(inspircd, lab_fa
     ch = Channel(lab, agents=0)
     guard = ch.guard.nick
     name, secret = operator_account(inspircd, ch.name, (guard, ch.accounts[guard]),
-                                    name=lab.unique("operator"))
+                                    password(), name=lab.unique("operator"))
     human: Client = lab.client(lab.unique("human"))
     lab.connect(human)
     human.privmsg("NickServ", f"IDENTIFY {name} {secret}")  # as `make run` prints it
