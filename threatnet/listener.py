@@ -38,6 +38,7 @@ from threatnet.names import fold
 from threatnet.response.responder import Threat
 from threatnet.signature import (REJECTIONS, WITHDRAWAL, KeyRing, RequireSignature, Verified,
                                  strip_signature, verify)
+from threatnet.tally import Histogram, PerMinute
 from threatnet.topic import DEFAULT_QUORUM, TopicError, parse_topic
 
 from threatnet.language import ThreatMessage
@@ -111,6 +112,11 @@ class Listener:
         self._screen = Chain(()).check
         self._reporters: dict[int, list[str]] = {}  # key -> who said it, while quorum > 1
         self._waiting: set[int] = set()  # current keys below the quorum: not acted on
+        # Report -> cached: from a threat's creation (a heard line: its time at the server,
+        # IRCv3 server-time, else when the bot read it; our own: when it was submitted,
+        # so the outbox wait counts) to the moment this cache keeps it.
+        self.latency = Histogram()
+        self.per_minute = PerMinute()  # threats kept per minute, the last hour
         self.configure(settings, keyring)
 
     def configure(self, settings: ListenerSettings, keyring: KeyRing | None = None) -> bool:
@@ -175,6 +181,9 @@ class Listener:
         kept = self.cache.keep(msg, nick, account, host)
         key = msg.key
         if kept:
+            now = self._clock()
+            self.latency.observe(now - msg.created)
+            self.per_minute.add(now)
             if self._quorum > 1:
                 self._reporters[key] = [
                     reporter(account, host, self.settings.casemapping)]  # type: ignore[union-attr]

@@ -180,8 +180,9 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
     """Makes the bot a ThreatNet agent: it keeps a Threat Cache of every
     enabled channel (plugins.ThreatNetCache.enable) and can report threats of
     its own, by command or from log files; responds to threats (DNSBL,
-    firewall, command) and serves them over HTTP. Commands: tn status,
-    tn check, tn report, tn feeds, tn responders, tn bridge status."""
+    firewall, command) and serves them over HTTP. Reporting, forgetting and the
+    feeds and responders of a channel need the #channel,threatnet capability (or
+    admin)."""
     threaded = False
     # Limnoria's ignores (defaultIgnore, the command-flood ignore) are about commands:
     # a voiced agent that is ignored still speaks for the channel. Command handling
@@ -772,7 +773,8 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             lines seen and their rate, kept, discarded (duplicate, filtered,
             untrusted), cache size, expired, block period, threats reported by
             this agent, whether it is synced or in its quiet period, and when a
-            new topic counts (topicHold).
+            new topic counts (topicHold). Anyone may ask; <channel> is needed only
+            where the bot listens to several.
             """
             st = self.parent._channel(irc, channel)
             listener = st.listener
@@ -796,11 +798,12 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                       f"reported {st.provider.reported}, {sync}")
         status = wrap(status, [SERVED])
 
-        def check(self, irc, msg, args, ip, channel):
-            """<ip> [<channel>]
+        def check(self, irc, msg, args, channel, ip):
+            """[<channel>] <ip>
 
             Whether <ip> (IPv4 or IPv6) is a current threat in <channel>, and if
             so who reported it, how long ago, the comment, and when it expires.
+            Anyone may ask.
             """
             st = self.parent._channel(irc, channel)
             key = parse_ip(ip)
@@ -812,13 +815,13 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 verified = signing.verified(st.signing.keyring, entry, _now())
                 irc.reply(f"Current threat in {st.channel}: {entry.ip}, "
                           f"{reported_by(entry, _now(), verified)}{_quorum(st, key)}")
-        check = wrap(check, ["threatIp", SERVED])
+        check = wrap(check, [SERVED, "threatIp"])
 
         def list(self, irc, msg, args, channel):
             """[<channel>]
 
             The current threats of <channel>, newest first: address, reporter, age,
-            and the reports so far of those still below the quorum.
+            and the reports so far of those still below the quorum. Anyone may ask.
             """
             st = self.parent._channel(irc, channel)
             listener = st.listener
@@ -836,7 +839,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
 
             Takes <ip> out of this listener's Threat Cache of <channel> and out of its
             responders (DNSBL, firewall, command) at once; other listeners keep it
-            (see tn withdraw). Needs the admin capability.
+            (see tn withdraw). Needs the #channel,threatnet capability (or admin).
             """
             st = self.parent._channel(irc, channel)
             entry = st.listener.remove(parse_ip(ip))
@@ -844,7 +847,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 irc.error(f"{ip} is not a current threat in {st.channel}", Raise=True)
             irc.reply(f"Forgotten in {st.channel}: {entry.ip}, "
                       f"{reported_by(entry, _now())}")
-        forget = wrap(forget, ["admin", SERVED, "threatIp"])
+        forget = wrap(forget, [SERVED, "channelAdmin", "threatIp"])
 
         def withdraw(self, irc, msg, args, channel, ip, reason):
             """[<channel>] <ip> [<reason>]
@@ -852,7 +855,8 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             Withdraws <ip> network-wide: takes it out here and says "withdraw <ip>
             <reason>" in <channel>, signed when this agent signs. Listeners take it
             back if this agent reported it (or is a channel operator); agents that
-            do not know the form ignore it. Needs the admin capability.
+            do not know the form ignore it. Needs the #channel,threatnet capability
+            (or admin).
             """
             parent = self.parent
             st = parent._channel(irc, channel)
@@ -862,7 +866,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 irc.error(str(e), Raise=True)
             irc.getRealIrc().sendMsg(ircmsgs.privmsg(st.channel, line))
             irc.reply(f"Withdrawn in {st.channel}: {line}")
-        withdraw = wrap(withdraw, ["admin", SERVED, "threatIp", additional("text", "")])
+        withdraw = wrap(withdraw, [SERVED, "channelAdmin", "threatIp", additional("text", "")])
 
         def report(self, irc, msg, args, channel, ip, comment):
             """[<channel>] <ip> [<comment>]
@@ -871,7 +875,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             the same rules as the log feeds: refused during the quiet period,
             when <ip> is already current or is in a discarded or own network,
             or when <channel> is moderated and the bot is not voiced. Needs the
-            admin capability.
+            #channel,threatnet capability (or admin).
             """
             parent = self.parent
             st = parent._channel(irc, channel)
@@ -888,7 +892,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                           f"({len(parent._outboxes[st.network])} waiting): {line}")
             else:
                 irc.reply(f"Reported to {st.channel}: {line}")
-        report = wrap(report, ["admin", SERVED, "threatIp", additional("text", "")])
+        report = wrap(report, [SERVED, "channelAdmin", "threatIp", additional("text", "")])
 
         def feeds(self, irc, msg, args, channel):
             """[<channel>]
@@ -896,7 +900,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             The log files this agent reports to <channel> from, with their
             thresholds and counters (addresses below threshold: counted, not
             reported yet), the reports refused by reason, and this network's
-            outbox. Needs the admin capability.
+            outbox. Needs the #channel,threatnet capability (or admin).
             """
             parent = self.parent
             st = parent._channel(irc, channel)
@@ -914,7 +918,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             irc.reply(f"{st.channel}: feeds: {'; '.join(parts) or 'none'}; reported "
                       f"{provider.reported}, refused: {refused}; outbox: {outbox}; "
                       f"held: {_held(provider)}")
-        feeds = wrap(feeds, ["admin", SERVED])
+        feeds = wrap(feeds, [SERVED, "channelAdmin"])
 
         def responders(self, irc, msg, args, channel):
             """[<channel>]
@@ -922,7 +926,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             The Threat Responses of <channel> (DNSBL, firewall, command, and the
             HTTP API's stream): threats each holds, applies, errors, and whether
             it is ok, applying, or failing (with the error and the next retry).
-            Needs the admin capability.
+            Needs the #channel,threatnet capability (or admin).
             """
             st = self.parent._channel(irc, channel)
             responses = st.responses
@@ -930,7 +934,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             parts += [f"{name}: NOT STARTED: {reason}" for name, reason in responses.problems]
             irc.reply(f"{st.channel}: " + ("; ".join(parts) or "no responders (see "
                                            "plugins.ThreatNetCache.responders)"))
-        responders = wrap(responders, ["admin", SERVED])
+        responders = wrap(responders, [SERVED, "channelAdmin"])
 
 
 Class = ThreatNetCache

@@ -110,7 +110,7 @@ def test_owner_whitelist_changes_persist_across_restart(ngircd, lab_factory):
     owner, agent = lab.connect(lab.client(lab.unique("boss")),
                                lab.client(lab.unique("newagent"), source=agent_ip))
     identify(owner, bot)
-    reply = owner.ask(bot.nick, f"tn whitelist add {agent_ip} {channel}", bot.nick)
+    reply = owner.ask(bot.nick, f"tn whitelist add {channel} {agent_ip}", bot.nick)
     assert reply.text == f"The operation succeeded.  {agent_ip} added to {channel}."
     agent.join(channel)
     agent.wait_for(lambda l: is_mode(l, "+v", agent.nick))
@@ -128,8 +128,8 @@ def test_non_admin_cannot_change_the_whitelist(guarded, lab_factory):
     _, bot, channel = guarded
     lab = lab_factory(guarded[0].server)
     (mallory,) = lab.connect(lab.client(lab.unique("mallory"), source=AGENT_IP))
-    for command in (f"tn whitelist add 127.0.0.9 {channel}",
-                    f"tn whitelist remove {AGENT_IP} {channel}"):
+    for command in (f"tn whitelist add {channel} 127.0.0.9",
+                    f"tn whitelist remove {channel} {AGENT_IP}"):
         reply = mallory.ask(bot.nick, command, bot.nick)
         assert "admin" in reply.text and "succeeded" not in reply.text, reply.text
     (owner,) = lab.connect(lab.client(lab.unique("boss")))
@@ -202,7 +202,7 @@ def test_help_lists_the_commands_and_one_channel_needs_no_name(guarded, lab_fact
         for command in ("tn status", "tn check", "tn topic", "tn whitelist add"):
             assert command in reply, (text, reply)
     reply = owner.ask(bot.nick, "help tn whitelist", bot.nick).text
-    assert "tn whitelist add <ip|cidr|account:NAME>" in reply and "reload" in reply, reply
+    assert "tn whitelist add [<channel>] <ip|cidr|account:NAME>" in reply and "reload" in reply, reply
     # In private, without a channel: the one channel the bot serves.
     assert owner.ask(bot.nick, "tn status", bot.nick).text.startswith(f"{channel}: online")
     identify(owner, bot)

@@ -72,7 +72,7 @@ class TopicTestCase(TopicCase):
         self.assertEqual(self.chan.topic, TOPIC)
 
     def test_change_needs_admin(self):
-        [reply] = self.command("tn topic --block 60 #test", frm=NO_CAP)
+        [reply] = self.command("tn topic #test --block 60", frm=NO_CAP)
         self.assertIn("admin", reply)
         self.assertEqual(self.chan.topic, TOPIC)
         [reply] = self.command("tn topic #test", frm=NO_CAP)  # anyone may look
@@ -220,9 +220,10 @@ class HelpTestCase(GuardTestCase):
             self.assertIn("ThreatNet commands: tn topic, tn whitelist add, tn whitelist list, "
                           "tn whitelist reload, tn whitelist remove.", reply)
         [reply] = self.private("help tn whitelist")
-        self.assertIn("tn whitelist add <ip|cidr|account:NAME> [<channel>]", reply)
+        self.assertIn("tn whitelist add [<channel>] <ip|cidr|account:NAME>", reply)
         [reply] = self.private("tn whitelist")
-        self.assertTrue(reply.startswith("tn whitelist add <ip|cidr|account:NAME>"), reply)
+        self.assertTrue(reply.startswith("tn whitelist add [<channel>] <ip|cidr|account:NAME>"),
+                        reply)
 
     def test_a_newcomer_asking_for_help_in_the_channel_is_answered(self):
         self.join("newbie", "newbie.example")
