@@ -331,8 +331,9 @@ class Moderator:
         self.counts["kick " + reason_kind(verdict.reason)] += 1
         if sanction.ban is not None:
             self.counts["ban"] += 1
-        self.kicks.append(Kick(now, sender.nick, sanction.offender, sanction.reason,
-                               sanction.ban, now + sanction.seconds if sanction.ban else None))
+        reason = sanction.reason.replace(rules.hint, "") if rules.hint else sanction.reason
+        self.kicks.append(Kick(now, sender.nick, sanction.offender, reason, sanction.ban,
+                               now + sanction.seconds if sanction.ban else None))
         return Ruling(verdict, sanction)
 
     def sanction(self, reason: str, sender: Member, rules: Rules, whitelist: Whitelist, *,

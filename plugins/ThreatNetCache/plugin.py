@@ -24,7 +24,7 @@ import supybot.ircmsgs as ircmsgs
 import supybot.ircutils as ircutils
 import supybot.schedule as schedule
 import supybot.world as world
-from supybot.commands import additional, wrap
+from supybot.commands import additional, optional, wrap
 
 from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
@@ -32,7 +32,7 @@ from threatnet_irc.clock import now as _now
 from threatnet_irc.commandgroup import TnGroup, TnHelp
 from threatnet_irc.protected import found
 from threatnet_irc.reconnects import fold_repeats
-import threatnet_irc.converters  # noqa: F401  registers threatIp, servedChannel
+from threatnet_irc.converters import may_administer, refuse  # registers the converters
 from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.bridge import Side
@@ -165,6 +165,10 @@ class ChannelStatus(NamedTuple):
     responders: list[ResponderStatus]
     problems: list[tuple[str, str]]  # responders not started: (name, reason)
     withdrawals: dict[str, int]  # withdrawal lines heard: withdrawn, refused
+    quorum: int
+    bridged: bool  # a Network Bridge runs over it
+    latency: list[tuple[str, int]]  # report -> cached: cumulative buckets (Histogram)
+    latency_sum: float
 
 
 class Found(NamedTuple):
@@ -283,8 +287,17 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 [(spec, feed.stats(), feed.error) for spec, feed in provider.feeds.items()],
                 responses.status() if responses is not None else [],
                 list(responses.problems) if responses is not None else [],
-                dict(listener.withdrawals)))
+                dict(listener.withdrawals), listener.quorum, st.bridge is not None,
+                listener.latency.cumulative(), listener.latency.sum))
         return result
+
+    def guard(self):
+        """ThreatNetGuard on this bot, if loaded (one instance serves every network)."""
+        for irc in world.ircs:
+            guard = irc.getCallback("ThreatNetGuard")
+            if guard is not None:
+                return guard
+        return None
 
     def outboxes(self) -> dict[str, dict[str, int]]:
         """Each network's outbox counters."""
@@ -752,6 +765,27 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             if st is not None and st.bridge is not None:
                 self.bridging.reported(irc, st, line)
 
+    def _overview(self, s: ChannelStatus) -> str:
+        """``tn overview``'s reply for one channel."""
+        heard = s.heard
+        seen, kept = sum(heard.values()), heard.get("kept", 0)
+        sync = f"quiet period ({math.ceil(s.quiet_left)} s left)" if s.quiet_left else "synced"
+        failing = [spec for spec, _, error in s.feeds if error]
+        feeds = f"{len(s.feeds)} feeds" + (f" ({len(failing)} failing: {', '.join(failing)})"
+                                           if failing else "")
+        health = [f"{r.name} {'FAILING' if r.failures else 'ok'}" for r in s.responders]
+        health += [f"{name} NOT STARTED" for name, _ in s.problems]
+        box = self._outboxes.get(s.network)
+        guard = self.guard()
+        irc = world.getIrc(s.network)
+        guarded = f"; {guard.summary(irc, s.channel)}" if guard is not None \
+            and irc is not None else ""
+        return (f"{s.channel} on {s.network}: {sync}, seen {seen} (kept {kept}, discarded "
+                f"{seen - kept}), cache {s.cache.size}, block {s.block:g} s, quorum "
+                f"{s.quorum}, reported {s.reported}, outbox {len(box) if box else 0}; "
+                f"{feeds}; responders: {', '.join(health) or 'none'}; bridge: "
+                f"{'yes (tn bridge status)' if s.bridged else 'none'}{guarded}")
+
     def _channel(self, irc, channel: str) -> Channel:
         st = self.channel(irc.network, channel)
         if st is None:
@@ -935,6 +969,33 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             irc.reply(f"{st.channel}: " + ("; ".join(parts) or "no responders (see "
                                            "plugins.ThreatNetCache.responders)"))
         responders = wrap(responders, [SERVED, "channelAdmin"])
+
+        def overview(self, irc, msg, args, channel):
+            """[<channel>]
+
+            Everything at a glance, one reply per channel: whether it is synced,
+            threat lines seen, kept and discarded, cache size, block period, quorum,
+            reports, the outbox, feeds (failing ones named), responders' health,
+            the bridge, and the Guard's state when ThreatNetGuard runs here too.
+            In a channel, that channel; in private without <channel>, every channel
+            you may administer. Needs the #channel,threatnet capability (or admin).
+            """
+            parent = self.parent
+            if channel:
+                chosen = [parent._channel(irc, channel)]
+            else:
+                chosen = [st for st in parent.channels()
+                          if may_administer(msg.prefix, st.channel)]
+                if not chosen:
+                    irc.error("no channel of mine that you may administer (the "
+                              "#channel,threatnet or admin capability)", Raise=True)
+            for st in chosen:
+                if not may_administer(msg.prefix, st.channel):
+                    refuse(irc, st.channel)
+            by_key = {(s.network, s.channel): s for s in parent.status()}
+            for st in chosen:
+                irc.reply(parent._overview(by_key[st.network, st.channel]))
+        overview = wrap(overview, [optional("channel")])
 
 
 Class = ThreatNetCache

@@ -821,9 +821,9 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
         voiced = ", ".join(
             f"{v.nick} ({_why(v)})" for v in status.voiced) or "nobody"
         kicks = "; ".join(
-            f"{k.nick} {int(now - k.at)} s ago: {k.reason}" for k in reversed(status.kicks[-5:]))
+            f"{k.nick} {round(now - k.at)} s ago: {k.reason}" for k in reversed(status.kicks[-3:]))
         counted = ", ".join(f"{kind} {n}" for kind, n in sorted(status.counts.items()))
-        bans = ", ".join(f"{mask} ({max(0, int(until - now))} s left)"
+        bans = ", ".join(f"{mask} ({max(0, round(until - now))} s left)"
                          for mask, until in status.bans) or "none"
         wl = self.whitelist_state()
         loaded = f"ERROR, the last good one in use: {wl.error}" if wl.error else "loaded"
@@ -1079,7 +1079,7 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
                 The Guard's state in <channel>: whether it is op, every voiced agent
                 and why (the whitelisted IP network or services account that vouches
                 for it; an agent with a client certificate shows as the account
-                services logged it in as), kicks by kind and the latest five with
+                services logged it in as), kicks by kind and the latest three with
                 their reasons, the bans it holds with the time left, and the
                 whitelist file (path, loaded or the error with file:line, when it was
                 modified, entries). Needs the #channel,threatnet capability (or admin).

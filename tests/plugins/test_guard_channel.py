@@ -3,7 +3,7 @@ import supybot.conf as conf
 import supybot.ircmsgs as ircmsgs
 import supybot.registry as registry
 import supybot.schedule as schedule
-from guard_helpers import GUARD, GuardTestCase
+from guard_helpers import GUARD, GuardTestCase, reset_topic
 from supybot.test import timeFastForward
 
 TOPIC = "threatnet://threatnet.invalid/datn2004/ip-comment block=3600"
@@ -14,12 +14,7 @@ class TopicCase(GuardTestCase):
     """Topic values set by a command outlive the test: reset them."""
 
     def tearDown(self):
-        topic = conf.supybot.plugins.ThreatNetGuard.topic
-        for name in ("uri", "block", "flags", "quorum"):  # set by a command, they outlive it
-            value = topic.get(name)
-            network = value.get(":test")
-            for parent, child in ((network, network.get("#test")), (value, value.get("#test"))):
-                child._setValue(parent.value, inherited=True)  # what `config reset channel` does
+        reset_topic()
         super().tearDown()
 
 
