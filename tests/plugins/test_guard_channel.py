@@ -212,7 +212,8 @@ class HelpTestCase(GuardTestCase):
     def test_help_lists_the_subcommands(self):
         for text in ("help tn", "tn", "tn help"):
             [reply] = self.private(text)
-            self.assertIn("ThreatNet commands: tn topic, tn whitelist add, tn whitelist list, "
+            self.assertIn("ThreatNet commands: tn guard status, tn topic, tn whitelist add, "
+                          "tn whitelist list, "
                           "tn whitelist reload, tn whitelist remove.", reply)
         [reply] = self.private("help tn whitelist")
         self.assertIn("tn whitelist add [<channel>] <ip|cidr|account:NAME>", reply)
