@@ -370,11 +370,14 @@ class ThreatNetHttp:
                                 seq=c.seq, event=c.kind) for c in read.changes]}
 
     def _metrics(self, handler, query):
-        channels, outboxes = self.main.call(lambda: (self.plugin.status(),
-                                                     self.plugin.outboxes()))
+        def gather():
+            guard = self.plugin.guard()
+            return (self.plugin.status(), self.plugin.outboxes(), None if guard is None
+                    else (guard.guard_statuses(), guard.whitelist_state()))
+        channels, outboxes, guarded = self.main.call(gather)
         body, ctype = metrics.render(channels, outboxes, self.changes.next - 1,
-                                     len(self.waiters),
-                                     handler.headers.get("Accept"))
+                                     len(self.waiters), handler.headers.get("Accept"),
+                                     guarded)
         return 200, body, ctype
 
     def _report(self, handler, query):

@@ -70,3 +70,75 @@ class OverviewTestCase(BothTestCase):
         [reply] = [m.args[1] for m in self.out() if m.command in ("PRIVMSG", "NOTICE")]
         self.assertIn("no channel of mine that you may administer", reply)
 
+
+
+class MetricsTestCase(BothTestCase):
+    """GET /threatnet/metrics with the Guard on the same bot: its numbers, build info,
+    process metrics, and the report -> cached latency histogram."""
+
+    def samples(self):
+        from types import SimpleNamespace
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from plugins.ThreatNetCache.http import ThreatNetHttp
+        status, body, _ = ThreatNetHttp(self.cb)._metrics(SimpleNamespace(headers={}), {})
+        self.assertEqual(status, 200)
+        found = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for s in family.samples:
+                found[s.name, tuple(sorted(s.labels.items()))] = s.value
+        return found
+
+    def setUp(self):
+        super().setUp()
+        self.cb = self.irc.getCallback("ThreatNetCache")
+
+    def test_guard_metrics(self):
+        self.join("a1", "192.0.2.5")
+        for nick in ("eve", "eve2", "eve3"):
+            self.offend(nick, "cloak.example")
+        self.feed(":irc.test 437 test #test :Retry topic change later")
+        self.write_whitelist("channels: [")
+        self.guard._load_whitelist()
+        chan = (("channel", "#test"), ("network", "test"))
+        s = self.samples()
+        self.assertEqual(s["threatnet_guard_opped", chan], 1)
+        self.assertEqual(s["threatnet_guard_voiced", chan], 1)
+        self.assertEqual(s["threatnet_guard_voice_changes_total", (("change", "+v"),) + chan], 1)
+        self.assertEqual(s["threatnet_guard_kicks_total", (("channel", "#test"), (
+            "network", "test"), ("reason", "unvoiced"))], 3)
+        self.assertEqual(s["threatnet_guard_bans_total", chan], 1)
+        self.assertEqual(s["threatnet_guard_bans_held", chan], 1)
+        self.assertEqual(s["threatnet_guard_refusals_total", (("channel", "#test"), (
+            "network", "test"), ("numeric", "437"))], 1)
+        self.assertEqual(s["threatnet_guard_whitelist_entries", chan], 3)
+        self.assertEqual(s["threatnet_guard_whitelist_ok", ()], 0)
+        self.assertEqual(s["threatnet_guard_whitelist_reload_errors_total", ()], 1)
+
+    def test_build_info_process_and_latency(self):
+        import time
+        self.join("a1", "192.0.2.5")
+        self.out()
+        sent = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 0.3))
+        self.say("a1", "192.0.2.5", "45.0.0.1 scan",
+                 tags=f"@time={sent}.{int((time.time() - 0.3) % 1 * 1000):03d}Z ")
+        self.say("a1", "192.0.2.5", "45.0.0.2 scan")  # no server-time: read just now
+        s = self.samples()
+        [(labels, one)] = [(k[1], v) for k in s.items() for k, v in [k]
+                           if k[0] == "threatnet_build_info"]
+        self.assertEqual(one, 1)
+        self.assertEqual([name for name, _ in labels], ["limnoria", "python", "version"])
+        self.assertIn(("process_cpu_seconds_total", ()), s)
+        self.assertIn(("process_resident_memory_bytes", ()), s)
+        chan = (("channel", "#test"), ("network", "test"))
+        name = "threatnet_report_to_cache_seconds"
+        self.assertEqual(s[name + "_count", chan], 2)
+        self.assertAlmostEqual(s[name + "_sum", chan], 0.3, delta=0.01)
+        self.assertEqual(s[name + "_bucket", (("channel", "#test"), ("le", "0.005"), (
+            "network", "test"))], 1)
+        self.assertEqual(s[name + "_bucket", (("channel", "#test"), ("le", "0.25"), (
+            "network", "test"))], 1)
+        self.assertEqual(s[name + "_bucket", (("channel", "#test"), ("le", "0.5"), (
+            "network", "test"))], 2)
+        self.assertNotIn("threatnet_lines_seen_total", {n for n, _ in s})
