@@ -72,6 +72,9 @@ class ListenerSettings(NamedTuple):
     topic_hold: float = 0.0  # seconds a new topic must stand before it counts (0: at once)
 
 
+AGENTS_MAX = 1000  # agents whose kept threats kept_by counts: bounded memory
+
+
 def reporter(account: str | None, host: str, casemapping: str | None = None) -> str:
     """Who reported a line, for the quorum: the services account, else the host."""
     return f"account:{fold(account, casemapping)}" if account else f"host:{host.lower()}"
@@ -117,6 +120,8 @@ class Listener:
         # so the outbox wait counts) to the moment this cache keeps it.
         self.latency = Histogram()
         self.per_minute = PerMinute()  # threats kept per minute, the last hour
+        # agent (its account, else its nick) -> threats of its this cache kept, since start
+        self.kept_by: dict[str, int] = {}
         self.configure(settings, keyring)
 
     def configure(self, settings: ListenerSettings, keyring: KeyRing | None = None) -> bool:
@@ -184,6 +189,9 @@ class Listener:
             now = self._clock()
             self.latency.observe(now - msg.created)
             self.per_minute.add(now)
+            agent = account or nick
+            if agent in self.kept_by or len(self.kept_by) < AGENTS_MAX:
+                self.kept_by[agent] = self.kept_by.get(agent, 0) + 1
             if self._quorum > 1:
                 self._reporters[key] = [
                     reporter(account, host, self.settings.casemapping)]  # type: ignore[union-attr]

@@ -46,6 +46,7 @@ from threatnet.provider import Provider, ProviderSettings, Queued, Refused, repo
 from threatnet.response.changes import ChangesResponder
 from threatnet.response.host import ResponderStatus
 from threatnet.retry import Retries
+from threatnet.tally import MINUTES
 
 from . import bridging
 from . import signing
@@ -169,6 +170,16 @@ class ChannelStatus(NamedTuple):
     bridged: bool  # a Network Bridge runs over it
     latency: list[tuple[str, int]]  # report -> cached: cumulative buckets (Histogram)
     latency_sum: float
+
+
+class StatusPage(NamedTuple):
+    """A snapshot for the status page (plugin.page)."""
+
+    now: float
+    channels: list[ChannelStatus]
+    threats: list[Found]  # newest first
+    per_minute: list[int]  # threats kept per minute, all channels, oldest first, now last
+    agents: list[tuple[str, int, int]]  # (agent, current threats, kept since start)
 
 
 class Found(NamedTuple):
@@ -298,6 +309,27 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             if guard is not None:
                 return guard
         return None
+
+    def page(self) -> StatusPage:
+        """What the status page shows (status.py): every channel's snapshot, its current
+        threats, threats kept per minute over the last hour, and the agents."""
+        now = _now()
+        channels = self.status()
+        threats, per_minute = [], [0] * MINUTES
+        agents: dict[str, list[int]] = {}  # agent -> [current threats, kept since start]
+        for st in self._channels.values():
+            listener = st.listener
+            for entry in listener.cache:
+                threats.append(Found(st.network, st.channel, entry,
+                                     entry.first_seen + listener.block))
+                agents.setdefault(entry.account or entry.nick or "?", [0, 0])[0] += 1
+            for agent, kept in listener.kept_by.items():
+                agents.setdefault(agent, [0, 0])[1] += kept
+            per_minute = [a + b for a, b in zip(per_minute, listener.per_minute.series(now))]
+        threats.sort(key=lambda f: f.entry.first_seen, reverse=True)
+        return StatusPage(now, channels, threats, per_minute,
+                          sorted(((name, c, k) for name, (c, k) in agents.items()),
+                                 key=lambda a: (-a[2], -a[1], a[0])))
 
     def outboxes(self) -> dict[str, dict[str, int]]:
         """Each network's outbox counters."""
