@@ -35,21 +35,23 @@ header{background:#1f2933;color:#fff;padding:14px 24px;display:flex;align-items:
 gap:16px;flex-wrap:wrap}
 header h1{font-size:20px;margin:0}header span{color:#cbd2d9;font-size:13px}
 main{padding:16px 24px;display:grid;grid-template-columns:minmax(0,2fr) minmax(0,1fr);gap:16px}
-section{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:12px 16px}
+section{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:12px 16px;
+overflow-x:auto}
 section.wide{grid-column:1/-1}
 h2{font-size:15px;margin:0 0 8px}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
+th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #eaeef2;vertical-align:top}
 th{font-size:12px;color:#57606a;text-transform:uppercase;letter-spacing:.03em}
 td.ip{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.chan{white-space:nowrap}
 td.comment{word-break:break-word}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#cf222e;font-weight:600}
 .warn{color:#9a6700;font-weight:600}.muted{color:#57606a}
 form{display:flex;gap:8px;margin:0 0 8px}
 input[type=search]{flex:1;padding:5px 8px;border:1px solid #d0d7de;border-radius:6px;font:inherit}
 button{padding:5px 12px;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa;font:inherit}
-svg text{font:11px system-ui,sans-serif;fill:#57606a}
+svg text{font:12px system-ui,sans-serif;fill:#57606a}
 """
 
 
@@ -73,7 +75,7 @@ def matches(query: str, *fields: object) -> bool:
     return not q or any(q in str(f).casefold() for f in fields if f is not None)
 
 
-def plot(series: list[int], width: int = 720, height: int = 170) -> str:
+def plot(series: list[int], width: int = 1200, height: int = 190) -> str:
     """An SVG bar chart of per-minute counts, oldest first, the current minute last."""
     left, bottom, top = 36, 22, 10
     inner_w, inner_h = width - left - 8, height - bottom - top
@@ -115,7 +117,7 @@ def render(page: StatusPage, query: str = "") -> bytes:
         f'<td class="ip">{_e(f.entry.ip)}</td><td class="comment">{_e(f.entry.comment)}</td>'
         f'<td>{_e(f.entry.nick or "?")}'
         f'{" <span class=muted>(" + _e(f.entry.account) + ")</span>" if f.entry.account else ""}'
-        f'</td><td>{_e(f.channel)} <span class="muted">{_e(f.network)}</span></td>'
+        f'</td><td class="chan">{_e(f.channel)} <span class="muted">{_e(f.network)}</span></td>'
         f'<td class="num">{_e(_age(f.expires_at - now))}</td></tr>' for f in shown)
     more = (f'<p class="muted">and {len(threats) - ROWS_MAX} more</p>'
             if len(threats) > ROWS_MAX else "")
