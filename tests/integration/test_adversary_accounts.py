@@ -168,7 +168,7 @@ def test_bogon_and_duplicate_poisoning_is_counted_and_punished(adv):
     a.close()
 
 
-REFUSED = re.compile(r"don't have the (admin|owner|#\S+,op) capability")
+REFUSED = re.compile(r"don't have the (admin|owner|#\S+,(op|threatnet)) capability")
 
 
 def test_nobody_without_the_capability_touches_the_whitelist(adv):
