@@ -68,8 +68,8 @@ class _GuardCollector:
 
     def collect(self) -> Iterator[Metric]:
         chan = ["network", "channel"]
-        opped = GaugeMetricFamily("threatnet_guard_opped",
-                                  "1 while the Guard is a channel operator (it guards).", labels=chan)
+        opped = GaugeMetricFamily("threatnet_guard_opped", "1 while the Guard is a channel "
+                                  "operator (it guards).", labels=chan)
         voiced = GaugeMetricFamily("threatnet_guard_voiced", "Members voiced now.", labels=chan)
         voices = CounterMetricFamily("threatnet_guard_voice_changes",
                                      "Voice changes sent (+v, -v).", labels=chan + ["change"])

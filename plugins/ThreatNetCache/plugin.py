@@ -325,7 +325,8 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 agents.setdefault(entry.account or entry.nick or "?", [0, 0])[0] += 1
             for agent, kept in listener.kept_by.items():
                 agents.setdefault(agent, [0, 0])[1] += kept
-            per_minute = [a + b for a, b in zip(per_minute, listener.per_minute.series(now))]
+            per_minute = [a + b for a, b in zip(per_minute, listener.per_minute.series(now),
+                                                strict=True)]
         threats.sort(key=lambda f: f.entry.first_seen, reverse=True)
         return StatusPage(now, channels, threats, per_minute,
                           sorted(((name, c, k) for name, (c, k) in agents.items()),

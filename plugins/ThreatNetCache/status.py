@@ -38,6 +38,7 @@ main{padding:16px 24px;display:grid;grid-template-columns:minmax(0,2fr) minmax(0
 section{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:12px 16px;
 overflow-x:auto}
 section.wide{grid-column:1/-1}
+.side{display:flex;flex-direction:column;gap:16px}
 h2{font-size:15px;margin:0 0 8px}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #eaeef2;vertical-align:top}
@@ -88,14 +89,15 @@ def plot(series: list[int], width: int = 1200, height: int = 190) -> str:
         y = top + inner_h * (1 - frac)
         parts.append(f'<line x1="{left}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" '
                      f'stroke="#eaeef2"/><text x="{left - 6}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">{_e(round(scale * frac, 1) if scale * frac % 1 else int(scale * frac))}</text>')
+                     f'text-anchor="end">{scale * frac:g}</text>')
     for i, n in enumerate(series):
         if n:
             h = max(1.5, inner_h * n / scale)
             parts.append(f'<rect x="{left + i * step + 1:.1f}" y="{top + inner_h - h:.1f}" '
                          f'width="{max(1.0, step - 2):.1f}" height="{h:.1f}" fill="{BAR}">'
                          f'<title>{_e(n)} threats, {len(series) - 1 - i} min ago</title></rect>')
-    for i, label in ((0, f"{len(series)} min ago"), (len(series) // 2, f"{len(series) // 2} min ago"),
+    half = len(series) // 2
+    for i, label in ((0, f"{len(series)} min ago"), (half, f"{half} min ago"),
                      (len(series) - 1, "now")):
         anchor = "start" if i == 0 else "end" if i == len(series) - 1 else "middle"
         x = left + i * step + (step if anchor == "end" else step / 2 if anchor == "middle" else 0)
@@ -105,6 +107,14 @@ def plot(series: list[int], width: int = 1200, height: int = 190) -> str:
     return "".join(parts)
 
 
+def _table(columns: str, rows: list[str], empty: str) -> str:
+    """A table: ``columns`` (space-separated, "_" for a space), then ``rows`` (markup)."""
+    head = "".join(f"<th>{_e(c.replace('_', ' '))}</th>" for c in columns.split())
+    body = "".join(rows) or f'<tr><td colspan="{len(columns.split())}" class="muted">' \
+                            f'{_e(empty)}</td></tr>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def render(page: StatusPage, query: str = "") -> bytes:
     """The whole page for ``page``, the threats filtered by ``query``."""
     now = page.now
@@ -112,18 +122,18 @@ def render(page: StatusPage, query: str = "") -> bytes:
         query, f.entry.ip, f.entry.comment, f.entry.nick, f.entry.account, f.channel,
         f.network)]
     shown = threats[:ROWS_MAX]
-    rows = "".join(
+    rows = [
         f'<tr><td class="num">{_e(_age(now - f.entry.first_seen))}</td>'
         f'<td class="ip">{_e(f.entry.ip)}</td><td class="comment">{_e(f.entry.comment)}</td>'
         f'<td>{_e(f.entry.nick or "?")}'
         f'{" <span class=muted>(" + _e(f.entry.account) + ")</span>" if f.entry.account else ""}'
         f'</td><td class="chan">{_e(f.channel)} <span class="muted">{_e(f.network)}</span></td>'
-        f'<td class="num">{_e(_age(f.expires_at - now))}</td></tr>' for f in shown)
+        f'<td class="num">{_e(_age(f.expires_at - now))}</td></tr>' for f in shown]
     more = (f'<p class="muted">and {len(threats) - ROWS_MAX} more</p>'
             if len(threats) > ROWS_MAX else "")
     listed = f"{len(threats)} of {len(page.threats)}" if query else str(len(page.threats))
-    agents = "".join(f'<tr><td>{_e(name)}</td><td class="num">{current}</td>'
-                     f'<td class="num">{kept}</td></tr>' for name, current, kept in page.agents)
+    agents = [f'<tr><td>{_e(name)}</td><td class="num">{current}</td>'
+              f'<td class="num">{kept}</td></tr>' for name, current, kept in page.agents]
     responders = []
     for c in page.channels:
         for r in c.responders:
@@ -154,13 +164,11 @@ def render(page: StatusPage, query: str = "") -> bytes:
 <section><h2>Current threats ({_e(listed)}), newest first</h2>
 <form method="get" action=""><input type="search" name="q" value="{_e(query)}"
 placeholder="filter: address, comment, reporter or channel"><button>Filter</button></form>
-<table><thead><tr><th>age</th><th>address</th><th>comment</th><th>reporter</th>
-<th>channel</th><th>expires in</th></tr></thead><tbody>{rows or '<tr><td colspan="6" class="muted">none</td></tr>'}</tbody></table>{more}</section>
-<div style="display:flex;flex-direction:column;gap:16px">
-<section><h2>Agents</h2><table><thead><tr><th>agent</th><th>current</th><th>kept since start</th>
-</tr></thead><tbody>{agents or '<tr><td colspan="3" class="muted">none yet</td></tr>'}</tbody></table></section>
-<section><h2>Responders</h2><table><thead><tr><th>channel</th><th>responder</th><th>threats</th>
-<th>errors</th><th>health</th></tr></thead><tbody>{"".join(responders) or '<tr><td colspan="5" class="muted">none</td></tr>'}</tbody></table></section>
+{_table("age address comment reporter channel expires_in", rows, "none")}{more}</section>
+<div class="side"><section><h2>Agents</h2>
+{_table("agent current kept_since_start", agents, "none yet")}</section>
+<section><h2>Responders</h2>
+{_table("channel responder threats errors health", responders, "none")}</section>
 </div></main></body></html>
 """
     return body.encode("utf-8", "replace")

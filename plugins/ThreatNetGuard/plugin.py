@@ -775,7 +775,8 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
             voiced.append(Voiced(nick, ip, member.account, self._whitelist.why(
                 channel, member.key, member.account, casemapping)))
         moderator = c.moderator
-        return GuardStatus(irc.network, channel, state.isOp(irc.nick), voiced, list(moderator.kicks),
+        return GuardStatus(irc.network, channel, state.isOp(irc.nick), voiced,
+                           list(moderator.kicks),
                            sorted(moderator.bans.items(), key=lambda b: b[1]),
                            dict(moderator.counts), dict(c.voices), dict(c.refusals),
                            len(self._whitelist.entries(channel)))
