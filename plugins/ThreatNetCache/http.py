@@ -246,7 +246,8 @@ class ThreatNetHttp:
         headers: list[tuple[str, str]] = []
         try:
             code, body, ctype, *extra = self._route(handler)  # extra: the answer's headers
-            headers.extend(*extra)
+            if extra:
+                headers.extend(extra[0])
         except HttpError as e:
             if "allow" in e.fields:
                 headers.append(("Allow", e.fields.pop("allow")))
