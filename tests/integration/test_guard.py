@@ -213,3 +213,37 @@ def test_help_lists_the_commands_and_one_channel_needs_no_name(guarded, lab_fact
         reply = newcomer.ask(channel, text, bot.nick).text
         assert reply.startswith(f"{newcomer.nick}: ThreatNet commands: "), reply
     assert newcomer.wait_for(command="KICK", timeout=1.0, required=False) is None
+
+
+def test_a_channel_administrator_and_the_operator_views(guarded, lab_factory):
+    """A Limnoria user the owner gives `#channel,threatnet` administers that channel's
+    whitelist and reads `tn guard status` and `tn overview`; a registered user without it
+    does not (Limnoria's channel capabilities are allowed by default: this one is not)."""
+    _, bot, channel = guarded
+    lab = lab_factory(guarded[0].server)
+    owner, chanadmin, plain, agent = lab.connect(
+        lab.client(lab.unique("boss")), lab.client(lab.unique("chanadm")),
+        lab.client(lab.unique("plain")), lab.client(lab.unique("agent"), source=AGENT_IP))
+    agent.join(channel)
+    agent.wait_for(lambda l: is_mode(l, "+v", agent.nick))
+    for user in (chanadmin, plain):
+        for verb in ("register", "identify"):
+            reply = user.ask(bot.nick, f"user {verb} {user.nick} pw-{user.nick}", bot.nick)
+            assert reply.text.startswith("The operation succeeded"), reply.text
+    identify(owner, bot)
+    reply = owner.ask(bot.nick, f"admin capability add {chanadmin.nick} {channel},threatnet",
+                      bot.nick)
+    assert reply.text.startswith("The operation succeeded"), reply.text
+
+    status = chanadmin.ask(bot.nick, f"tn guard status {channel}", bot.nick).text
+    assert status.startswith(f"{channel}: op; voiced "), status
+    assert f"{agent.nick} (IP {AGENT_IP} in {AGENT_IP})" in status, status
+    overview = chanadmin.ask(bot.nick, "tn overview", bot.nick).text
+    assert overview.startswith(f"{channel} on ") and "Guard: op" in overview, overview
+    for command in (f"tn whitelist add {channel} 127.0.0.9",
+                    f"tn whitelist remove {channel} 127.0.0.9"):
+        assert "succeeded" in chanadmin.ask(bot.nick, command, bot.nick).text
+        reply = plain.ask(bot.nick, command, bot.nick).text
+        assert f"{channel},threatnet capability" in reply, reply
+    reply = plain.ask(bot.nick, f"tn guard status {channel}", bot.nick).text
+    assert f"{channel},threatnet capability" in reply, reply
