@@ -792,6 +792,7 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
         return found
 
     def whitelist_state(self) -> WhitelistState:
+        """The whitelist file as last read: path, error, modification time, entries."""
         path = self._whitelist_path()
         stamp = self._whitelist_stamp
         whitelist = self._whitelist
