@@ -1074,6 +1074,16 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
         class guard(callbacks.Commands):
             """ThreatNet channel bot commands."""
 
+            def guard(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                      args: Args) -> None:
+                """takes no arguments
+
+                Lists the Guard's commands: tn guard status [<channel>] (the
+                #channel,threatnet capability, or admin). Anyone may ask.
+                """
+                irc.reply("tn guard status [<channel>] (#channel,threatnet capability, or "
+                          "admin)")
+
             def status(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                        args: Args, channel: str) -> None:
                 """[<channel>]

@@ -44,6 +44,10 @@ class GuardStatusTestCase(BothTestCase):
         self.assertRegex(status, r"ThreatNetGuard\.whitelist\.yaml:6: '300\.1\.2\.3'")
         self.assertIn("3 entries here", status)
 
+    def test_the_group_lists_its_commands(self):
+        self.assertEqual(self.reply("tn guard"),
+                         "tn guard status [<channel>] (#channel,threatnet capability, or admin)")
+
     def reply(self, command, frm=None):
         """Each reply line, joined by " | "."""
         return " | ".join(re.sub(r"^test: ", "", r) for r in self.command(command, frm=frm))
