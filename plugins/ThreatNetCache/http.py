@@ -6,6 +6,7 @@ is in longpoll.py, the metrics in metrics.py).
     GET  /threatnet/threats[?network=N][&channel=C]        every current threat (JSON)
     GET  /threatnet/events?since=S[&stream=ID][&timeout=T] changes after S (JSON long-poll)
     GET  /threatnet/metrics                                Prometheus text format
+    GET  /threatnet/crowdsec/v1/decisions[/stream]         CrowdSec's bouncer API (crowdsec.py)
     POST /threatnet/report  ip=IP[&comment=…][&channel=C][&network=N]   (Bearer token)
 
 Every answer but /metrics is JSON, always valid UTF-8 (a lone surrogate becomes "?");
@@ -198,6 +199,7 @@ class ThreatNetHttp:
         self.main = MainLoop()
         self.waiters = Waiters(self.changes)
         self.server: ApiServer | None = None
+        self.crowdsec = None  # crowdsec.CrowdSecApi: /crowdsec/..., set by the plugin
         self._clients = None  # (setting, NetworkFilter)
         self._failed = None  # (settings, error) last logged
 
@@ -268,6 +270,9 @@ class ThreatNetHttp:
         if parts.path != prefix and not parts.path.startswith(prefix + "/"):
             raise HttpError(404, f"no such endpoint: {parts.path}; see {prefix}/")
         path = parts.path[len(prefix):]
+        if self.crowdsec is not None and (path + "/").startswith("/crowdsec/"):
+            return self.crowdsec.route(handler, path[len("/crowdsec"):],
+                                       _fields(_parse_qs(parts.query)))
         route = self._ROUTES.get(path.rstrip("/") or "/")
         if route is None:
             raise HttpError(404, f"no such endpoint: {path}; see {prefix}/")
@@ -301,6 +306,8 @@ class ThreatNetHttp:
             "GET /threatnet/threats[?network=N][&channel=C]",
             "GET /threatnet/events?since=N[&stream=ID][&timeout=S][&network=N][&channel=C]",
             "GET /threatnet/metrics",
+            "GET /threatnet/crowdsec/v1/decisions/stream[?startup=true] (X-Api-Key)",
+            "GET /threatnet/crowdsec/v1/decisions?ip=IP (X-Api-Key)",
             "POST /threatnet/report ip=IP[&comment=TEXT][&channel=C][&network=N]"]})
 
     def _check(self, handler, query):

@@ -48,6 +48,7 @@ from threatnet.response.host import ResponderStatus
 from threatnet.retry import Retries
 
 from . import bridging
+from . import crowdsec
 from . import signing
 from .http import ThreatNetHttp, read_settings
 from .responders import ChannelResponses, describe, read_spec, route_logs
@@ -180,8 +181,9 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
     """Makes the bot a ThreatNet agent: it keeps a Threat Cache of every
     enabled channel (plugins.ThreatNetCache.enable) and can report threats of
     its own, by command or from log files; responds to threats (DNSBL,
-    firewall, command) and serves them over HTTP. Commands: tn status,
-    tn check, tn report, tn feeds, tn responders, tn bridge status."""
+    firewall, command) and serves them over HTTP, CrowdSec's bouncer API
+    included. Commands: tn status, tn check, tn report, tn feeds, tn responders,
+    tn bridge status, tn bouncer add|list|remove."""
     threaded = False
     # Limnoria's ignores (defaultIgnore, the command-flood ignore) are about commands:
     # a voiced agent that is ignored still speaks for the channel. Command handling
@@ -190,7 +192,10 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
 
     def __init__(self, irc):
         super().__init__(irc)
-        self.tn.parent = self.tn.bridge.parent = self
+        self.tn.parent = self.tn.bridge.parent = self.tn.bouncer.parent = self
+        self.bouncer_keys = crowdsec.Keys(crowdsec.keys_path())  # CrowdSec bouncers' keys
+        if self.bouncer_keys.error:
+            self.log.error("CrowdSec bouncers: %s", self.bouncer_keys.error)
         self._channels: dict[tuple[str, str], Channel] = {}  # (network, lowered channel)
         self._joined: dict[tuple[str, str], Channel] = {}  # (network, channel as joined)
         # (network, lowered channel) -> the provider of an enabled channel the agent is
@@ -643,6 +648,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             return
         if self._http is None:
             self._http = ThreatNetHttp(self)
+            self._http.crowdsec = crowdsec.CrowdSecApi(self._http, self.bouncer_keys)
         self._http.listen(read_settings(self.registryValue))
 
     def _close_http(self) -> None:
@@ -764,6 +770,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         """ThreatNet agent commands."""
 
         bridge = bridging.bridge  # tn bridge status
+        bouncer = crowdsec.bouncer  # tn bouncer add|list|remove
 
         def status(self, irc, msg, args, channel):
             """[<channel>]
