@@ -30,6 +30,8 @@ import supybot.callbacks as callbacks
 import supybot.conf as conf
 from supybot.commands import wrap
 
+import threatnet_irc.converters  # noqa: F401  registers servedChannel
+
 from threatnet.atomic import atomic_write
 from threatnet.crowdsec import Streams, lookup, parse_lookup_query, parse_stream_query
 
