@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from threatnet.crowdsec import (CrowdSecFeed, Filters, StreamQuery, Streams, decision,
+from threatnet.crowdsec import (CrowdSecFeed, Filters, Source, StreamQuery, Streams, decision,
                                 go_duration, local_bans, lookup, parse_go_duration,
                                 parse_lookup_query, parse_stream_query, read_credentials)
 from threatnet.feed import Position
@@ -24,7 +24,7 @@ def threat(ip, left=60.0, comment="ssh brute force"):
 
 
 def pull(streams, threats, startup=False, name="fw", now=NOW, **filters):
-    return streams.pull(name, [(NET, CHAN, threats)],
+    return streams.pull(name, [Source(NET, CHAN, lambda: threats)],
                         StreamQuery(startup, Filters(**filters) if filters else Filters()), now)
 
 
@@ -121,7 +121,7 @@ def test_parse_stream_query():
 
 def test_lookup():
     threats = [threat("45.0.0.1"), threat("2001:db8::/64"), threat("45.0.0.3", -1)]
-    src = [(NET, CHAN, threats)]
+    src = [Source(NET, CHAN, lambda: threats)]
 
     def ask(**fields):
         return lookup(src, parse_lookup_query(fields), NOW)
@@ -251,3 +251,64 @@ def test_feed_error_is_kept(tmp_path):
         assert "chmod 600" in feed.error
     finally:
         feed.close()
+
+
+class Mirror:
+    """A channel's ChangesResponder writing to a ChangeLog, and a Source that counts how
+    often a pull read every current threat."""
+
+    def __init__(self, size=100):
+        from threatnet.response.changes import ChangeLog, ChangesResponder
+        self.log = ChangeLog(size)
+        self.responder = ChangesResponder(self.log, NET, CHAN)
+        self.full_reads = 0
+
+    def current(self):
+        self.full_reads += 1
+        return self.responder.current()
+
+    def source(self):
+        return [Source(NET, CHAN, self.current)]
+
+    def pull(self, streams, startup=False, now=NOW, filters=Filters()):
+        got = streams.pull("fw", self.source(), StreamQuery(startup, filters), now)
+        return sorted(d["value"] for d in got.new), sorted(d["value"] for d in got.deleted)
+
+
+def test_increments_read_the_change_log_only():
+    m = Mirror()
+    s = Streams(m.log)
+    a, b, c = threat("45.0.0.1"), threat("45.0.0.2"), threat("45.0.0.3")
+    m.responder.update([a, b], [], NOW)
+    assert m.pull(s, startup=True) == (["45.0.0.1", "45.0.0.2"], [])
+    m.responder.update([c], [a], NOW)
+    assert m.pull(s) == (["45.0.0.3"], ["45.0.0.1"])
+    assert m.pull(s) == ([], [])
+    assert m.full_reads == 1
+    m.responder.update([threat("45.0.0.3", 7200)], [], NOW)  # renewed
+    assert m.pull(s) == (["45.0.0.3"], ["45.0.0.3"])
+    d = threat("45.0.0.4")
+    m.responder.update([d], [], NOW)
+    m.responder.update([], [d], NOW)  # said and withdrawn between two pulls
+    m.responder.update([a], [], NOW)
+    m.responder.update([], [a], NOW)
+    m.responder.update([a], [], NOW)  # withdrawn and said again
+    assert m.pull(s) == (["45.0.0.1"], [])
+    assert m.full_reads == 1
+
+
+def test_increment_falls_back_to_the_difference():
+    m = Mirror(size=2)
+    s = Streams(m.log)
+    a = threat("45.0.0.1")
+    m.responder.update([a], [], NOW)
+    m.pull(s, startup=True)
+    m.responder.update([threat(f"45.0.1.{n}") for n in range(5)], [a], NOW)  # log overflows
+    new, deleted = m.pull(s)
+    assert (len(new), deleted) == (5, ["45.0.0.1"])
+    assert m.full_reads == 2
+    assert m.pull(s) == ([], [])
+    # other filters: the difference too, under the new ones
+    assert m.pull(s, filters=Filters(scopes=frozenset({"Range"}))) == ([], sorted(
+        f"45.0.1.{n}" for n in range(5)))
+    assert m.full_reads == 3

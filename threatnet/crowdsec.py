@@ -37,7 +37,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import yaml
@@ -45,6 +45,7 @@ import yaml
 from threatnet.address import AddressError, is_ipv4, parse_ip, parse_network
 from threatnet.feed import COMMENT_MAX, Detector, Position, clean
 from threatnet.language import ThreatMessage
+from threatnet.response.changes import ChangeLog
 from threatnet.response.responder import SINGLE, Threat
 
 ORIGIN = "threatnet"  # the origin of every decision ThreatNet serves
@@ -255,16 +256,22 @@ def matches(filters: Filters, network: str, channel: str, threat: Threat) -> boo
     return True
 
 
-Source = tuple[str, str, Iterable[Threat]]  # (network, channel, its current threats)
+class Source(NamedTuple):
+    """Where a bouncer's threats come from: a channel's network, name (as the change log
+    has it) and its current threats (a function: a stream's increment need not call it)."""
+
+    network: str
+    channel: str
+    current: Callable[[], Iterable[Threat]]
 
 
 def lookup(sources: Iterable[Source], filters: Filters, now: float,
            ) -> list[dict[str, Any]] | None:
     """``GET v1/decisions``: the decisions passing ``filters``, or None (LAPI answers
     ``null`` when there are none)."""
-    found = [decision(network, channel, t, now)
-             for network, channel, threats in sources for t in threats
-             if t.expires_at > now and matches(filters, network, channel, t)]
+    found = [decision(s.network, s.channel, t, now)
+             for s in sources for t in s.current()
+             if t.expires_at > now and matches(filters, s.network, s.channel, t)]
     return found or None
 
 
@@ -278,9 +285,32 @@ class Pull(NamedTuple):
         return {"new": self.new, "deleted": self.deleted}
 
 
+_Key = tuple[str, str, int]  # (network, channel, threat key)
+
+
+class _Stream:
+    """What one bouncer was sent, with the filters it was sent under and where in the
+    change log its next increment starts."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent: dict[_Key, Threat] | None = None  # None: nothing known (never pulled)
+        self.filters: Filters | None = None
+        self.stream: str | None = None
+        self.next = 0
+
+
 class Streams:
     """Each bouncer's decision stream: what it was sent, so each pull answers what is
-    new and what was deleted since. Thread-safe (pulls come from request threads).
+    new and what was deleted since. Thread-safe (pulls come from request threads); one
+    bouncer's pulls are answered one at a time, different bouncers' at once.
+
+    A startup pull reads every current threat; an increment reads only the changes
+    written to ``log`` since the bouncer's last pull (the channels' ChangesResponders
+    write them), so it costs what changed, not what is current. When the log cannot
+    say (the bouncer fell more than the log's size behind, the filters changed, no
+    log), the increment is the difference between what it was sent and what is
+    current now.
 
     A bouncer the bot does not know yet (first pull after a restart without
     ``startup=true``) gets every current threat as new: bouncers add idempotently.
@@ -288,32 +318,90 @@ class Streams:
     timeout (the duration it was given), as the bot cannot know it.
     """
 
-    def __init__(self) -> None:
-        self._sent: dict[str, dict[tuple[str, str, int], Threat]] = {}
+    def __init__(self, log: ChangeLog | None = None) -> None:
+        self.log = log
+        self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
 
-    def pull(self, bouncer: str, sources: Iterable[Source], query: StreamQuery,
+    def pull(self, bouncer: str, sources: Sequence[Source], query: StreamQuery,
              now: float) -> Pull:
-        current: dict[tuple[str, str, int], Threat] = {}
-        names: dict[tuple[str, str, int], tuple[str, str]] = {}
-        for network, channel, threats in sources:
-            for t in threats:
-                if t.expires_at > now and matches(query.filters, network, channel, t):
-                    key = (network, channel, t.key)
-                    current[key] = t
-                    names[key] = (network, channel)
         with self._lock:
-            sent = {} if query.startup else self._sent.get(bouncer, {})
-            new = [decision(*names[k], t, now) for k, t in current.items() if sent.get(k) != t]
-            deleted = [decision(k[0], k[1], t, now, deleted=True) for k, t in sent.items()
-                       if current.get(k) != t]
-            self._sent[bouncer] = current
-        return Pull(new, deleted)
+            state = self._streams.setdefault(bouncer, _Stream())
+        with state.lock:
+            if not query.startup and state.sent is not None \
+                    and state.filters == query.filters:
+                pulled = self._increment(state, sources, now)
+                if pulled is not None:
+                    return pulled
+            return self._full(state, sources, query, now)
+
+    def _full(self, state: _Stream, sources: Sequence[Source], query: StreamQuery,
+              now: float) -> Pull:
+        log = self.log
+        cursor = log.next if log is not None else 0  # before the mirrors: nothing missed
+        current: dict[_Key, Threat] = {}
+        for network, channel, threats in sources:
+            for t in threats():
+                if t.expires_at > now and matches(query.filters, network, channel, t):
+                    current[network, channel, t.key] = t
+        sent = {} if query.startup or state.sent is None else state.sent
+        touched = set(current) | set(sent)
+        pulled = _diff(touched, sent, current, now)
+        state.sent, state.filters = current, query.filters
+        state.stream, state.next = (log.stream, cursor) if log is not None else (None, 0)
+        return pulled
+
+    def _increment(self, state: _Stream, sources: Sequence[Source], now: float,
+                   ) -> Pull | None:
+        log, sent, filters = self.log, state.sent, state.filters
+        if log is None or sent is None or filters is None:
+            return None
+        before: dict[_Key, Threat | None] = {}
+        end = state.next
+        for network, channel, _ in sources:
+            read = log.read(state.next, state.stream, network=network, channel=channel,
+                            limit=1 << 30)
+            if read.resync:
+                for key, was in before.items():  # undo: the full difference instead
+                    if was is None:
+                        sent.pop(key, None)
+                    else:
+                        sent[key] = was
+                return None
+            end = max(end, read.next)
+            for change in read.changes:
+                t = change.threat
+                key = (network, channel, t.key)
+                if key not in before:
+                    before[key] = sent.get(key)
+                if change.kind == "added" and t.expires_at > now \
+                        and matches(filters, network, channel, t):
+                    sent[key] = t
+                else:
+                    sent.pop(key, None)
+        state.next = end
+        return _diff(before, before, sent, now)
 
     def forget(self, bouncer: str) -> None:
         """The bouncer was removed: its stream goes."""
         with self._lock:
-            self._sent.pop(bouncer, None)
+            self._streams.pop(bouncer, None)
+
+
+def _diff(keys: Iterable[_Key], before: Mapping[_Key, Threat | None],
+          after: Mapping[_Key, Threat], now: float) -> Pull:
+    """What a bouncer that held ``before`` must be told to hold ``after`` (for ``keys``):
+    a threat gone or changed is deleted (as it was sent), a new or changed one new."""
+    new, deleted = [], []
+    for key in keys:
+        was, is_ = before.get(key), after.get(key)
+        if was == is_:
+            continue
+        if was is not None:
+            deleted.append(decision(key[0], key[1], was, now, deleted=True))
+        if is_ is not None:
+            new.append(decision(key[0], key[1], is_, now))
+    return Pull(new, deleted)
 
 
 # -- reading a LAPI: the provider feed

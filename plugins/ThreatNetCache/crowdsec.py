@@ -33,7 +33,8 @@ from supybot.commands import wrap
 import threatnet_irc.converters  # noqa: F401  registers servedChannel
 
 from threatnet.atomic import atomic_write
-from threatnet.crowdsec import Streams, lookup, parse_lookup_query, parse_stream_query
+from threatnet.crowdsec import (Source, Streams, lookup, parse_lookup_query,
+                                parse_stream_query)
 
 from .http import HttpError
 from .server import JSON, to_json
@@ -142,7 +143,7 @@ class CrowdSecApi:
     def __init__(self, http: Any, keys: Keys) -> None:
         self.http = http
         self.keys = keys
-        self.streams = Streams()
+        self.streams = Streams(http.changes)
         self.pulls: dict[str, Pulls] = {}  # bouncer -> its pulls, for tn bouncer list
 
     def route(self, handler: Any, path: str, query: dict[str, str]) -> tuple[int, bytes, str]:
@@ -165,7 +166,7 @@ class CrowdSecApi:
             raise error(400, str(e), message=str(e)) from None
         if handler.command == "HEAD":  # LAPI's way: a stream HEAD moves nothing on
             return 200, b"", JSON
-        sources = [(m.network, m.channel, m.current())
+        sources = [Source(m.network, m.channel, m.current)
                    for m in self.http._mirrors(bouncer.network, bouncer.channel)]
         now = time.time()
         if path == "/v1/decisions":
