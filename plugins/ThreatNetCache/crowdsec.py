@@ -74,10 +74,12 @@ class Keys:
             bouncers = {b["name"]: Bouncer(b["name"], b["network"], b["channel"],
                                            b["sha256"], float(b["created"]))
                         for b in data["bouncers"]}
+            self.error = None
         except FileNotFoundError:
-            bouncers = {}
+            bouncers, self.error = {}, None
         except (OSError, ValueError, KeyError, TypeError) as e:
-            self.error = f"cannot read {self.path}: {e}; no bouncer is let in"
+            self.error = f"cannot read {self.path}: {e}; no bouncer is let in (fix or " \
+                         "remove the file, then reload the plugin)"
             bouncers = {}
         with self._lock:
             self._bouncers = bouncers
@@ -91,6 +93,8 @@ class Keys:
     def add(self, name: str, network: str, channel: str) -> str:
         """Register ``name`` for ``channel``; its key (shown once). KeyError if taken;
         OSError if the file cannot be written (nothing changes then)."""
+        if self.error:  # never overwrite a file that could not be read
+            raise OSError(self.error)
         key = secrets.token_hex(KEY_BYTES)
         with self._lock:
             if name in self._bouncers:
@@ -102,6 +106,8 @@ class Keys:
         return key
 
     def remove(self, name: str) -> bool:
+        if self.error:
+            raise OSError(self.error)
         with self._lock:
             if name not in self._bouncers:
                 return False
@@ -238,10 +244,10 @@ class bouncer(callbacks.Commands):
                    f"{pulls.address}" if pulls else "no pull yet"
             parts.append(f"{b.name} ({b.channel} on {b.network}; {seen})")
         error = parent.bouncer_keys.error
+        if error:
+            irc.error(error, Raise=True)
         irc.reply(("CrowdSec bouncers: " + "; ".join(parts)) if parts else
                   "No CrowdSec bouncers (tn bouncer add).")
-        if error:
-            irc.reply(error)
     list = wrap(list, ["admin"])
 
     def remove(self, irc, msg, args, name):

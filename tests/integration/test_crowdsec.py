@@ -138,6 +138,7 @@ def test_firewall_bouncer_enforces_threatnet(ngircd, lab_factory, tmp_path,
         bouncer.proc.check_alive()
         assert "level=error" not in bouncer.proc.log_tail(200), bouncer.proc.log_tail(200)
         assert not [e for e in bot.errors() if "Traceback" in e]
+        assert key not in bot.read_log()  # sent in private, never logged
     finally:
         if bouncer is not None:
             bouncer.stop()

@@ -152,3 +152,26 @@ class BouncerTestCase(HttpTestCase):
         answer = self.get("/crowdsec/v1/decisions/stream", headers={"X-Api-Key": key},
                           client="192.0.2.1")
         self.assertEqual(answer.status, 403)
+
+    def testOversizedRequestsAsEverywhere(self):
+        key, _ = self.add()
+        answer = self.get("/crowdsec/v1/decisions/stream", headers={"X-Api-Key": "k" * 20000})
+        self.assertEqual(answer.status, 431)
+        answer = self.get("/crowdsec/v1/decisions?ip=" + "1" * 9000, headers={"X-Api-Key": key})
+        self.assertEqual(answer.status, 414)
+
+    def testCorruptKeyFileLetsNobodyIn(self):
+        key, _ = self.add()
+        path = self.cb.bouncer_keys.path
+        with open(path, "w") as f:
+            f.write("{not json")
+        self.cb.bouncer_keys.load()
+        try:
+            self.assertEqual(self.stream(key).status, 403)
+            self.assertRegexp("tn bouncer list", "cannot read")
+            self.assertCommandError("tn bouncer add fw3")  # the file is not overwritten
+            with open(path) as f:
+                self.assertEqual(f.read(), "{not json")
+        finally:
+            os.remove(path)
+            self.cb.bouncer_keys.load()
