@@ -72,7 +72,7 @@ class CrowdSec:
     def cscli(self, *args: str, check: bool = True) -> str:
         return run("cscli", "-c", str(self.config), *args, check=check).stdout
 
-    def start(self) -> "CrowdSec":
+    def start(self) -> CrowdSec:
         self.cscli("machines", "add", "threatnet-test", "--auto", "--force", "-f",
                    str(self.root / "local_api_credentials.yaml"))
         self.proc = Proc("crowdsec", ["crowdsec", "-c", str(self.config)],
@@ -165,7 +165,7 @@ class FirewallBouncer:
         run("ip", "netns", "del", ns, check=False)
         run("ip", "link", "del", f"{ns}h", check=False)
 
-    def start(self) -> "FirewallBouncer":
+    def start(self) -> FirewallBouncer:
         self.proc = Proc("crowdsec-firewall-bouncer",
                          ["ip", "netns", "exec", self.ns, "crowdsec-firewall-bouncer", "-c",
                           str(self.config)], self.root / "bouncer.log")

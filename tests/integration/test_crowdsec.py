@@ -103,7 +103,7 @@ def test_firewall_bouncer_enforces_threatnet(ngircd, lab_factory, tmp_path,
         for ip in ("45.6.0.1", "2a01:4f8:6::1"):
             sent = time.monotonic()
             alice.privmsg(channel, f"{ip} crowdsec bouncer test")
-            assert poll(lambda: ip in bouncer.elements(), UPDATE + 1.0), \
+            assert poll(lambda ip=ip: ip in bouncer.elements(), UPDATE + 1.0), \
                 (ip, bouncer.elements(), bouncer.proc.log_tail())
             took[ip] = time.monotonic() - sent
         print("\nIRC line to element in the firewall bouncer's set (update_frequency "
