@@ -312,3 +312,34 @@ def test_increment_falls_back_to_the_difference():
     assert m.pull(s, filters=Filters(scopes=frozenset({"Range"}))) == ([], sorted(
         f"45.0.1.{n}" for n in range(5)))
     assert m.full_reads == 3
+
+
+def test_feed_withdraws_what_the_operator_deleted(tmp_path):
+    path = write_creds(tmp_path, "api_url: http://lapi/\napi_key: k\nupdate_frequency: 100ms\n")
+    gone = {"id": 8, "origin": "cscli", "value": "45.0.0.8", "duration": "-1.1s"}
+    lapi_ = FakeLapi({"new": None, "deleted": None},
+                     {"new": lapi({"id": 8, "origin": "cscli", "value": "45.0.0.8",
+                                   "duration": "59m58s"},
+                                  {"id": 9, "origin": "crowdsec", "value": "45.0.0.9",
+                                   "duration": "3s"}),
+                      "deleted": None})
+    feed = CrowdSecFeed(path, opener=lapi_)
+    try:
+        wait(feed, 2)
+        assert [t.ip for t in feed.poll()] == ["45.0.0.8", "45.0.0.9"]
+        # deleted an hour early (an operator), then again (LAPI repeats it); 9 expired
+        lapi_.answers += [{"new": None, "deleted": [gone]}, {"new": None, "deleted": [gone]},
+                          {"new": None, "deleted": [dict(gone, id=9, value="45.0.0.9")]}]
+        wait(feed, 6)
+        assert feed.withdrawn() == ["45.0.0.8"]
+        assert feed.withdrawn() == []
+    finally:
+        feed.close()
+
+
+def test_taken_back_only_early():
+    from threatnet.crowdsec import taken_back
+    reported = {1: ("45.0.0.1", NOW + 3600), 2: ("45.0.0.2", NOW + 3)}
+    deleted = [{"id": 1}, {"id": 2}, {"id": 3}, {"id": "1"}, "junk"]
+    assert taken_back(deleted, reported, NOW) == [1]
+    assert taken_back(None, reported, NOW) == []

@@ -345,7 +345,7 @@ class Streams:
                 if t.expires_at > now and matches(query.filters, network, channel, t):
                     current[network, channel, t.key] = t
         sent = {} if query.startup or state.sent is None else state.sent
-        touched = set(current) | set(sent)
+        touched = [*current, *(key for key in sent if key not in current)]
         pulled = _diff(touched, sent, current, now)
         state.sent, state.filters = current, query.filters
         state.stream, state.next = (log.stream, cursor) if log is not None else (None, 0)
@@ -419,6 +419,7 @@ DEFAULT_INTERVAL = 2.0  # seconds between two pulls when update_frequency is not
 INTERVAL_MIN, INTERVAL_MAX = 0.1, 3600.0
 ANSWER_MAX = 64 << 20  # bytes of one LAPI answer read at most
 TIMEOUT = 10.0  # seconds a pull may take
+REPORTED_MAX = 100_000  # reported decisions remembered (to withdraw them), oldest dropped
 
 
 def read_credentials(path: str) -> Credentials:
@@ -446,11 +447,20 @@ def read_credentials(path: str) -> Credentials:
 
 
 class Found(NamedTuple):
-    """A decision worth sharing: its LAPI id, address and comment."""
+    """A decision worth sharing: its LAPI id, address, comment and the seconds it had
+    left when read (None if its duration could not be read)."""
 
     id: int
     ip: str
     comment: str
+    left: float | None = None
+
+
+def _left(d: dict[str, Any]) -> float | None:
+    try:
+        return parse_go_duration(str(d.get("duration")))
+    except ValueError:
+        return None
 
 
 def local_bans(decisions: object) -> tuple[list[Found], int]:
@@ -469,8 +479,22 @@ def local_bans(decisions: object) -> tuple[list[Found], int]:
             comment = "crowdsec: manual ban (cscli)"
         else:
             comment = f"crowdsec: {clean(str(d.get('scenario') or 'decision'), 60)}"
-        found.append(Found(d["id"], d["value"], comment))
+        found.append(Found(d["id"], d["value"], comment, _left(d)))
     return found, skipped
+
+
+EARLY = 5.0  # seconds: a decision deleted this long before its end was taken back
+
+
+def taken_back(deleted: object, reported: Mapping[int, tuple[str, float]], now: float,
+               ) -> list[int]:
+    """The ids of a stream's ``deleted`` list that ``reported`` (id -> (address, when it
+    was to end)) knows and that ended early: an operator deleted them (``cscli decisions delete``),
+    they did not expire. LAPI lists a deleted decision for a few pulls: each is
+    answered once by whoever drops it from ``ends``."""
+    return [d["id"] for d in deleted if isinstance(d, dict) and type(d.get("id")) is int
+            and d["id"] in reported and now < reported[d["id"]][1] - EARLY] \
+        if isinstance(deleted, list) else []
 
 
 class CrowdSecFeed:
@@ -496,6 +520,8 @@ class CrowdSecFeed:
         self._open = opener or urllib.request.urlopen
         self._lock = threading.Lock()
         self._found: deque[tuple[Found, float]] = deque(maxlen=100_000)
+        self._reported: dict[int, tuple[str, float]] = {}  # id -> (address, its end)
+        self._withdrawn: list[str] = []  # addresses deleted early in CrowdSec
         self._last_id: int | None = None  # the highest decision id seen
         self._resume_id: int | None = None
         self._stop = threading.Event()
@@ -513,11 +539,25 @@ class CrowdSecFeed:
             found, self._found = list(self._found), deque(maxlen=100_000)
         out = []
         self.detector.threshold.prune(self._clock())
+        reported = {}
         for f, at in found:
             threat = self.detector.line(f"{f.ip} {f.comment}", at)
             if threat is not None:
                 out.append(threat)
+                if f.left is not None:
+                    reported[f.id] = (f.ip, at + f.left)
+        if reported:
+            with self._lock:
+                self._reported.update(reported)
+                while len(self._reported) > REPORTED_MAX:
+                    del self._reported[next(iter(self._reported))]
         return out
+
+    def withdrawn(self) -> list[str]:
+        """Addresses reported from decisions deleted early since the last call."""
+        with self._lock:
+            gone, self._withdrawn = self._withdrawn, []
+        return gone
 
     def stats(self) -> dict[str, int]:
         return {**self.detector.stats(), "pulls": self.pulls, "skipped": self.skipped}
@@ -575,6 +615,11 @@ class CrowdSecFeed:
                     and type(d.get("id")) is int]
         with self._lock:
             self._found.extend((f, now) for f in found)
+            for i in taken_back(data.get("deleted"), self._reported, now):
+                self._withdrawn.append(self._reported.pop(i)[0])
+            for d in data.get("deleted") or ():  # expired: forget them
+                if isinstance(d, dict) and type(d.get("id")) is int:
+                    self._reported.pop(d["id"], None)
             if ids:
                 self._last_id = max(ids + [self._last_id or 0])
             self.pulls += 1

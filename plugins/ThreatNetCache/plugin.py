@@ -37,6 +37,7 @@ from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.bridge import Side
 from threatnet.cache import Entry, Stats
+from threatnet.crowdsec import CrowdSecFeed
 from threatnet.envelope import new_envelope
 from threatnet.language import (WITHDRAW, ThreatError, ThreatMessage, format_message,
                                 parse_message, parse_withdrawal)
@@ -667,6 +668,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             self._settled(st, st.listener.settle())
             irc = world.getIrc(st.network)
             self._poll_feeds(st.provider, self._moderated(irc, st))
+            self._feed_withdrawals(irc, st)
         for provider in list(self._away.values()):
             self._poll_feeds(provider, False)
         for network, box in self._outboxes.items():
@@ -684,6 +686,26 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         if released:
             self.log.info("%s: %s held reports of its feeds submitted", provider.channel,
                           released)
+
+    def _feed_withdrawals(self, irc, st: Channel) -> None:
+        """What a CrowdSec feed's operator deleted before its end: withdrawn here and in
+        the channel, when this agent's report of it is the current one."""
+        for feed in st.provider.feeds.values():
+            if not isinstance(feed, CrowdSecFeed):
+                continue
+            for ip in feed.withdrawn():
+                entry = st.listener.cache.check(parse_ip(ip))
+                if entry is None or irc is None or not _connected(irc) \
+                        or not ircutils.strEqual(entry.nick or "", irc.nick):
+                    continue
+                try:
+                    line = st.provider.withdraw(ip, "crowdsec: decision deleted")
+                except (ThreatError, Refused) as e:
+                    self.log.warning("%s: cannot withdraw %s: %s", st.channel, ip, e)
+                    continue
+                irc.sendMsg(ircmsgs.privmsg(st.channel, line))
+                self.log.info("%s on %s: %s withdrawn (deleted in CrowdSec)", st.channel,
+                              st.network, ip)
 
     def _expire(self) -> None:
         for st in self._channels.values():

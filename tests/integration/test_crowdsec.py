@@ -193,6 +193,13 @@ def test_crowdsec_detections_are_shared(ngircd, lab_factory, tmp_path, crowdsec_
                                     timeout=5) as answer:
             assert json.loads(answer.read())["current"] is False
 
+        # The CrowdSec operator deletes the ban: the bot withdraws its report.
+        cs.cscli("decisions", "delete", "-i", "45.7.0.8")
+        assert said(10) == "withdraw 45.7.0.8 crowdsec: decision deleted"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/threatnet/check?ip=45.7.0.8",
+                                    timeout=5) as answer:
+            assert json.loads(answer.read())["current"] is False
+
         identify(watcher, bot)
         reply = watcher.ask(bot.nick, f"tn feeds {channel}", bot.nick).text
         assert f"crowdsec:{creds}" in reply and re.search(r"threats [23],", reply), reply
