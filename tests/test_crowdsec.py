@@ -113,8 +113,9 @@ def test_parse_stream_query():
     q = parse_stream_query({"startup": "true", "scopes": "ip", "origins": "threatnet,cscli"})
     assert q.startup and q.filters.scopes == {"Ip"}
     assert q.filters.origins == {"threatnet", "cscli"}
-    assert parse_stream_query({"community_pull": "false"}).startup is False
-    for bad in ({"startup": "maybe"}, {"bogus": "1"}, {"scopes": ""}, {"dedup": "x"}):
+    assert parse_stream_query({"community_pull": "false", "bogus": "1"}) == \
+        StreamQuery(False, Filters())  # others are ignored, as LAPI does
+    for bad in ({"startup": "maybe"}, {"scopes": ""}, {"dedup": "x"}):
         with pytest.raises(ValueError):
             parse_stream_query(bad)
 
@@ -134,7 +135,7 @@ def test_lookup():
     assert ask(ip="45.0.0.1", type="captcha") is None
     assert ask(value="45.0.0.1")[0]["value"] == "45.0.0.1"
     for bad in ({"ip": "nope"}, {"range": "45.0.0.0/33"}, {"ip": "1.2.3.4", "range": "::/0"},
-                {"contains": "perhaps"}, {"startup": "true"}):
+                {"contains": "perhaps"}):
         with pytest.raises(ValueError):
             parse_lookup_query(bad)
 

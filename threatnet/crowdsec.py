@@ -154,11 +154,8 @@ class StreamQuery(NamedTuple):
 
 _COMMON = ("scopes", "origins", "type", "scenarios_containing", "scenarios_not_containing",
            "dedup", "simulated")
-# LAPI's own parameters this API accepts and ignores: paging (every answer is whole)
-# and newer bouncers' pulls from the central API (there is none here).
-_IGNORED = ("limit", "offset", "id_gt", "community_pull", "additional_pull")
-STREAM_PARAMS = frozenset(("startup",) + _COMMON + _IGNORED)
-LOOKUP_PARAMS = frozenset(("ip", "range", "scope", "value", "contains") + _COMMON + _IGNORED)
+STREAM_PARAMS = frozenset(("startup",) + _COMMON)
+LOOKUP_PARAMS = frozenset(("ip", "range", "scope", "value", "contains") + _COMMON)
 
 
 def _bool(name: str, text: str) -> bool:
@@ -175,10 +172,9 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 def _filters(fields: Mapping[str, str], allowed: frozenset[str]) -> Filters:
-    unknown = sorted(set(fields) - allowed)
-    if unknown:
-        raise ValueError(f"unknown parameter {unknown[0]!r}: this API takes "
-                         + ", ".join(sorted(allowed - set(_IGNORED))))
+    # Another parameter is ignored, as LAPI does: bouncers send their own (the Traefik
+    # plugin's banned=true), and newer ones will send more.
+    fields = {k: v for k, v in fields.items() if k in allowed}
     for name in ("dedup", "simulated"):
         if name in fields:
             _bool(name, fields[name])

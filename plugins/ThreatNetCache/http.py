@@ -6,7 +6,8 @@ is in longpoll.py, the metrics in metrics.py).
     GET  /threatnet/threats[?network=N][&channel=C]        every current threat (JSON)
     GET  /threatnet/events?since=S[&stream=ID][&timeout=T] changes after S (JSON long-poll)
     GET  /threatnet/metrics                                Prometheus text format
-    GET  /threatnet/crowdsec/v1/decisions[/stream]         CrowdSec's bouncer API (crowdsec.py)
+    GET  /threatnet/crowdsec/v1/decisions[/stream]         CrowdSec's bouncer API (crowdsec.py),
+    GET  /v1/decisions[/stream]                            also at the root
     POST /threatnet/report  ip=IP[&comment=…][&channel=C][&network=N]   (Bearer token)
 
 Every answer but /metrics is JSON, always valid UTF-8 (a lone surrogate becomes "?");
@@ -267,12 +268,17 @@ class ThreatNetHttp:
                                  "the rest)")
         parts = urlsplit(handler.path)
         prefix = f"/{SUBDIR}"
+        path = parts.path[len(prefix):]
+        if self.crowdsec is not None:
+            # CrowdSec's bouncer API, also at the root for bouncers that take only a
+            # host (the Traefik plugin's crowdsecLapiHost)
+            if parts.path.startswith("/v1/"):
+                return self.crowdsec.route(handler, parts.path, _fields(_parse_qs(parts.query)))
+            if parts.path.startswith(prefix) and (path + "/").startswith("/crowdsec/"):
+                return self.crowdsec.route(handler, path[len("/crowdsec"):],
+                                           _fields(_parse_qs(parts.query)))
         if parts.path != prefix and not parts.path.startswith(prefix + "/"):
             raise HttpError(404, f"no such endpoint: {parts.path}; see {prefix}/")
-        path = parts.path[len(prefix):]
-        if self.crowdsec is not None and (path + "/").startswith("/crowdsec/"):
-            return self.crowdsec.route(handler, path[len("/crowdsec"):],
-                                       _fields(_parse_qs(parts.query)))
         route = self._ROUTES.get(path.rstrip("/") or "/")
         if route is None:
             raise HttpError(404, f"no such endpoint: {path}; see {prefix}/")
