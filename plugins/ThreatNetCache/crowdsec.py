@@ -16,6 +16,7 @@ dict swapped under a lock, the threats come from the channels' thread-safe mirro
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import json
@@ -41,6 +42,7 @@ from .server import JSON, to_json
 
 PREFIX = "/crowdsec"  # under /threatnet
 KEY_BYTES = 32
+GZIP_MIN = 16384  # bytes of JSON from which an answer is compressed for clients that take gzip
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # what cscli bouncer names look like
 SERVED = ("servedChannel", "ThreatNetCache")
 
@@ -176,16 +178,40 @@ class CrowdSecApi:
                    for m in self.http._mirrors(bouncer.network, bouncer.channel)]
         now = time.time()
         if path == "/v1/decisions":
-            return 200, to_json(lookup(sources, parsed, now)), JSON
+            return _answer(handler, lookup(sources, parsed, now))
         answer = self.streams.pull(bouncer.name, sources, parsed, now)
         old = self.pulls.get(bouncer.name)
         self.pulls[bouncer.name] = Pulls((old.count if old else 0) + 1, now,
                                          handler.client_address[0])
-        return 200, to_json(answer.json()), JSON
+        return _answer(handler, answer.json())
 
     def forget(self, name: str) -> None:
         self.streams.forget(name)
         self.pulls.pop(name, None)
+
+
+def _answer(handler: Any, data: Any) -> tuple[int, bytes, str, list[tuple[str, str]]]:
+    """A 200 with ``data`` as JSON, gzipped when large and the client takes gzip (the
+    Go bouncers do, transparently): a startup stream of 10,000 threats is 1.9 MB."""
+    body = to_json(data)
+    if len(body) >= GZIP_MIN and _takes_gzip(handler.headers.get("Accept-Encoding", "")):
+        return 200, gzip.compress(body, 1), JSON, [("Content-Encoding", "gzip"),
+                                                   ("Vary", "Accept-Encoding")]
+    return 200, body, JSON, [("Vary", "Accept-Encoding")]
+
+
+def _takes_gzip(accept: str) -> bool:
+    for item in accept.split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() == "gzip":
+            q = params.strip().lower()
+            if not q.startswith("q="):
+                return True
+            try:
+                return float(q[2:]) > 0  # q=0: "not gzip"
+            except ValueError:
+                return False
+    return False
 
 
 def _api(plugin) -> CrowdSecApi | None:

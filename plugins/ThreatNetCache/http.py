@@ -246,7 +246,9 @@ class ThreatNetHttp:
         """Answer one request (on its connection thread)."""
         headers: list[tuple[str, str]] = []
         try:
-            status, body, ctype = self._route(handler)
+            status, body, ctype, *extra = self._route(handler)  # extra: (headers,)
+            for more in extra:
+                headers.extend(more)
         except HttpError as e:
             if "allow" in e.fields:
                 headers.append(("Allow", e.fields.pop("allow")))

@@ -1,6 +1,7 @@
 """ThreatNetCache as a CrowdSec LAPI for bouncers: tn bouncer add|list|remove (keys in
 private, hashed in a 0600 file), the stream and lookup endpoints, 403 for bad keys and
 400 for bad parameters."""
+import gzip
 import json
 import os
 import re
@@ -177,3 +178,24 @@ class BouncerTestCase(HttpTestCase):
         finally:
             os.remove(path)
             self.cb.bouncer_keys.load()
+
+    def testLargeAnswersGzippedForClientsThatTakeIt(self):
+        key, _ = self.add()
+        self.synced()
+        for n in range(120):
+            self.hear(f"45.1.0.{n} ssh brute force from a long list of bots")
+        self.idle()
+        plain = self.stream(key, "?startup=true")
+        self.assertNotIn("Content-Encoding", plain.headers)
+        self.assertEqual(len(plain.json()["new"]), 120)
+        for accept in ("gzip", "deflate, gzip;q=0.5", "GZIP"):
+            packed = self.get("/crowdsec/v1/decisions/stream?startup=true",
+                              headers={"X-Api-Key": key, "Accept-Encoding": accept})
+            self.assertEqual(packed.headers["Content-Encoding"], "gzip", accept)
+            self.assertEqual(len(json.loads(gzip.decompress(packed.body))["new"]), 120)
+        refused = self.get("/crowdsec/v1/decisions/stream?startup=true",
+                           headers={"X-Api-Key": key, "Accept-Encoding": "gzip;q=0"})
+        self.assertNotIn("Content-Encoding", refused.headers)
+        small = self.get("/crowdsec/v1/decisions/stream",
+                         headers={"X-Api-Key": key, "Accept-Encoding": "gzip"})
+        self.assertEqual(small.json(), {"new": [], "deleted": []})  # small: as it is
