@@ -18,6 +18,7 @@ Needs root (namespaces, nftables) and the Debian packages (make setup).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import random
@@ -77,14 +78,21 @@ def usage(pid: int, seconds: float) -> tuple[float, float]:
     return 100 * (cpu_seconds(pid) - start) / (time.monotonic() - began), rss_mib(pid)
 
 
-def pull(url: str, key: str, startup: bool) -> tuple[float, int, dict]:
+def pull(url: str, key: str, startup: bool, packed: bool = False) -> tuple[float, int, dict]:
+    """One stream pull: (seconds, bytes on the wire, the answer)."""
     began = time.monotonic()
+    headers = {"X-Api-Key": key}
+    if packed:
+        headers["Accept-Encoding"] = "gzip"
     request = urllib.request.Request(url + "v1/decisions/stream" +
-                                     ("?startup=true" if startup else ""),
-                                     headers={"X-Api-Key": key})
+                                     ("?startup=true" if startup else ""), headers=headers)
     with urllib.request.urlopen(request, timeout=60) as answer:
         body = answer.read()
-    return time.monotonic() - began, len(body), json.loads(body)
+        if answer.headers.get("Content-Encoding") == "gzip":
+            size, body = len(body), gzip.decompress(body)
+        else:
+            size = len(body)
+    return time.monotonic() - began, size, json.loads(body)
 
 
 def add_bouncer(owner: Client, bot: Bot, name: str) -> str:
@@ -162,6 +170,9 @@ def main() -> int:
         took, size, data = pull(url, key, True)
         print(f"stream startup=true: {len(data['new'])} decisions, {size / 1e6:.2f} MB in "
               f"{took * 1000:.0f} ms", flush=True)
+        took, size, data = pull(url, key, True, packed=True)
+        print(f"stream startup=true, gzip: {len(data['new'])} decisions, {size / 1e6:.2f} MB "
+              f"in {took * 1000:.0f} ms", flush=True)
         took, size, data = pull(url, key, False)
         print(f"stream increment (nothing new): {size} bytes in {took * 1000:.1f} ms",
               flush=True)
