@@ -4,17 +4,32 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := ngircd inspircd atheme-services rbldnsd nftables conntrack iproute2 fail2ban curl python3-pyinotify chromium
+APT_PACKAGES := ngircd inspircd atheme-services rbldnsd nftables conntrack iproute2 fail2ban curl python3-pyinotify \
+  chromium crowdsec crowdsec-firewall-bouncer
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup test run agent bench clean clean-run
 setup: $(VENV)/.installed .apt-installed
 
+# crowdsec's post-install registers with CrowdSec's central API unless
+# /etc/crowdsec/online_api_credentials.yaml is non-empty: offline that fails and leaves
+# the package half-configured. ThreatNet runs crowdsec without the central API, so when
+# crowdsec is to be installed the file says so first; a package left half-configured
+# (an earlier install) is finished with dpkg --configure -a.
+CROWDSEC_CAPI := /etc/crowdsec/online_api_credentials.yaml
+installed = for p in $(APT_PACKAGES); do dpkg -s $$p 2>/dev/null | grep -q '^Status: install ok installed' || echo $$p; done
 .apt-installed: Makefile
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing="$$($(installed))"; \
 	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages:$$missing (needs root or sudo)"; \
-	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  echo "Installing Debian packages:" $$missing "(needs root or sudo)"; \
+	  if echo "$$missing" | grep -qx crowdsec && [ ! -s $(CROWDSEC_CAPI) ]; then \
+	    $(SUDO) mkdir -p /etc/crowdsec && echo '# no central API: ThreatNet runs crowdsec offline' \
+	      | $(SUDO) tee $(CROWDSEC_CAPI) >/dev/null; fi; \
+	  $(SUDO) apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing \
+	    || DEBIAN_FRONTEND=noninteractive $(SUDO) dpkg --configure -a; \
+	  missing="$$($(installed))"; \
+	  if [ -n "$$missing" ]; then echo "Not installed:" $$missing; exit 1; fi; \
 	fi
 	@touch $@
 

@@ -21,6 +21,8 @@ Extractors (``EXTRACTORS``), with their default thresholds:
   count, not lines (see threatnet.threshold): the process id ties the lines of
   one connection together.
 - ``postfix`` (5 in 600 s): SASL authentication failures and DNSBL rejects.
+- ``crowdsec`` (1): not a log file but a CrowdSec Local API, read as a registered
+  bouncer; the path names its configuration (threatnet.crowdsec.CrowdSecFeed).
 - ``fail2ban`` (1): ban records only, a decision fail2ban made. The file written
   by ThreatNet's fail2ban action, one ban per line::
 
@@ -232,6 +234,9 @@ EXTRACTORS: dict[str, Extractor] = {
     "sshd": Extractor(read_sshd, "sshd", 5, 600),
     "postfix": Extractor(read_postfix, "postfix", 5, 600),
     "fail2ban": Extractor(read_fail2ban, "fail2ban", 1, 600),
+    # a CrowdSec LAPI (threatnet.crowdsec.CrowdSecFeed): its path is the feed's bouncer
+    # configuration, and each decision it reports reaches the Detector as a plain line
+    "crowdsec": Extractor(read_plain, "crowdsec", 1, 600),
 }
 
 

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from threatnet.atomic import atomic_write
 from threatnet.cache import Entry
+from threatnet.crowdsec import CrowdSecFeed
 from threatnet.feed import LogFeed, Position, parse_spec
 from threatnet.filter import Chain, NetworkFilter
 from threatnet.language import (ThreatError, ThreatMessage, format_message, format_withdrawal,
@@ -91,7 +92,8 @@ class Provider:
         self.listener = listener
         self.outbox = outbox  # the network's Outbox, made when first needed
         self.settings: ProviderSettings | None = None
-        self.feeds: dict[str, LogFeed] = {}  # "extractor[(options)]:/path" -> LogFeed
+        # "extractor[(options)]:/path" -> LogFeed (or CrowdSecFeed: the same interface)
+        self.feeds: dict[str, LogFeed | CrowdSecFeed] = {}
         self.feed_errors: dict[str, str | None] = {}  # the last error of each, as told
         self.pending: dict[int, ThreatMessage] = {}  # key -> threat waiting in the outbox
         self.reported = 0
@@ -121,8 +123,9 @@ class Provider:
             self.feeds.pop(spec).close()
             self.feed_errors.pop(spec, None)
         for spec, feed in new.items():
-            self.feeds[spec] = LogFeed(feed.path, feed.extractor, clock=self._clock,
-                                       maxretry=feed.maxretry, findtime=feed.findtime)
+            kind = CrowdSecFeed if feed.extractor == "crowdsec" else LogFeed
+            self.feeds[spec] = kind(feed.path, feed.extractor, clock=self._clock,
+                                    maxretry=feed.maxretry, findtime=feed.findtime)
         return list(new)
 
     # -- reporting

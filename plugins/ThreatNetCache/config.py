@@ -80,7 +80,7 @@ class Seconds(registry.PositiveFloat):
 class Feeds(registry.SpaceSeparatedListOfStrings):
     """Space-separated extractor:/absolute/path or
     extractor(maxretry=N,findtime=SECONDS):/absolute/path entries; extractors:
-    plain, sshd, postfix, fail2ban."""
+    plain, sshd, postfix, fail2ban, crowdsec."""
     errormsg = "%s"
 
     def setValue(self, v):
@@ -151,7 +151,10 @@ _channel("topicHold", registry.NonNegativeInteger(30, """Seconds a new channel
     topic never counts; a real change (tn topic --block on the channel bot) counts
     after this long. 0: every topic counts at once."""))
 _channel("feeds", Feeds([], """Log files this agent tails and reports from, as
-    extractor:/absolute/path (extractors: plain, sshd, postfix, fail2ban). An
+    extractor:/absolute/path (extractors: plain, sshd, postfix, fail2ban), and
+    CrowdSec Local APIs it reads as a bouncer, as crowdsec:/path/to/bouncer.yaml
+    (api_url, api_key, update_frequency; mode 0600): the bans that CrowdSec
+    made itself, never its lists or the central API's. An
     address is reported once its failures reach the feed's threshold: maxretry
     within findtime seconds, by default 5 in 600 for sshd and postfix (fail2ban's
     defaults) and 1 for plain and fail2ban (lines that are decisions already); set

@@ -7,6 +7,8 @@ is in longpoll.py, the metrics in metrics.py).
     GET  /threatnet/events?since=S[&stream=ID][&timeout=T] changes after S (JSON long-poll)
     GET  /threatnet/metrics                                Prometheus text format
     GET  /threatnet/status[?q=TEXT]                        a read-only HTML page (status.py)
+    GET  /threatnet/crowdsec/v1/decisions[/stream]         CrowdSec's bouncer API (crowdsec.py);
+    GET  /v1/decisions[/stream]                            also at the root
     POST /threatnet/report  ip=IP[&comment=…][&channel=C][&network=N]   (Bearer token)
 
 Every answer but /metrics and /status is JSON, always valid UTF-8 (a lone surrogate becomes "?");
@@ -199,6 +201,7 @@ class ThreatNetHttp:
         self.main = MainLoop()
         self.waiters = Waiters(self.changes)
         self.server: ApiServer | None = None
+        self.crowdsec = None  # crowdsec.CrowdSecApi: /crowdsec/..., set by the plugin
         self._clients = None  # (setting, NetworkFilter)
         self._failed = None  # (settings, error) last logged
 
@@ -245,9 +248,9 @@ class ThreatNetHttp:
         """Answer one request (on its connection thread)."""
         headers: list[tuple[str, str]] = []
         try:
-            code, body, ctype, *extra = self._route(handler)  # extra: the answer's headers
-            if extra:
-                headers.extend(extra[0])
+            code, body, ctype, *extra = self._route(handler)  # extra: (headers,)
+            for more in extra:
+                headers.extend(more)
         except HttpError as e:
             if "allow" in e.fields:
                 headers.append(("Allow", e.fields.pop("allow")))
@@ -269,9 +272,17 @@ class ThreatNetHttp:
                                  "the rest)")
         parts = urlsplit(handler.path)
         prefix = f"/{SUBDIR}"
+        path = parts.path[len(prefix):]
+        if self.crowdsec is not None:
+            # CrowdSec's bouncer API, also at the root for bouncers that take only a
+            # host (the Traefik plugin's crowdsecLapiHost)
+            if parts.path.startswith("/v1/"):
+                return self.crowdsec.route(handler, parts.path, _fields(_parse_qs(parts.query)))
+            if parts.path.startswith(prefix) and (path + "/").startswith("/crowdsec/"):
+                return self.crowdsec.route(handler, path[len("/crowdsec"):],
+                                           _fields(_parse_qs(parts.query)))
         if parts.path != prefix and not parts.path.startswith(prefix + "/"):
             raise HttpError(404, f"no such endpoint: {parts.path}; see {prefix}/")
-        path = parts.path[len(prefix):]
         route = self._ROUTES.get(path.rstrip("/") or "/")
         if route is None:
             raise HttpError(404, f"no such endpoint: {path}; see {prefix}/")
@@ -306,6 +317,8 @@ class ThreatNetHttp:
             "GET /threatnet/events?since=N[&stream=ID][&timeout=S][&network=N][&channel=C]",
             "GET /threatnet/metrics",
             "GET /threatnet/status[?q=TEXT]",
+            "GET /threatnet/crowdsec/v1/decisions/stream[?startup=true] (X-Api-Key)",
+            "GET /threatnet/crowdsec/v1/decisions?ip=IP (X-Api-Key)",
             "POST /threatnet/report ip=IP[&comment=TEXT][&channel=C][&network=N]"]})
 
     def _check(self, handler, query):

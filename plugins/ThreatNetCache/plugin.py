@@ -37,6 +37,7 @@ from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.bridge import Side
 from threatnet.cache import Entry, Stats
+from threatnet.crowdsec import CrowdSecFeed
 from threatnet.envelope import new_envelope
 from threatnet.language import (WITHDRAW, ThreatError, ThreatMessage, format_message,
                                 parse_message, parse_withdrawal)
@@ -49,6 +50,7 @@ from threatnet.retry import Retries
 from threatnet.tally import MINUTES
 
 from . import bridging
+from . import crowdsec
 from . import signing
 from .http import ThreatNetHttp, read_settings
 from .responders import ChannelResponses, describe, read_spec, route_logs
@@ -195,9 +197,9 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
     """Makes the bot a ThreatNet agent: it keeps a Threat Cache of every
     enabled channel (plugins.ThreatNetCache.enable) and can report threats of
     its own, by command or from log files; responds to threats (DNSBL,
-    firewall, command) and serves them over HTTP. Reporting, forgetting and the
-    feeds and responders of a channel need the #channel,threatnet capability (or
-    admin)."""
+    firewall, command) and serves them over HTTP, CrowdSec's bouncer API
+    included. Reporting, forgetting and the feeds and responders of a channel need
+    the #channel,threatnet capability (or admin); bouncer keys need admin."""
     threaded = False
     # Limnoria's ignores (defaultIgnore, the command-flood ignore) are about commands:
     # a voiced agent that is ignored still speaks for the channel. Command handling
@@ -206,7 +208,10 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
 
     def __init__(self, irc):
         super().__init__(irc)
-        self.tn.parent = self.tn.bridge.parent = self
+        self.tn.parent = self.tn.bridge.parent = self.tn.bouncer.parent = self
+        self.bouncer_keys = crowdsec.Keys(crowdsec.keys_path())  # CrowdSec bouncers' keys
+        if self.bouncer_keys.error:
+            self.log.error("CrowdSec bouncers: %s", self.bouncer_keys.error)
         self._channels: dict[tuple[str, str], Channel] = {}  # (network, lowered channel)
         self._joined: dict[tuple[str, str], Channel] = {}  # (network, channel as joined)
         # (network, lowered channel) -> the provider of an enabled channel the agent is
@@ -690,6 +695,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             return
         if self._http is None:
             self._http = ThreatNetHttp(self)
+            self._http.crowdsec = crowdsec.CrowdSecApi(self._http, self.bouncer_keys)
         self._http.listen(read_settings(self.registryValue))
 
     def _close_http(self) -> None:
@@ -708,6 +714,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             self._settled(st, st.listener.settle())
             irc = world.getIrc(st.network)
             self._poll_feeds(st.provider, self._moderated(irc, st))
+            self._feed_withdrawals(irc, st)
         for provider in list(self._away.values()):
             self._poll_feeds(provider, False)
         for network, box in self._outboxes.items():
@@ -725,6 +732,26 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         if released:
             self.log.info("%s: %s held reports of its feeds submitted", provider.channel,
                           released)
+
+    def _feed_withdrawals(self, irc, st: Channel) -> None:
+        """What a CrowdSec feed's operator deleted before its end: withdrawn here and in
+        the channel, when this agent's report of it is the current one."""
+        for feed in st.provider.feeds.values():
+            if not isinstance(feed, CrowdSecFeed):
+                continue
+            for ip in feed.withdrawn():
+                entry = st.listener.cache.check(parse_ip(ip))
+                if entry is None or irc is None or not _connected(irc) \
+                        or not ircutils.strEqual(entry.nick or "", irc.nick):
+                    continue
+                try:
+                    line = st.provider.withdraw(ip, "crowdsec: decision deleted")
+                except (ThreatError, Refused) as e:
+                    self.log.warning("%s: cannot withdraw %s: %s", st.channel, ip, e)
+                    continue
+                irc.sendMsg(ircmsgs.privmsg(st.channel, line))
+                self.log.info("%s on %s: %s withdrawn (deleted in CrowdSec)", st.channel,
+                              st.network, ip)
 
     def _expire(self) -> None:
         for st in self._channels.values():
@@ -832,6 +859,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         """ThreatNet agent commands."""
 
         bridge = bridging.bridge  # tn bridge status
+        bouncer = crowdsec.bouncer  # tn bouncer add|list|remove
 
         def status(self, irc, msg, args, channel):
             """[<channel>]

@@ -435,9 +435,9 @@ class DiscoveryTestCase(CacheTestCase):
         for text in ("help tn", "tn", "tn help"):
             [reply] = self.private(text)
             self.assertTrue(reply.startswith(
-                "ThreatNet commands: tn bridge status, tn check, tn feeds, tn forget, tn list, "
-                "tn overview, tn report, tn responders, tn status, tn withdraw. help tn "
-                "<command>"), reply)
+                "ThreatNet commands: tn bouncer add, tn bouncer list, tn bouncer remove, "
+                "tn bridge status, tn check, tn feeds, tn forget, tn list, tn overview, "
+                "tn report, tn responders, tn status, tn withdraw. help tn <command>"), reply)
 
     def testTheOneChannelIsTheDefault(self):
         [reply] = self.private("tn status")
