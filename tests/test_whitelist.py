@@ -356,9 +356,9 @@ def comments(text: str) -> list[str]:
 # Layouts an operator may write: block lists with comments everywhere, a trailing comment on
 # the last entry and after it, flow lists, [], ~, a folded scalar, other indentations.
 LAYOUTS = [
-    '# head\nchannels:   # all of them\n  "#a":   # main\n    - 10.0.0.1   # one\n'
-    '    # between entries\n    - 10.0.0.2   # two\n  # before b\n  "#b":\n    - 10.0.0.3\n'
-    '# tail\n',
+    ('# head\nchannels:   # all of them\n  "#a":   # main\n    - 10.0.0.1   # one\n'
+     '    # between entries\n    - 10.0.0.2   # two\n  # before b\n  "#b":\n    - 10.0.0.3\n'
+     '# tail\n'),
     '# head\nchannels:\n  "#a": [10.0.0.1, 10.0.0.2]   # flow, with a comment\n# tail\n',
     '# head\nchannels:\n  "#a": []   # nobody yet\n  "#b":\n    - 10.0.0.3  # three\n# tail\n',
     '# head\nchannels:\n  "#a": ~   # nobody yet\n# tail\n',
@@ -406,7 +406,7 @@ def test_every_comment_of_the_example_config_survives_edits(tmp_path: Path) -> N
 
 def test_an_edit_that_would_lose_a_comment_fails_and_changes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import threatnet.whitelist as whitelist
+    from threatnet import whitelist
 
     monkeypatch.setattr(whitelist, "_round_trip", lambda *args: "channels: {'#a': [10.0.0.2]}\n")
     store = WhitelistStore(tmp_path / "w.yaml")
