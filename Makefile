@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := ngircd inspircd atheme-services rbldnsd nftables conntrack iproute2 fail2ban curl python3-pyinotify
+APT_PACKAGES := ngircd inspircd atheme-services rbldnsd nftables conntrack iproute2 fail2ban curl python3-pyinotify chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The oldest Limnoria the plugins support (Debian 13's), as threatnet_irc/version.py says:

@@ -70,8 +70,8 @@ CMDS = ["tn status", "tn check 8.8.8.8", "tn check ::1", "tn check bogus", "tn s
         "tn whitelist list", "tn whitelist add 1.2.3.4", "tn whitelist add account:eve",
         "tn whitelist remove 192.0.2.0/24", "tn whitelist remove account:bob",
         "tn whitelist reload", "echo [tn whitelist add 9.9.9.9]",
-        "echo [tn whitelist remove account:bob #test]", "tn", "tn whitelist", "tn check",
-        "tn check 8.8.8.8 #nowhere", "echo [tn check 8.8.8.8]", "tn topic --uri x"]
+        "echo [tn whitelist remove #test account:bob]", "tn", "tn whitelist", "tn check",
+        "tn check #nowhere 8.8.8.8", "echo [tn check 8.8.8.8]", "tn topic --uri x"]
 OWNER_CMDS = ["tn whitelist add 198.51.100.0/24", "tn whitelist remove 198.51.100.0/24",
               "tn whitelist add account:mallory", "tn whitelist remove account:mallory",
               "tn whitelist add 203.0.113.9", "tn whitelist remove 203.0.113.9",

@@ -260,7 +260,7 @@ def keep_whitelist_in_step(accounts: dict[str, str]) -> list[str]:
                             f"whoever registers {name} next would have been voiced.\n"
                             f"    Once its owner has it again (make agent NAME={name} "
                             f"registers it), add it back:  /msg {bot} tn whitelist add "
-                            f"{entry} {channel}")
+                            f"{channel} {entry}")
     return told
 
 
@@ -361,8 +361,8 @@ You, the channel operator (services account {operator}, password {operator_passw
 
 Admin commands (owner user {OWNER}, password {owner_password}, new each run):
   /msg {nick} identify {OWNER} {owner_password}
-  /msg {nick} tn whitelist add account:NAME {channel}     voice agents logged in as NAME
-  /msg {nick} tn whitelist add 127.0.0.1 {channel}        voice everyone on this machine
+  /msg {nick} tn whitelist add {channel} account:NAME     voice agents logged in as NAME
+  /msg {nick} tn whitelist add {channel} 127.0.0.1        voice everyone on this machine
   /msg {nick} tn whitelist list {channel}
   /msg {nick} tn topic --block 600                      the topic agents follow (after 30 s)
 In the channel anyone can ask:  !tn help   !tn status   !tn check 11.22.33.44
@@ -435,7 +435,7 @@ For the Guard to voice and kick, the bot needs channel op (e.g. ChanServ FLAGS {
 
 Admin commands (owner user {OWNER}, password {owner_password}, also in {shown(creds)}):
   /msg {args.nick} identify {OWNER} {owner_password}
-  /msg {args.nick} tn whitelist add account:NAME {args.channel}
+  /msg {args.nick} tn whitelist add {args.channel} account:NAME
 Log: {shown(bot.log_path)}
 
 Press Ctrl-C to stop the bot.""")
@@ -525,7 +525,7 @@ Agent {name} joined {channel}{f' as services account {sasl[0]}' if sasl else ''}
     + f'  {shown(Path(certfile))} (fingerprint {fingerprint})' if fingerprint
     else ''}.
 It is voiced only once whitelisted; as the channel bot's owner:
-  /msg {bot_nick} tn whitelist add account:{name} {channel}
+  /msg {bot_nick} tn whitelist add {channel} account:{name}
 It caches every threat a voiced agent posts; ask it (every agent answers in the channel):
   !tn status      !tn check 11.22.33.44      or privately: /msg {name} tn status {channel}
 A new agent reports nothing of its own for its quiet period (the topic's block=N seconds

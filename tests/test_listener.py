@@ -254,3 +254,17 @@ def withdrawal_of(ip: str, nick: str, account: str | None = None, host: str = "h
     envelope = new_envelope((parse_message(ip, NOW), nick, account, host, "#tn", "net",
                              voiced, opped))
     return parse_withdrawal(line, NOW), envelope
+
+
+def test_tallies_what_it_keeps_latency_per_minute_and_by_agent() -> None:
+    clock = Clock()
+    tn = Listener(clock=clock)
+    clock.now = NOW + 0.2  # the lines' time at the server is NOW: 200 ms to the cache
+    tn.hear(heard("45.0.0.1 ssh", account="ammo"))
+    tn.hear(heard("45.0.0.2 ssh", nick="bot2"))
+    tn.hear(heard("45.0.0.2 again", nick="bot3"))  # a duplicate: not kept, not counted
+    tn.keep(parse_message("45.0.0.3 own", NOW - 1.0), "me", None)  # submitted a second ago
+    assert tn.kept_by == {"ammo": 1, "bot2": 1, "me": 1}
+    assert tn.latency.count == 3 and abs(tn.latency.sum - 1.6) < 1e-6
+    assert dict(tn.latency.cumulative())["0.25"] == 2
+    assert tn.per_minute.series(clock.now)[-1] == 3

@@ -8,8 +8,8 @@ import pytest
 
 from threatnet.address import parse_ip
 from threatnet.conversation import SILENT, Talk
-from threatnet.moderation import (PASS, Member, Moderator, Ruling, Rules, Sanction, Verdict,
-                                  Voicing)
+from threatnet.moderation import (KICKS_KEPT, PASS, Member, Moderator, Ruling, Rules,
+                                  Sanction, Verdict, Voicing, reason_kind)
 from threatnet.whitelist import parse_whitelist
 
 WHITELIST = parse_whitelist("""\
@@ -402,3 +402,38 @@ def test_a_banned_agent_is_invited_back_when_its_ban_is_lifted() -> None:
     assert not mod.sanction("flood", EVE, rules, WHITELIST).agent
     assert mod.lifted("R:[Bot]") == "a1" and "R:[Bot]" not in mod.bans
     assert mod.lifted("*!*@cloak.example") is None and len(mod.bans) == 0
+
+
+def test_police_keeps_the_latest_kicks_and_counts_them_by_kind() -> None:
+    clock = Clock()
+    mod = Moderator(clock, channel="#tn")
+    eve = Member("eve", "cloak.example")
+    rules = Rules(hint="; ask the bots", ban_kicks=2, ban_duration=600)
+    for n in range(KICKS_KEPT + 1):
+        clock.now += 1
+        mod.police("spam", eve._replace(nick=f"eve{n}"), rules, WHITELIST, trusted=False)
+    mod.police("1.2.3", AGENT, Rules(tolerant=True), WHITELIST, trusted=True)  # a warning
+    assert len(mod.kicks) == KICKS_KEPT
+    last = mod.kicks[-1]
+    assert (last.nick, last.offender, last.at) == (f"eve{KICKS_KEPT}", "host:cloak.example",
+                                                   clock.now)
+    # the channel's hint is left out; a ban says when it is lifted
+    assert (last.reason, last.ban, last.until) == (
+        "only whitelisted (voiced) agents may post here", None, None)
+    banned = mod.kicks[-2]  # every second kick bans (ban_kicks=2)
+    assert banned.reason == "only whitelisted (voiced) agents may post here (banned for 600 s)"
+    assert (banned.ban, banned.until) == ("*!*@cloak.example", clock.now - 1 + 600)
+    assert mod.counts == {"kick unvoiced": KICKS_KEPT + 1, "ban": 25, "warn": 1}
+
+
+def test_reason_kind() -> None:
+    for reason, kind in (("flood: more than 5 lines in 10 s", "flood"),
+                         ("malformed threat line: no address", "malformed"),
+                         ("bogon address 10.0.0.1", "bogon"),
+                         ("unsigned threat line: this channel takes signed lines only",
+                          "unsigned"), ("malformed signature", "signature"),
+                         ("192.0.2.5 is a whitelisted agent's address", "agent_address"),
+                         ("8.8.8.8 is still current (30 s left): check your cache", "repeat"),
+                         ("only whitelisted (voiced) agents may post here", "unvoiced"),
+                         ("more than 5 questions in 60 s", "questions"), ("?", "other")):
+        assert reason_kind(reason) == kind

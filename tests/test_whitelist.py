@@ -512,3 +512,12 @@ def test_edits_match_model(ops: list[tuple[bool, str, str]]) -> None:
         assert {c.lower(): wl.entries(c) for c in wl.channels()} == {
             c: e for c, e in model.items()}
         assert path.read_text().startswith("# keep me\nchannels:\n  '#a':  # the a channel\n")
+
+
+def test_why_names_the_entry_that_vouches() -> None:
+    whitelist = parse_whitelist('channels:\n  "#tn":\n    - 192.0.2.0/24\n    - account:[Bot]\n')
+    assert whitelist.why("#TN", parse_ip("192.0.2.9"), None) == "192.0.2.0/24"
+    assert whitelist.why("#tn", parse_ip("198.51.100.1"), "{bot}") == "account:{bot}"
+    assert whitelist.why("#tn", parse_ip("198.51.100.1"), "{bot}", "ascii") is None
+    assert whitelist.why("#tn", None, "*") is None
+    assert whitelist.why("#other", parse_ip("192.0.2.9"), "[Bot]") is None

@@ -38,6 +38,7 @@ from threatnet.names import fold
 from threatnet.response.responder import Threat
 from threatnet.signature import (REJECTIONS, WITHDRAWAL, KeyRing, RequireSignature, Verified,
                                  strip_signature, verify)
+from threatnet.tally import Histogram, PerMinute
 from threatnet.topic import DEFAULT_QUORUM, TopicError, parse_topic
 
 from threatnet.language import ThreatMessage
@@ -69,6 +70,9 @@ class ListenerSettings(NamedTuple):
     max_threats: int = DEFAULT_MAX_THREATS  # current threats at most; then new are refused
     quorum: int = 0  # distinct reporters before acting; 0: the topic's quorum= (default 1)
     topic_hold: float = 0.0  # seconds a new topic must stand before it counts (0: at once)
+
+
+AGENTS_MAX = 1000  # agents whose kept threats kept_by counts: bounded memory
 
 
 def reporter(account: str | None, host: str, casemapping: str | None = None) -> str:
@@ -111,6 +115,13 @@ class Listener:
         self._screen = Chain(()).check
         self._reporters: dict[int, list[str]] = {}  # key -> who said it, while quorum > 1
         self._waiting: set[int] = set()  # current keys below the quorum: not acted on
+        # Report -> cached: from a threat's creation (a heard line: its time at the server,
+        # IRCv3 server-time, else when the bot read it; our own: when it was submitted,
+        # so the outbox wait counts) to the moment this cache keeps it.
+        self.latency = Histogram()
+        self.per_minute = PerMinute()  # threats kept per minute, the last hour
+        # agent (its account, else its nick) -> threats of its this cache kept, since start
+        self.kept_by: dict[str, int] = {}
         self.configure(settings, keyring)
 
     def configure(self, settings: ListenerSettings, keyring: KeyRing | None = None) -> bool:
@@ -175,6 +186,12 @@ class Listener:
         kept = self.cache.keep(msg, nick, account, host)
         key = msg.key
         if kept:
+            now = self._clock()
+            self.latency.observe(now - msg.created)
+            self.per_minute.add(now)
+            agent = account or nick
+            if agent in self.kept_by or len(self.kept_by) < AGENTS_MAX:
+                self.kept_by[agent] = self.kept_by.get(agent, 0) + 1
             if self._quorum > 1:
                 self._reporters[key] = [
                     reporter(account, host, self.settings.casemapping)]  # type: ignore[union-attr]

@@ -20,6 +20,7 @@ invited back when its ban is lifted.
 from __future__ import annotations
 
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -37,6 +38,27 @@ if TYPE_CHECKING:
 _BOGONS = NetworkFilter("discard", ["BOGONS"], name="bogon")
 _NO_KEYS = KeyRing()  # the form of a signature is checked, not whose it is
 _FOREVER = float("inf")
+KICKS_KEPT = 50  # recent kicks a Moderator remembers for the operator (tn guard status)
+# What a kick was for, as metrics label it: the reason's opening words -> kind. Every
+# kick reason the Moderator gives starts with one of them (or names an address first).
+_KINDS = (("flood:", "flood"), ("malformed threat line", "malformed"),
+          ("bogon address", "bogon"), ("unsigned threat line", "unsigned"),
+          ("malformed signature", "signature"), ("only whitelisted", "unvoiced"),
+          ("more than", "questions"))
+_ADDRESS_KINDS = (("is a whitelisted agent's address", "agent_address"),
+                  ("is still current", "repeat"))
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a kick ``reason`` (flood, malformed, bogon, unsigned, signature,
+    unvoiced, questions, agent_address, repeat; "other" for any other)."""
+    for start, kind in _KINDS:
+        if reason.startswith(start):
+            return kind
+    for words, kind in _ADDRESS_KINDS:
+        if words in reason:
+            return kind
+    return "other"
 
 
 class Rules(NamedTuple):
@@ -103,6 +125,18 @@ class Sanction(NamedTuple):
     agent: bool = False  # the offender qualifies for voice: invite it back once unbanned
 
 
+class Kick(NamedTuple):
+    """A kick as the operator reads it later: when, whom, why, and the ban it set
+    (``until``: when that ban is to be lifted)."""
+
+    at: float
+    nick: str
+    offender: str
+    reason: str
+    ban: str | None = None
+    until: float | None = None
+
+
 class Ruling(NamedTuple):
     """What the bot does about one channel line: the ``verdict``, and a kick's ``sanction``."""
 
@@ -141,6 +175,8 @@ class Moderator:
         self.conversation = Conversation(clock)
         self.bans = TempBans(clock)  # the bans it set, to be lifted in time
         self._invites: dict[str, str] = {}  # ban mask -> the banned agent's nick
+        self.kicks: deque[Kick] = deque(maxlen=KICKS_KEPT)  # the latest, oldest first
+        self.counts: Counter[str] = Counter()  # "kick <kind>", "ban", "warn": since start
 
     def voice(self, member: Member, whitelist: Whitelist,
               casemapping: str | None = RFC1459) -> Voicing:
@@ -287,10 +323,18 @@ class Moderator:
         if verdict is PASS:
             return _PASSED
         if verdict.action != "kick":
+            self.counts[verdict.action] += 1
             return Ruling(verdict)
-        return Ruling(verdict, self.sanction(verdict.reason, sender, rules, whitelist,
-                                             members=members, casemapping=casemapping,
-                                             extban=extban))
+        sanction = self.sanction(verdict.reason, sender, rules, whitelist, members=members,
+                                 casemapping=casemapping, extban=extban)
+        now = self._clock()
+        self.counts["kick " + reason_kind(verdict.reason)] += 1
+        if sanction.ban is not None:
+            self.counts["ban"] += 1
+        reason = sanction.reason.replace(rules.hint, "") if rules.hint else sanction.reason
+        self.kicks.append(Kick(now, sender.nick, sanction.offender, reason, sanction.ban,
+                               now + sanction.seconds if sanction.ban else None))
+        return Ruling(verdict, sanction)
 
     def sanction(self, reason: str, sender: Member, rules: Rules, whitelist: Whitelist, *,
                  members: Iterable[Member] = (), casemapping: str | None = RFC1459,

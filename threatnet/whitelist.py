@@ -143,6 +143,19 @@ class Whitelist:
                     fold(e.account, casemapping) for e in found.entries if e.account)
         return fold(account, casemapping) in accounts
 
+    def why(self, channel: str, key: int | None, account: str | None,
+            casemapping: str | None = RFC1459) -> str | None:
+        """The first of the channel's entries that makes a member qualify (its canonical
+        text), or None: what an operator reads, not the hot path (``qualifies``)."""
+        for entry in self._entries(channel):
+            network = entry.network
+            if network is not None and key is not None and network.first <= key <= network.last:
+                return entry.text
+            if entry.account is not None and account not in (None, "*") \
+                    and fold(entry.account, casemapping) == fold(account, casemapping):
+                return entry.text
+        return None
+
     def address_test(self, channel: str) -> Callable[[int], bool]:
         """A test of keys against the channel's networks only (accounts aside): the
         Guard's, for every threat line."""

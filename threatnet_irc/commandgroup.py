@@ -18,16 +18,18 @@ dynamic = DynamicScope()
 _OWN = ("tn", "help")  # the group's own entries, left out of the list
 
 
+def own_commands(cb) -> set[str]:
+    """The ``tn`` subcommands plugin ``cb`` defines ("bridge status", "topic", ...)."""
+    group = getattr(cb, "tn", None)
+    if not isinstance(group, callbacks.Commands):
+        return set()
+    nested = {sub.name() for sub in group.cbs}  # tn whitelist: its commands count
+    return {name for name in group.listCommands() if name not in _OWN and name not in nested}
+
+
 def commands(irc) -> list[str]:
     """Every ``tn`` subcommand of the plugins loaded on ``irc``, sorted."""
-    found = set()
-    for cb in irc.callbacks:
-        group = getattr(cb, "tn", None)
-        if isinstance(group, callbacks.Commands):
-            nested = {sub.name() for sub in group.cbs}  # tn whitelist: its commands count
-            found.update(name for name in group.listCommands()
-                         if name not in _OWN and name not in nested)
-    return sorted(found)
+    return sorted(set().union(*(own_commands(cb) for cb in irc.callbacks)))
 
 
 def summary(irc) -> str:
@@ -52,7 +54,7 @@ class TnGroup(callbacks.Commands):
     def tn(self, irc, msg, args):
         """takes no arguments
 
-        Lists the ThreatNet commands of this bot.
+        Lists the ThreatNet commands of this bot. Anyone may ask.
         """
         irc.reply(summary(irc))
 
@@ -60,6 +62,7 @@ class TnGroup(callbacks.Commands):
         """takes no arguments
 
         Lists the ThreatNet commands of this bot (help tn <command> explains one).
+        Anyone may ask.
         """
         irc.reply(summary(irc))
 
@@ -70,7 +73,13 @@ def cache_loaded() -> bool:
 
 
 class TnHelp:
-    """Plugin mixin: ``help tn`` answers with the command list."""
+    """Plugin mixin: ``help tn`` answers with the command list, and ``plugin help``
+    ends with every command of the plugin (read from it: none can be left out)."""
+
+    def getPluginHelp(self):
+        about = " ".join((type(self).__doc__ or "").split("\n\n")[0].split())
+        return about + " Commands: " + ", ".join(
+            f"tn {name}" for name in sorted(own_commands(self))) + "."
 
     def getCommandHelp(self, command, simpleSyntax=None):
         if list(command) == ["tn"]:

@@ -45,7 +45,7 @@ fingerprint (SHA-256): {fingerprint}
    (SASL EXTERNAL): no password on the agent.
 
 3. Whitelist the account on the channel bot (as its owner):
-     /msg {bot} tn whitelist add account:{account} {channel}
+     /msg {bot} tn whitelist add {channel} account:{account}
    Only a client holding this certificate (or another one registered to {account}) is
    voiced. To revoke it: /msg NickServ CERT DEL {fingerprint}
 """

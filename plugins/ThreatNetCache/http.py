@@ -6,9 +6,10 @@ is in longpoll.py, the metrics in metrics.py).
     GET  /threatnet/threats[?network=N][&channel=C]        every current threat (JSON)
     GET  /threatnet/events?since=S[&stream=ID][&timeout=T] changes after S (JSON long-poll)
     GET  /threatnet/metrics                                Prometheus text format
+    GET  /threatnet/status[?q=TEXT]                        a read-only HTML page (status.py)
     POST /threatnet/report  ip=IP[&comment=…][&channel=C][&network=N]   (Bearer token)
 
-Every answer but /metrics is JSON, always valid UTF-8 (a lone surrogate becomes "?");
+Every answer but /metrics and /status is JSON, always valid UTF-8 (a lone surrogate becomes "?");
 an error is a 4xx/5xx with ``{"error": reason}``. Bad input is a 400, never a 500 or
 a dropped connection: bad JSON, invalid UTF-8, a lone surrogate, a field given twice.
 Only clients in plugins.ThreatNetCache.http.clients (default loopback) may connect:
@@ -62,7 +63,7 @@ from threatnet.language import ThreatError, format_message
 from threatnet.provider import Refused
 from threatnet.response.changes import ChangeLog
 
-from . import metrics
+from . import metrics, status
 from .longpoll import Waiters
 from .server import JSON, ApiServer, Request, Settings, to_json
 
@@ -237,24 +238,27 @@ class ThreatNetHttp:
 
     _ROUTES = {"/check": ("GET", "_check"), "/threats": ("GET", "_threats"),
                "/events": ("GET", "_events"), "/metrics": ("GET", "_metrics"),
-               "/report": ("POST", "_report"), "/": ("GET", "_index")}
+               "/report": ("POST", "_report"), "/status": ("GET", "_status"),
+               "/": ("GET", "_index")}
 
     def __call__(self, handler: Request) -> None:
         """Answer one request (on its connection thread)."""
         headers: list[tuple[str, str]] = []
         try:
-            status, body, ctype = self._route(handler)
+            code, body, ctype, *extra = self._route(handler)  # extra: the answer's headers
+            if extra:
+                headers.extend(extra[0])
         except HttpError as e:
             if "allow" in e.fields:
                 headers.append(("Allow", e.fields.pop("allow")))
             if e.status == 401:
                 headers.append(("WWW-Authenticate", 'Bearer realm="threatnet"'))
-            status, body, ctype = e.status, to_json({"error": str(e), **e.fields}), JSON
+            code, body, ctype = e.status, to_json({"error": str(e), **e.fields}), JSON
         except Exception:
             self.plugin.log.exception("HTTP %s %s failed", handler.command, handler.path)
-            status, body, ctype = 500, to_json({"error": "internal error (see the bot's "
-                                                         "log)"}), JSON
-        handler.answer(status, body, ctype, headers)
+            code, body, ctype = 500, to_json({"error": "internal error (see the bot's "
+                                                       "log)"}), JSON
+        handler.answer(code, body, ctype, headers)
 
     def _route(self, handler):
         if not self.allowed(handler.client_address[0]):  # the setting changed since
@@ -301,6 +305,7 @@ class ThreatNetHttp:
             "GET /threatnet/threats[?network=N][&channel=C]",
             "GET /threatnet/events?since=N[&stream=ID][&timeout=S][&network=N][&channel=C]",
             "GET /threatnet/metrics",
+            "GET /threatnet/status[?q=TEXT]",
             "POST /threatnet/report ip=IP[&comment=TEXT][&channel=C][&network=N]"]})
 
     def _check(self, handler, query):
@@ -370,12 +375,19 @@ class ThreatNetHttp:
                                 seq=c.seq, event=c.kind) for c in read.changes]}
 
     def _metrics(self, handler, query):
-        channels, outboxes = self.main.call(lambda: (self.plugin.status(),
-                                                     self.plugin.outboxes()))
+        def gather():
+            guard = self.plugin.guard()
+            return (self.plugin.status(), self.plugin.outboxes(), None if guard is None
+                    else (guard.guard_statuses(), guard.whitelist_state()))
+        channels, outboxes, guarded = self.main.call(gather)
         body, ctype = metrics.render(channels, outboxes, self.changes.next - 1,
-                                     len(self.waiters),
-                                     handler.headers.get("Accept"))
+                                     len(self.waiters), handler.headers.get("Accept"),
+                                     guarded)
         return 200, body, ctype
+
+    def _status(self, handler, query):
+        page = self.main.call(self.plugin.page)
+        return 200, status.render(page, query.get("q", "")), status.HTML, status.HEADERS
 
     def _report(self, handler, query):
         token = self.plugin.registryValue("http.token")

@@ -1,26 +1,116 @@
 """GET /threatnet/metrics: the agent's numbers in the Prometheus text format (or
-OpenMetrics, if the scraper asks), from snapshots the plugin took on the main loop."""
+OpenMetrics, if the scraper asks), from snapshots the plugin took on the main loop:
+every channel's, the Guard's when ThreatNetGuard runs on the same bot (it has no
+HTTP server of its own), ``threatnet_build_info`` and the standard ``process_*``.
+
+Lines seen are ``threatnet_lines_kept_total`` plus the sum of
+``threatnet_lines_discarded_total`` (no separate total to drift from them).
+``threatnet_report_to_cache_seconds`` is the time from a threat's report to this
+agent's Threat Cache keeping it: for a line heard in the channel, from its time at the
+IRC server (the IRCv3 server-time tag; without it, when the bot read the line, so only
+the bot's own delay counts) to the listener keeping it; for this agent's own report,
+from its submission (tn report, a feed, POST /report) to its line going out (servers
+do not echo it back), so the outbox wait counts. Clocks of the server and the bot must
+agree (NTP) for the first to mean anything.
+"""
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator, Mapping, Sequence
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+import supybot.version
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, Metric)
 from prometheus_client.exposition import choose_encoder
 
 if TYPE_CHECKING:
+    from plugins.ThreatNetGuard.plugin import GuardStatus, WhitelistState
+
     from .plugin import ChannelStatus
 
 
+def _version() -> str:
+    try:
+        return metadata.version("threatnet")
+    except metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
+
+
+BUILD = (_version(), supybot.version.version, platform.python_version())
+
+
 def render(channels: Sequence[ChannelStatus], outboxes: Mapping[str, Mapping[str, int]],
-           changes: int, waiting: int, accept: str | None) -> tuple[bytes, str]:
-    """(body, content type) for a scraper that sent ``accept``."""
+           changes: int, waiting: int, accept: str | None,
+           guard: tuple[Sequence[GuardStatus], WhitelistState] | None = None,
+           ) -> tuple[bytes, str]:
+    """(body, content type) for a scraper that sent ``accept``; ``guard``: the Guard's
+    channels and whitelist file, if it runs on this bot."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector({"channels": channels, "outboxes": outboxes,
                                   "http": {"changes": changes, "waiting": waiting}}))
+    if guard is not None:
+        registry.register(_GuardCollector(*guard))
+    ProcessCollector(registry=registry)
     encode, ctype = choose_encoder(accept)
     return encode(registry), ctype
+
+
+class _GuardCollector:
+    """ThreatNetGuard's numbers: what it voiced, kicked and banned, what servers refused
+    it, and its whitelist file."""
+
+    def __init__(self, channels: Sequence[GuardStatus], whitelist: WhitelistState) -> None:
+        self.channels = channels
+        self.whitelist = whitelist
+
+    def collect(self) -> Iterator[Metric]:
+        chan = ["network", "channel"]
+        opped = GaugeMetricFamily("threatnet_guard_opped", "1 while the Guard is a channel "
+                                  "operator (it guards).", labels=chan)
+        voiced = GaugeMetricFamily("threatnet_guard_voiced", "Members voiced now.", labels=chan)
+        voices = CounterMetricFamily("threatnet_guard_voice_changes",
+                                     "Voice changes sent (+v, -v).", labels=chan + ["change"])
+        kicks = CounterMetricFamily("threatnet_guard_kicks", "Kicks, by kind of offence.",
+                                    labels=chan + ["reason"])
+        bans = CounterMetricFamily("threatnet_guard_bans", "Temporary bans set.", labels=chan)
+        warnings = CounterMetricFamily("threatnet_guard_warnings",
+                                       "Warnings (tolerant channels) instead of a kick.",
+                                       labels=chan)
+        held = GaugeMetricFamily("threatnet_guard_bans_held",
+                                 "Temporary bans held now, to be lifted in time.", labels=chan)
+        refusals = CounterMetricFamily("threatnet_guard_refusals",
+                                       "The server refused a command (topic, mode, ban), by "
+                                       "numeric.", labels=chan + ["numeric"])
+        entries = GaugeMetricFamily("threatnet_guard_whitelist_entries",
+                                    "Whitelist entries of the channel.", labels=chan)
+        for s in self.channels:
+            labels = [s.network, s.channel]
+            opped.add_metric(labels, 1 if s.opped else 0)
+            voiced.add_metric(labels, len(s.voiced))
+            for change in ("+v", "-v"):
+                voices.add_metric(labels + [change], s.voices.get(change, 0))
+            for key, n in sorted(s.counts.items()):
+                if key.startswith("kick "):
+                    kicks.add_metric(labels + [key[5:]], n)
+            bans.add_metric(labels, s.counts.get("ban", 0))
+            warnings.add_metric(labels, s.counts.get("warn", 0))
+            held.add_metric(labels, len(s.bans))
+            for numeric, n in sorted(s.refusals.items()):
+                refusals.add_metric(labels + [numeric], n)
+            entries.add_metric(labels, s.entries)
+        wl = self.whitelist
+        loaded = GaugeMetricFamily("threatnet_guard_whitelist_ok",
+                                   "1 if the whitelist file was read at the last change; 0: "
+                                   "it is invalid, the last good whitelist is in use.")
+        loaded.add_metric([], 0 if wl.error else 1)
+        errors = CounterMetricFamily("threatnet_guard_whitelist_reload_errors",
+                                     "Reads of the whitelist file that failed.")
+        errors.add_metric([], wl.reload_errors)
+        yield from (opped, voiced, voices, kicks, bans, warnings, held, refusals, entries,
+                    loaded, errors)
 
 
 class _Collector:
@@ -37,7 +127,6 @@ class _Collector:
             return cls(name, doc, labels=labels)
 
         f = {
-            "seen": family("counter", "threatnet_lines_seen", "Threat lines heard.", chan),
             "kept": family("counter", "threatnet_lines_kept",
                            "Threat lines kept (new threats).", chan),
             "discarded": family("counter", "threatnet_lines_discarded",
@@ -103,10 +192,17 @@ class _Collector:
             "dropped": family("counter", "threatnet_outbox_dropped",
                               "Reports dropped from a full outbox.", ["network"]),
         }
+        build = GaugeMetricFamily("threatnet_build_info", "The running ThreatNet: its "
+                                  "version, Limnoria's and Python's; always 1.",
+                                  labels=["version", "limnoria", "python"])
+        build.add_metric(list(BUILD), 1)
+        latency = HistogramMetricFamily(
+            "threatnet_report_to_cache_seconds", "Seconds from a threat's report to this "
+            "agent's cache keeping it (see the module doc of metrics.py).", labels=chan)
         for c in self.data["channels"]:
             labels = [c.network, c.channel]
+            latency.add_metric(labels, c.latency, c.latency_sum)
             heard = c.heard
-            f["seen"].add_metric(labels, sum(heard.values()))
             f["kept"].add_metric(labels, heard.get("kept", 0))
             for reason, n in sorted(heard.items()):
                 if reason != "kept":
@@ -151,7 +247,9 @@ class _Collector:
         changes.add_metric([], http["changes"])
         waiting = GaugeMetricFamily("threatnet_http_waiting", "Long-polls waiting now.")
         waiting.add_metric([], http["waiting"])
+        yield build
         yield from f.values()
+        yield latency
         yield from outbox.values()
         yield changes
         yield waiting

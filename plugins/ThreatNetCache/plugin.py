@@ -24,7 +24,7 @@ import supybot.ircmsgs as ircmsgs
 import supybot.ircutils as ircutils
 import supybot.schedule as schedule
 import supybot.world as world
-from supybot.commands import additional, wrap
+from supybot.commands import additional, optional, wrap
 
 from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
@@ -32,7 +32,7 @@ from threatnet_irc.clock import now as _now
 from threatnet_irc.commandgroup import TnGroup, TnHelp
 from threatnet_irc.protected import found
 from threatnet_irc.reconnects import fold_repeats
-import threatnet_irc.converters  # noqa: F401  registers threatIp, servedChannel
+from threatnet_irc.converters import may_administer, refuse  # registers the converters
 from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.bridge import Side
@@ -46,6 +46,7 @@ from threatnet.provider import Provider, ProviderSettings, Queued, Refused, repo
 from threatnet.response.changes import ChangesResponder
 from threatnet.response.host import ResponderStatus
 from threatnet.retry import Retries
+from threatnet.tally import MINUTES
 
 from . import bridging
 from . import signing
@@ -165,6 +166,20 @@ class ChannelStatus(NamedTuple):
     responders: list[ResponderStatus]
     problems: list[tuple[str, str]]  # responders not started: (name, reason)
     withdrawals: dict[str, int]  # withdrawal lines heard: withdrawn, refused
+    quorum: int
+    bridged: bool  # a Network Bridge runs over it
+    latency: list[tuple[str, int]]  # report -> cached: cumulative buckets (Histogram)
+    latency_sum: float
+
+
+class StatusPage(NamedTuple):
+    """A snapshot for the status page (plugin.page)."""
+
+    now: float
+    channels: list[ChannelStatus]
+    threats: list[Found]  # newest first
+    per_minute: list[int]  # threats kept per minute, all channels, oldest first, now last
+    agents: list[tuple[str, int, int]]  # (agent, current threats, kept since start)
 
 
 class Found(NamedTuple):
@@ -180,8 +195,9 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
     """Makes the bot a ThreatNet agent: it keeps a Threat Cache of every
     enabled channel (plugins.ThreatNetCache.enable) and can report threats of
     its own, by command or from log files; responds to threats (DNSBL,
-    firewall, command) and serves them over HTTP. Commands: tn status,
-    tn check, tn report, tn feeds, tn responders, tn bridge status."""
+    firewall, command) and serves them over HTTP. Reporting, forgetting and the
+    feeds and responders of a channel need the #channel,threatnet capability (or
+    admin)."""
     threaded = False
     # Limnoria's ignores (defaultIgnore, the command-flood ignore) are about commands:
     # a voiced agent that is ignored still speaks for the channel. Command handling
@@ -282,8 +298,39 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 [(spec, feed.stats(), feed.error) for spec, feed in provider.feeds.items()],
                 responses.status() if responses is not None else [],
                 list(responses.problems) if responses is not None else [],
-                dict(listener.withdrawals)))
+                dict(listener.withdrawals), listener.quorum, st.bridge is not None,
+                listener.latency.cumulative(), listener.latency.sum))
         return result
+
+    def guard(self):
+        """ThreatNetGuard on this bot, if loaded (one instance serves every network)."""
+        for irc in world.ircs:
+            guard = irc.getCallback("ThreatNetGuard")
+            if guard is not None:
+                return guard
+        return None
+
+    def page(self) -> StatusPage:
+        """What the status page shows (status.py): every channel's snapshot, its current
+        threats, threats kept per minute over the last hour, and the agents."""
+        now = _now()
+        channels = self.status()
+        threats, per_minute = [], [0] * MINUTES
+        agents: dict[str, list[int]] = {}  # agent -> [current threats, kept since start]
+        for st in self._channels.values():
+            listener = st.listener
+            for entry in listener.cache:
+                threats.append(Found(st.network, st.channel, entry,
+                                     entry.first_seen + listener.block))
+                agents.setdefault(entry.account or entry.nick or "?", [0, 0])[0] += 1
+            for agent, kept in listener.kept_by.items():
+                agents.setdefault(agent, [0, 0])[1] += kept
+            per_minute = [a + b for a, b in zip(per_minute, listener.per_minute.series(now),
+                                                strict=True)]
+        threats.sort(key=lambda f: f.entry.first_seen, reverse=True)
+        return StatusPage(now, channels, threats, per_minute,
+                          sorted(((name, c, k) for name, (c, k) in agents.items()),
+                                 key=lambda a: (-a[2], -a[1], a[0])))
 
     def outboxes(self) -> dict[str, dict[str, int]]:
         """Each network's outbox counters."""
@@ -755,6 +802,27 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             if st is not None and st.bridge is not None:
                 self.bridging.reported(irc, st, line)
 
+    def _overview(self, s: ChannelStatus) -> str:
+        """``tn overview``'s reply for one channel."""
+        heard = s.heard
+        seen, kept = sum(heard.values()), heard.get("kept", 0)
+        sync = f"quiet period ({math.ceil(s.quiet_left)} s left)" if s.quiet_left else "synced"
+        failing = [spec for spec, _, error in s.feeds if error]
+        feeds = f"{len(s.feeds)} feeds" + (f" ({len(failing)} failing: {', '.join(failing)})"
+                                           if failing else "")
+        health = [f"{r.name} {'FAILING' if r.failures else 'ok'}" for r in s.responders]
+        health += [f"{name} NOT STARTED" for name, _ in s.problems]
+        box = self._outboxes.get(s.network)
+        guard = self.guard()
+        irc = world.getIrc(s.network)
+        guarded = f"; {guard.summary(irc, s.channel)}" if guard is not None \
+            and irc is not None else ""
+        return (f"{s.channel} on {s.network}: {sync}, seen {seen} (kept {kept}, discarded "
+                f"{seen - kept}), cache {s.cache.size}, block {s.block:g} s, quorum "
+                f"{s.quorum}, reported {s.reported}, outbox {len(box) if box else 0}; "
+                f"{feeds}; responders: {', '.join(health) or 'none'}; bridge: "
+                f"{'yes (tn bridge status)' if s.bridged else 'none'}{guarded}")
+
     def _channel(self, irc, channel: str) -> Channel:
         st = self.channel(irc.network, channel)
         if st is None:
@@ -776,7 +844,8 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             lines seen and their rate, kept, discarded (duplicate, filtered,
             untrusted), cache size, expired, block period, threats reported by
             this agent, whether it is synced or in its quiet period, and when a
-            new topic counts (topicHold).
+            new topic counts (topicHold). Anyone may ask; <channel> is needed only
+            where the bot listens to several.
             """
             st = self.parent._channel(irc, channel)
             listener = st.listener
@@ -800,11 +869,12 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                       f"reported {st.provider.reported}, {sync}")
         status = wrap(status, [SERVED])
 
-        def check(self, irc, msg, args, ip, channel):
-            """<ip> [<channel>]
+        def check(self, irc, msg, args, channel, ip):
+            """[<channel>] <ip>
 
             Whether <ip> (IPv4 or IPv6) is a current threat in <channel>, and if
             so who reported it, how long ago, the comment, and when it expires.
+            Anyone may ask.
             """
             st = self.parent._channel(irc, channel)
             key = parse_ip(ip)
@@ -816,13 +886,13 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 verified = signing.verified(st.signing.keyring, entry, _now())
                 irc.reply(f"Current threat in {st.channel}: {entry.ip}, "
                           f"{reported_by(entry, _now(), verified)}{_quorum(st, key)}")
-        check = wrap(check, ["threatIp", SERVED])
+        check = wrap(check, [SERVED, "threatIp"])
 
         def list(self, irc, msg, args, channel):
             """[<channel>]
 
             The current threats of <channel>, newest first: address, reporter, age,
-            and the reports so far of those still below the quorum.
+            and the reports so far of those still below the quorum. Anyone may ask.
             """
             st = self.parent._channel(irc, channel)
             listener = st.listener
@@ -840,7 +910,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
 
             Takes <ip> out of this listener's Threat Cache of <channel> and out of its
             responders (DNSBL, firewall, command) at once; other listeners keep it
-            (see tn withdraw). Needs the admin capability.
+            (see tn withdraw). Needs the #channel,threatnet capability (or admin).
             """
             st = self.parent._channel(irc, channel)
             entry = st.listener.remove(parse_ip(ip))
@@ -848,7 +918,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 irc.error(f"{ip} is not a current threat in {st.channel}", Raise=True)
             irc.reply(f"Forgotten in {st.channel}: {entry.ip}, "
                       f"{reported_by(entry, _now())}")
-        forget = wrap(forget, ["admin", SERVED, "threatIp"])
+        forget = wrap(forget, [SERVED, "channelAdmin", "threatIp"])
 
         def withdraw(self, irc, msg, args, channel, ip, reason):
             """[<channel>] <ip> [<reason>]
@@ -856,7 +926,8 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             Withdraws <ip> network-wide: takes it out here and says "withdraw <ip>
             <reason>" in <channel>, signed when this agent signs. Listeners take it
             back if this agent reported it (or is a channel operator); agents that
-            do not know the form ignore it. Needs the admin capability.
+            do not know the form ignore it. Needs the #channel,threatnet capability
+            (or admin).
             """
             parent = self.parent
             st = parent._channel(irc, channel)
@@ -866,7 +937,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 irc.error(str(e), Raise=True)
             irc.getRealIrc().sendMsg(ircmsgs.privmsg(st.channel, line))
             irc.reply(f"Withdrawn in {st.channel}: {line}")
-        withdraw = wrap(withdraw, ["admin", SERVED, "threatIp", additional("text", "")])
+        withdraw = wrap(withdraw, [SERVED, "channelAdmin", "threatIp", additional("text", "")])
 
         def report(self, irc, msg, args, channel, ip, comment):
             """[<channel>] <ip> [<comment>]
@@ -875,7 +946,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             the same rules as the log feeds: refused during the quiet period,
             when <ip> is already current or is in a discarded or own network,
             or when <channel> is moderated and the bot is not voiced. Needs the
-            admin capability.
+            #channel,threatnet capability (or admin).
             """
             parent = self.parent
             st = parent._channel(irc, channel)
@@ -892,7 +963,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                           f"({len(parent._outboxes[st.network])} waiting): {line}")
             else:
                 irc.reply(f"Reported to {st.channel}: {line}")
-        report = wrap(report, ["admin", SERVED, "threatIp", additional("text", "")])
+        report = wrap(report, [SERVED, "channelAdmin", "threatIp", additional("text", "")])
 
         def feeds(self, irc, msg, args, channel):
             """[<channel>]
@@ -900,7 +971,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             The log files this agent reports to <channel> from, with their
             thresholds and counters (addresses below threshold: counted, not
             reported yet), the reports refused by reason, and this network's
-            outbox. Needs the admin capability.
+            outbox. Needs the #channel,threatnet capability (or admin).
             """
             parent = self.parent
             st = parent._channel(irc, channel)
@@ -918,7 +989,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             irc.reply(f"{st.channel}: feeds: {'; '.join(parts) or 'none'}; reported "
                       f"{provider.reported}, refused: {refused}; outbox: {outbox}; "
                       f"held: {_held(provider)}")
-        feeds = wrap(feeds, ["admin", SERVED])
+        feeds = wrap(feeds, [SERVED, "channelAdmin"])
 
         def responders(self, irc, msg, args, channel):
             """[<channel>]
@@ -926,7 +997,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             The Threat Responses of <channel> (DNSBL, firewall, command, and the
             HTTP API's stream): threats each holds, applies, errors, and whether
             it is ok, applying, or failing (with the error and the next retry).
-            Needs the admin capability.
+            Needs the #channel,threatnet capability (or admin).
             """
             st = self.parent._channel(irc, channel)
             responses = st.responses
@@ -934,7 +1005,34 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             parts += [f"{name}: NOT STARTED: {reason}" for name, reason in responses.problems]
             irc.reply(f"{st.channel}: " + ("; ".join(parts) or "no responders (see "
                                            "plugins.ThreatNetCache.responders)"))
-        responders = wrap(responders, ["admin", SERVED])
+        responders = wrap(responders, [SERVED, "channelAdmin"])
+
+        def overview(self, irc, msg, args, channel):
+            """[<channel>]
+
+            Everything at a glance, one reply per channel: whether it is synced,
+            threat lines seen, kept and discarded, cache size, block period, quorum,
+            reports, the outbox, feeds (failing ones named), responders' health,
+            the bridge, and the Guard's state when ThreatNetGuard runs here too.
+            In a channel, that channel; in private without <channel>, every channel
+            you may administer. Needs the #channel,threatnet capability (or admin).
+            """
+            parent = self.parent
+            if channel:
+                chosen = [parent._channel(irc, channel)]
+            else:
+                chosen = [st for st in parent.channels()
+                          if may_administer(msg.prefix, st.channel)]
+                if not chosen:
+                    irc.error("no channel of mine that you may administer (the "
+                              "#channel,threatnet or admin capability)", Raise=True)
+            for st in chosen:
+                if not may_administer(msg.prefix, st.channel):
+                    refuse(irc, st.channel)
+            by_key = {(s.network, s.channel): s for s in parent.status()}
+            for st in chosen:
+                irc.reply(parent._overview(by_key[st.network, st.channel]))
+        overview = wrap(overview, [optional("channel")])
 
 
 Class = ThreatNetCache

@@ -228,17 +228,20 @@ class ChannelResponses:
             self._done.set()
 
 
+def health(status: ResponderStatus) -> str:
+    """Whether a responder is ok, applying, or failing (with the error and next retry)."""
+    if status.failures:
+        return (f"FAILING ({status.failures} attempt(s), retry in "
+                f"{math.ceil(status.retry_in)} s): {status.last_error}")
+    if status.pending:
+        return f"applying (lag {status.lag:.1f} s)"
+    return "ok"
+
+
 def describe(status: ResponderStatus) -> str:
     """One responder's health, for `tn responders`."""
-    if status.failures:
-        health = (f"FAILING ({status.failures} attempt(s), retry in "
-                  f"{math.ceil(status.retry_in)} s): {status.last_error}")
-    elif status.pending:
-        health = f"applying (lag {status.lag:.1f} s)"
-    else:
-        health = "ok"
     return (f"{status.name}: {status.threats} threats, {status.applies} applies, "
-            f"{status.errors} errors, {health}")
+            f"{status.errors} errors, {health(status)}")
 
 
 def route_logs() -> Callable[[], None]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import supybot.callbacks as callbacks
 import supybot.conf as conf
-import supybot.ircdb as ircdb
 import supybot.irclib as irclib
 import supybot.ircmsgs as ircmsgs
 import supybot.ircutils as ircutils
@@ -29,11 +30,11 @@ from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
 from threatnet_irc.clock import TTL, cached, now as _now
 from threatnet_irc.commandgroup import TnGroup, TnHelp, cache_loaded
-import threatnet_irc.converters  # noqa: F401  registers whitelistEntry, servedChannel
-from threatnet.address import AddressError, parse_ip
+from threatnet_irc.converters import may_administer, refuse  # registers the converters
+from threatnet.address import AddressError, format_ip, parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.conversation import SILENT, Talk, addressee
-from threatnet.moderation import Member, Moderator, Rules, Sanction, VoiceChange
+from threatnet.moderation import Kick, Member, Moderator, Rules, Sanction, VoiceChange
 from threatnet.modes import DEFAULT_MODES, Change, batch, line_room
 from threatnet.offenders import BanFileError, read_bans, write_bans
 from threatnet.retry import Retries
@@ -51,6 +52,10 @@ SERVED = ("servedChannel", "ThreatNetGuard")  # the channel named, else the one 
 # What the bot keeps set, as Retries keys: the topic, the kept modes, "+b <mask>" (a ban
 # to set) and "-b <mask>" (a ban to lift).
 TOPIC, MODES = "topic", "modes"
+WHITELIST_COMMANDS = ("tn whitelist add [<channel>] <ip|cidr|account:NAME>, tn whitelist "
+                      "remove [<channel>] <ip|cidr|account:NAME>, tn whitelist list "
+                      "[<channel>] (#channel,threatnet capability, or admin), tn whitelist "
+                      "reload (admin capability)")
 
 _parse_topic = functools.lru_cache(maxsize=256)(parse_topic)  # runs on every line
 
@@ -66,6 +71,44 @@ class _Channel:
         self.topic: str | None = None  # the configured topic last enforced
         self.retries: Retries[str] = Retries(_now)  # TOPIC, MODES, "+b mask", "-b mask"
         self.bans_known = True  # False from the bot's JOIN until the ban list (368) came
+        self.voices: Counter[str] = Counter()  # "+v"/"-v" sent, since start (metrics)
+        self.refusals: Counter[str] = Counter()  # the server's refusal numerics, since start
+
+
+class Voiced(NamedTuple):
+    """A voiced member and why: the whitelist entry that vouches for it (None: none
+    does, it is about to lose its voice) and what matched (its IP or account)."""
+
+    nick: str
+    ip: str | None
+    account: str | None
+    entry: str | None
+
+
+class GuardStatus(NamedTuple):
+    """One guarded channel as ``tn guard status``, ``tn overview`` and the metrics show
+    it (taken on the main loop)."""
+
+    network: str
+    channel: str
+    opped: bool
+    voiced: list[Voiced]
+    kicks: list[Kick]  # oldest first
+    bans: list[tuple[str, float]]  # (mask, when it is lifted)
+    counts: dict[str, int]  # "kick <kind>", "ban", "warn"
+    voices: dict[str, int]
+    refusals: dict[str, int]
+    entries: int  # the channel's whitelist entries
+
+
+class WhitelistState(NamedTuple):
+    """The whitelist file as the Guard last read it."""
+
+    path: str
+    error: str | None  # why the last read failed (file:line: ...), the last good one in use
+    mtime: float | None  # None: no file
+    entries: int  # in every channel
+    reload_errors: int  # failed reads since start
 
 
 class _Sender(NamedTuple):
@@ -95,20 +138,22 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
     """Runs ThreatNet channels: voices agents whose IP or services account is
     whitelisted, kicks other senders and misbehaving agents, and keeps the topic
     advertising the protocol and block period. Enable it per channel with
-    plugins.ThreatNetGuard.enable; it needs channel operator status."""
+    plugins.ThreatNetGuard.enable; it needs channel operator status. Changing a
+    channel's whitelist or topic needs the #channel,threatnet capability (or admin)."""
 
     threaded = False
     noIgnore = True  # an ignored flooder is still a channel member to police
 
     def __init__(self, irc: irclib.Irc) -> None:
         super().__init__(irc)
-        self.tn.parent = self.tn.whitelist.parent = self
+        self.tn.parent = self.tn.whitelist.parent = self.tn.guard.parent = self
         self._networks: dict[str, _Network] = {}
         # (network, channel, name) -> (value, expiry, stamp): registry values, the Rules
         # (name _RULES) and may_address's; one clear() forgets them all
         self._settings: dict[tuple[Any, ...], tuple[Any, float, Any]] = {}
         self._whitelist = Whitelist()  # until a file loads: trust nobody
         self._whitelist_error: str | None = None
+        self._whitelist_errors = 0  # failed reads since start (metrics)
         self._whitelist_stamp: tuple[int, int, int] | None = None
         self._flushes: set[str] = set()  # networks with a flush scheduled
         self._upkeeps: dict[str, float] = {}  # network -> when its upkeep event runs
@@ -324,9 +369,10 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
         if not pending or not self._acting(irc, channel):
             return
         state = irc.state.channels[channel]
-        self._send_modes(irc, channel, [
-            (mode, nick) for nick, mode in pending.items()
-            if nick in state.users and (mode == "+v") != state.isVoice(nick)])
+        changes = [(mode, nick) for nick, mode in pending.items()
+                   if nick in state.users and (mode == "+v") != state.isVoice(nick)]
+        c.voices.update(mode for mode, _ in changes)
+        self._send_modes(irc, channel, changes)
 
     def _send_modes(self, irc: irclib.Irc, channel: str,
                     changes: Iterable[Change]) -> None:
@@ -446,6 +492,7 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
             return
         channel, command = msg.args[1], msg.command
         reason = f"{command} {msg.args[-1]}"
+        self._channel(irc, channel).refusals[command] += 1
         retries = self._channel(irc, channel).retries
         if command == "437":
             keys = [TOPIC]
@@ -712,6 +759,85 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
         if rows:
             self.log.info("ThreatNetGuard: %s temporary bans restored", len(rows))
 
+    # -- what operators and the metrics see (ThreatNetCache asks through getCallback)
+
+    def guard_status(self, irc: irclib.Irc, channel: str) -> GuardStatus | None:
+        """The state of a guarded channel, or None if the bot does not guard it."""
+        if not self._guarded(irc, channel):
+            return None
+        c = self._channel(irc, channel)
+        state = irc.state.channels[channel]
+        casemapping = irc.state.supported.get("casemapping")
+        voiced = []
+        for nick in sorted(state.voices):
+            member = self._member(irc, state, nick)
+            ip = format_ip(member.key) if member.key is not None else None
+            voiced.append(Voiced(nick, ip, member.account, self._whitelist.why(
+                channel, member.key, member.account, casemapping)))
+        moderator = c.moderator
+        return GuardStatus(irc.network, channel, state.isOp(irc.nick), voiced,
+                           list(moderator.kicks),
+                           sorted(moderator.bans.items(), key=lambda b: b[1]),
+                           dict(moderator.counts), dict(c.voices), dict(c.refusals),
+                           len(self._whitelist.entries(channel)))
+
+    def guard_statuses(self) -> list[GuardStatus]:
+        """Every guarded channel on every network."""
+        found = []
+        for irc in world.ircs:
+            for channel in list(irc.state.channels):
+                status = self.guard_status(irc, channel)
+                if status is not None:
+                    found.append(status)
+        return found
+
+    def whitelist_state(self) -> WhitelistState:
+        """The whitelist file as last read: path, error, modification time, entries."""
+        path = self._whitelist_path()
+        stamp = self._whitelist_stamp
+        whitelist = self._whitelist
+        return WhitelistState(path, self._whitelist_error,
+                              stamp[0] / 1e9 if stamp is not None else None,
+                              sum(len(whitelist.entries(c)) for c in whitelist.channels()),
+                              self._whitelist_errors)
+
+    def summary(self, irc: irclib.Irc, channel: str) -> str:
+        """The Guard's part of ``tn overview``: one clause."""
+        status = self.guard_status(irc, channel)
+        if status is None:
+            return "Guard: not guarding it"
+        wl = self.whitelist_state()
+        file = f"whitelist ERROR: {wl.error}" if wl.error else \
+            f"whitelist ok, {status.entries} entries here"
+        kicks = sum(n for k, n in status.counts.items() if k.startswith("kick "))
+        return (f"Guard: {'op' if status.opped else 'NOT OP (not guarding)'}, "
+                f"{len(status.voiced)} voiced, {kicks} kicks, {len(status.bans)} bans held, "
+                f"{file}")
+
+    def _status_lines(self, irc: irclib.Irc, channel: str) -> list[str]:
+        status = self.guard_status(irc, channel)
+        if status is None:
+            return [f"{channel}: not guarded (plugins.ThreatNetGuard.enable), or the bot is "
+                    f"not in it"]
+        now = _now()
+        voiced = ", ".join(
+            f"{v.nick} ({_why(v)})" for v in status.voiced) or "nobody"
+        kicks = "; ".join(
+            f"{k.nick} {round(now - k.at)} s ago: {k.reason}" for k in reversed(status.kicks[-3:]))
+        counted = ", ".join(f"{kind} {n}" for kind, n in sorted(status.counts.items()))
+        bans = ", ".join(f"{mask} ({max(0, round(until - now))} s left)"
+                         for mask, until in status.bans) or "none"
+        wl = self.whitelist_state()
+        loaded = f"ERROR, the last good one in use: {wl.error}" if wl.error else "loaded"
+        mtime = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wl.mtime)) \
+            if wl.mtime is not None else "no file"
+        return [f"{channel}: {'op' if status.opped else 'NOT OP: not guarding it'}; voiced "
+                f"{len(status.voiced)}: {voiced}",
+                f"{channel}: kicks ({counted or 'none'}), latest: {kicks or 'none'}",
+                f"{channel}: bans held: {bans}",
+                f"{channel}: whitelist {wl.path}: {loaded}, modified {mtime}, "
+                f"{status.entries} entries here, {wl.entries} in all"]
+
     # -- the whitelist
 
     def whitelisted_networks(self, channel: str) -> list[str]:
@@ -733,6 +859,7 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
             whitelist = self._store().load()
         except WhitelistError as e:
             self._whitelist_error = str(e)
+            self._whitelist_errors += 1
             self.log.error("ThreatNetGuard: whitelist not loaded, keeping the last good one: %s", e)
             return self._whitelist_error
         self._whitelist_error = None
@@ -917,17 +1044,18 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
             return not cache_loaded()  # with ThreatNetCache loaded, it answers tn help
 
         def topic(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
-                  args: Args, opts: list[tuple[str, str]], channel: str) -> None:
-            """[--uri <uri>] [--block <seconds>] [--quorum <n>] [--flags "<flag> ..."] [<channel>]
+                  args: Args, channel: str, opts: list[tuple[str, str]]) -> None:
+            """[<channel>] [--uri <uri>] [--block <seconds>] [--quorum <n>] [--flags "<flag> ..."]
 
-            Shows the ThreatNet topic kept in <channel>. The options (admin only)
+            Shows the ThreatNet topic kept in <channel> (anyone may ask). The options
             change the protocol URI, the block period, the quorum or the flags in
-            the config, and the topic follows.
+            the config, and the topic follows: they need the #channel,threatnet
+            capability (or admin).
             """
             guard = self.parent
             if opts:
-                if not ircdb.checkCapability(msg.prefix, "admin"):
-                    irc.errorNoCapability("admin", Raise=True)
+                if not may_administer(msg.prefix, channel):
+                    refuse(irc, channel)
                 guard._set_topic(irc, channel, opts)
             wanted = guard._wanted_topic(irc, channel)
             state = irc.state.channels.get(channel)
@@ -940,9 +1068,38 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
             else:
                 irc.reply(f"{state.topic or '(no topic)'} (configured: {wanted}{pending})")
 
-        topic = wrap(topic, [getopts({"uri": "something", "block": "something",
-                                      "quorum": "something", "flags": "anything"}),
-                             SERVED])
+        topic = wrap(topic, [SERVED, getopts({"uri": "something", "block": "something",
+                                              "quorum": "something", "flags": "anything"})])
+
+        class guard(callbacks.Commands):
+            """ThreatNet channel bot commands."""
+
+            def guard(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                      args: Args) -> None:
+                """takes no arguments
+
+                Lists the Guard's commands: tn guard status [<channel>] (the
+                #channel,threatnet capability, or admin). Anyone may ask.
+                """
+                irc.reply("tn guard status [<channel>] (#channel,threatnet capability, or "
+                          "admin)")
+
+            def status(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
+                       args: Args, channel: str) -> None:
+                """[<channel>]
+
+                The Guard's state in <channel>: whether it is op, every voiced agent
+                and why (the whitelisted IP network or services account that vouches
+                for it; an agent with a client certificate shows as the account
+                services logged it in as), kicks by kind and the latest three with
+                their reasons, the bans it holds with the time left, and the
+                whitelist file (path, loaded or the error with file:line, when it was
+                modified, entries). Needs the #channel,threatnet capability (or admin).
+                """
+                for line in self.parent._status_lines(irc, channel):
+                    irc.reply(line)
+
+            status = wrap(status, [SERVED, "channelAdmin"])
 
         class whitelist(callbacks.Commands):
             """ThreatNet whitelist commands."""
@@ -951,44 +1108,47 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
                           args: Args) -> None:
                 """takes no arguments
 
-                Lists the whitelist commands: tn whitelist add <ip|cidr|account:NAME>
-                [<channel>], tn whitelist remove <ip|cidr|account:NAME> [<channel>], tn
-                whitelist list [<channel>], tn whitelist reload (admin capability).
+                Lists the whitelist commands: tn whitelist add [<channel>]
+                <ip|cidr|account:NAME>, tn whitelist remove [<channel>]
+                <ip|cidr|account:NAME>, tn whitelist list [<channel>] (these need the
+                #channel,threatnet capability, or admin), tn whitelist reload (admin).
+                Anyone may ask.
                 """
-                irc.reply("tn whitelist add <ip|cidr|account:NAME> [<channel>], tn whitelist "
-                          "remove <ip|cidr|account:NAME> [<channel>], tn whitelist list "
-                          "[<channel>], tn whitelist reload (admin capability)")
+                irc.reply(WHITELIST_COMMANDS)
 
             def add(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
-                    args: Args, entry: str, channel: str) -> None:
-                """<ip|cidr|account:NAME> [<channel>]
+                    args: Args, channel: str, entry: str) -> None:
+                """[<channel>] <ip|cidr|account:NAME>
 
                 Adds the entry to <channel>'s whitelist, saves the file and voices
-                whoever now qualifies.
+                whoever now qualifies. Needs the #channel,threatnet capability (or
+                admin).
                 """
                 self.parent._edit_whitelist(irc, self.parent._store().add, channel, entry)
                 irc.replySuccess(f"{entry} added to {channel}.")
 
-            add = wrap(add, ["admin", "whitelistEntry", SERVED])
+            add = wrap(add, [SERVED, "channelAdmin", "whitelistEntry"])
 
             def remove(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
-                       args: Args, entry: str, channel: str) -> None:
-                """<ip|cidr|account:NAME> [<channel>]
+                       args: Args, channel: str, entry: str) -> None:
+                """[<channel>] <ip|cidr|account:NAME>
 
                 Removes the entry from <channel>'s whitelist, saves the file and
-                devoices whoever no longer qualifies.
+                devoices whoever no longer qualifies. Needs the #channel,threatnet
+                capability (or admin).
                 """
                 self.parent._edit_whitelist(irc, self.parent._store().remove, channel, entry)
                 irc.replySuccess(f"{entry} removed from {channel}.")
 
-            remove = wrap(remove, ["admin", "whitelistEntry", SERVED])
+            remove = wrap(remove, [SERVED, "channelAdmin", "whitelistEntry"])
 
             def list(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                      args: Args, channel: str) -> None:
                 """[<channel>]
 
                 Lists <channel>'s whitelist entries, and says so if the file is
-                invalid (the last good whitelist is still in use).
+                invalid (the last good whitelist is still in use). Needs the
+                #channel,threatnet capability (or admin).
                 """
                 guard = self.parent
                 entries = guard._whitelist.entries(channel)
@@ -998,14 +1158,15 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
                             f"{guard._whitelist_error})"
                 irc.reply(text)
 
-            list = wrap(list, ["admin", SERVED])
+            list = wrap(list, [SERVED, "channelAdmin"])
 
             def reload(self, irc: callbacks.NestedCommandsIrcProxy, msg: ircmsgs.IrcMsg,
                        args: Args) -> None:
                 """takes no arguments
 
                 Reads the whitelist file again and applies it at once. An invalid
-                file changes nothing.
+                file changes nothing. Needs the admin capability (the file serves
+                every channel).
                 """
                 error = self.parent._load_whitelist()
                 if error:
@@ -1013,6 +1174,15 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
                 irc.replySuccess()
 
             reload = wrap(reload, ["admin"])
+
+
+def _why(voiced: Voiced) -> str:
+    """Why a voiced member is voiced, as ``tn guard status`` says it."""
+    if voiced.entry is None:
+        return "NOT whitelisted: to be devoiced"
+    if voiced.entry.startswith("account:"):
+        return f"account {voiced.account}"
+    return f"IP {voiced.ip} in {voiced.entry}"
 
 
 def _what(key: str) -> str:

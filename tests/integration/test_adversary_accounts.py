@@ -168,7 +168,7 @@ def test_bogon_and_duplicate_poisoning_is_counted_and_punished(adv):
     a.close()
 
 
-REFUSED = re.compile(r"don't have the (admin|owner|#\S+,op) capability")
+REFUSED = re.compile(r"don't have the (admin|owner|#\S+,(op|threatnet)) capability")
 
 
 def test_nobody_without_the_capability_touches_the_whitelist(adv):
@@ -183,9 +183,9 @@ def test_nobody_without_the_capability_touches_the_whitelist(adv):
         c.join(CHANNEL)
     attempts = [
         (s1, CHANNEL, "!tn whitelist add 1.2.3.4"),
-        (s1, bot.nick, f"tn whitelist add 1.2.3.4 {CHANNEL}"),
+        (s1, bot.nick, f"tn whitelist add {CHANNEL} 1.2.3.4"),
         (s1, CHANNEL, "!echo [tn whitelist add 1.2.3.4]"),
-        (s1, bot.nick, f"echo [tn whitelist remove account:agentadv1 {CHANNEL}]"),
+        (s1, bot.nick, f"echo [tn whitelist remove {CHANNEL} account:agentadv1]"),
         (s2, CHANNEL, "!tn whitelist remove account:agentadv1"),
         (s2, CHANNEL, "!tn whitelist reload"),
         (s2, CHANNEL, "!tn topic --block 1"),
@@ -196,7 +196,7 @@ def test_nobody_without_the_capability_touches_the_whitelist(adv):
         .startswith("The operation succeeded")
     assert s3.ask(bot.nick, "user identify mallory3 pw-mallory-3", bot.nick).text \
         .startswith("The operation succeeded")
-    attempts += [(s3, bot.nick, f"tn whitelist add account:mallory3 {CHANNEL}"),
+    attempts += [(s3, bot.nick, f"tn whitelist add {CHANNEL} account:mallory3"),
                  (s3, CHANNEL, "!echo [tn whitelist add account:mallory3]"),
                  (s3, CHANNEL, f"!config channel {CHANNEL} plugins.ThreatNetGuard.kick.bogons "
                                "False")]
@@ -223,7 +223,7 @@ def test_commands_faster_than_the_flood_limit_are_ignored(adv):
     flooder, other = lab.connect(lab.client("cmdflood", source=FLOODER_IP),
                                  lab.client("calmadv", source=CALM_IP))
     flooder.mark()
-    flooder.send_many(f"PRIVMSG {bot.nick} :tn check 14.0.0.{i} {CHANNEL}" for i in range(40))
+    flooder.send_many(f"PRIVMSG {bot.nick} :tn check {CHANNEL} 14.0.0.{i}" for i in range(40))
     time.sleep(3)
     replies = [l for l in flooder.lines[flooder.cursor:]
                if l.command in ("PRIVMSG", "NOTICE") and l.nick == bot.nick]
@@ -231,10 +231,10 @@ def test_commands_faster_than_the_flood_limit_are_ignored(adv):
     assert len(answers) <= COMMAND_LIMIT + 1, len(answers)
     assert any("ignoring you" in l.text for l in replies), [l.text for l in replies]
     # Ignored, not crashed: the bot still answers someone else, and the flooder no more.
-    reply = other.ask(bot.nick, f"tn check 14.0.0.1 {CHANNEL}", bot.nick).text
+    reply = other.ask(bot.nick, f"tn check {CHANNEL} 14.0.0.1", bot.nick).text
     assert "Not a current threat" in reply
     flooder.mark()
-    flooder.privmsg(bot.nick, f"tn check 14.0.0.2 {CHANNEL}")
+    flooder.privmsg(bot.nick, f"tn check {CHANNEL} 14.0.0.2")
     assert flooder.wait_for(lambda l: l.nick == bot.nick, timeout=1.5, required=False) is None
     assert bot.alive()
     print(f"\ncommand flood: {len(answers)} of 40 commands answered, then ignored")

@@ -34,7 +34,7 @@ def test_agentcert_script_prints_fingerprint_and_settings(tmp_path):
     assert f"/msg NickServ CERT ADD {fingerprint}\n" in out
     for line in ("supybot.networks.mynet.ssl: True", f"supybot.networks.mynet.certfile: {path}",
                  "supybot.networks.mynet.sasl.mechanisms: EXTERNAL",
-                 "/msg threatnet tn whitelist add account:agent7 #threatnet"):
+                 "/msg threatnet tn whitelist add #threatnet account:agent7"):
         assert line in out, out
     again = subprocess.run([sys.executable, "-m", "threatnet_tools.agentcert",
                             str(path), "--account", "agent7"], cwd=ROOT, capture_output=True,

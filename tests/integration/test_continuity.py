@@ -70,7 +70,7 @@ def whitelist(run_dir: Path, port: int, entry: str) -> None:
     try:
         reply = owner.ask(BOT, f"identify admin {credentials(run_dir)['owner_password']}", BOT)
         assert "operation succeeded" in reply.text, reply.raw
-        reply = owner.ask(BOT, f"tn whitelist add {entry} {CHANNEL}", BOT)
+        reply = owner.ask(BOT, f"tn whitelist add {CHANNEL} {entry}", BOT)
         assert "operation succeeded" in reply.text or "Added" in reply.text, reply.raw
     finally:
         owner.close()
@@ -131,7 +131,7 @@ def test_a_restart_trusts_nobody_new(local):
     told = run.wait_for("ThreatNet is running.")
     assert ("Whitelist: removed account:agent2 from the whitelist of #threatnet: services have "
             "no account agent2") in told, told
-    assert f"/msg {BOT} tn whitelist add account:agent2 #threatnet" in told
+    assert f"/msg {BOT} tn whitelist add #threatnet account:agent2" in told
     squatter, watcher = client(local.port, "agent2"), client(local.port, "watcher3")
     reply = squatter.ask("NickServ", "REGISTER squatpass1 e@example.org", "NickServ")
     assert "registered" in reply.text, reply.raw  # the name is free now ...

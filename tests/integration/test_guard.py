@@ -110,7 +110,7 @@ def test_owner_whitelist_changes_persist_across_restart(ngircd, lab_factory):
     owner, agent = lab.connect(lab.client(lab.unique("boss")),
                                lab.client(lab.unique("newagent"), source=agent_ip))
     identify(owner, bot)
-    reply = owner.ask(bot.nick, f"tn whitelist add {agent_ip} {channel}", bot.nick)
+    reply = owner.ask(bot.nick, f"tn whitelist add {channel} {agent_ip}", bot.nick)
     assert reply.text == f"The operation succeeded.  {agent_ip} added to {channel}."
     agent.join(channel)
     agent.wait_for(lambda l: is_mode(l, "+v", agent.nick))
@@ -128,8 +128,8 @@ def test_non_admin_cannot_change_the_whitelist(guarded, lab_factory):
     _, bot, channel = guarded
     lab = lab_factory(guarded[0].server)
     (mallory,) = lab.connect(lab.client(lab.unique("mallory"), source=AGENT_IP))
-    for command in (f"tn whitelist add 127.0.0.9 {channel}",
-                    f"tn whitelist remove {AGENT_IP} {channel}"):
+    for command in (f"tn whitelist add {channel} 127.0.0.9",
+                    f"tn whitelist remove {channel} {AGENT_IP}"):
         reply = mallory.ask(bot.nick, command, bot.nick)
         assert "admin" in reply.text and "succeeded" not in reply.text, reply.text
     (owner,) = lab.connect(lab.client(lab.unique("boss")))
@@ -202,7 +202,7 @@ def test_help_lists_the_commands_and_one_channel_needs_no_name(guarded, lab_fact
         for command in ("tn status", "tn check", "tn topic", "tn whitelist add"):
             assert command in reply, (text, reply)
     reply = owner.ask(bot.nick, "help tn whitelist", bot.nick).text
-    assert "tn whitelist add <ip|cidr|account:NAME>" in reply and "reload" in reply, reply
+    assert "tn whitelist add [<channel>] <ip|cidr|account:NAME>" in reply and "reload" in reply, reply
     # In private, without a channel: the one channel the bot serves.
     assert owner.ask(bot.nick, "tn status", bot.nick).text.startswith(f"{channel}: online")
     identify(owner, bot)
@@ -213,3 +213,37 @@ def test_help_lists_the_commands_and_one_channel_needs_no_name(guarded, lab_fact
         reply = newcomer.ask(channel, text, bot.nick).text
         assert reply.startswith(f"{newcomer.nick}: ThreatNet commands: "), reply
     assert newcomer.wait_for(command="KICK", timeout=1.0, required=False) is None
+
+
+def test_a_channel_administrator_and_the_operator_views(guarded, lab_factory):
+    """A Limnoria user the owner gives `#channel,threatnet` administers that channel's
+    whitelist and reads `tn guard status` and `tn overview`; a registered user without it
+    does not (Limnoria's channel capabilities are allowed by default: this one is not)."""
+    _, bot, channel = guarded
+    lab = lab_factory(guarded[0].server)
+    owner, chanadmin, plain, agent = lab.connect(
+        lab.client(lab.unique("boss")), lab.client(lab.unique("chanadm")),
+        lab.client(lab.unique("plain")), lab.client(lab.unique("agent"), source=AGENT_IP))
+    agent.join(channel)
+    agent.wait_for(lambda l: is_mode(l, "+v", agent.nick))
+    for user in (chanadmin, plain):
+        for verb in ("register", "identify"):
+            reply = user.ask(bot.nick, f"user {verb} {user.nick} pw-{user.nick}", bot.nick)
+            assert reply.text.startswith("The operation succeeded"), reply.text
+    identify(owner, bot)
+    reply = owner.ask(bot.nick, f"admin capability add {chanadmin.nick} {channel},threatnet",
+                      bot.nick)
+    assert reply.text.startswith("The operation succeeded"), reply.text
+
+    status = chanadmin.ask(bot.nick, f"tn guard status {channel}", bot.nick).text
+    assert status.startswith(f"{channel}: op; voiced "), status
+    assert f"{agent.nick} (IP {AGENT_IP} in {AGENT_IP})" in status, status
+    overview = chanadmin.ask(bot.nick, "tn overview", bot.nick).text
+    assert overview.startswith(f"{channel} on ") and "Guard: op" in overview, overview
+    for command in (f"tn whitelist add {channel} 127.0.0.9",
+                    f"tn whitelist remove {channel} 127.0.0.9"):
+        assert "succeeded" in chanadmin.ask(bot.nick, command, bot.nick).text
+        reply = plain.ask(bot.nick, command, bot.nick).text
+        assert f"{channel},threatnet capability" in reply, reply
+    reply = plain.ask(bot.nick, f"tn guard status {channel}", bot.nick).text
+    assert f"{channel},threatnet capability" in reply, reply

@@ -122,7 +122,7 @@ def test_a_chanops_topic_is_reverted_despite_437_and_never_counts(inspircd, lab_
 
     # The admin changes it for real: the agents follow once it held.
     identify(ch.chanop, ch.guard)
-    reply = ch.chanop.ask(ch.guard.nick, f"tn topic --block 1800 {ch.name}", ch.guard.nick)
+    reply = ch.chanop.ask(ch.guard.nick, f"tn topic {ch.name} --block 1800", ch.guard.nick)
     assert reply.text.endswith("block=1800"), reply.text
     assert "block 1800 s" in wait_status(ch, agent, "block 1800 s", HOLD + 5)
     assert not ch.guard.errors()
@@ -132,7 +132,7 @@ def test_a_topic_too_long_for_the_server_is_refused_with_a_reason(inspircd, lab_
     ch = Channel(lab_factory(inspircd), agents=0)
     identify(ch.chanop, ch.guard)
     flags = " ".join(f"flag{i:03}" for i in range(40))  # ~360 bytes: TOPICLEN is 307
-    reply = ch.chanop.ask(ch.guard.nick, f'tn topic --flags "{flags}" {ch.name}', ch.guard.nick)
+    reply = ch.chanop.ask(ch.guard.nick, f'tn topic {ch.name} --flags "{flags}"', ch.guard.nick)
     assert "TOPICLEN" in reply.text and "307" in reply.text, reply.text
     # Set behind the command's back (the registry), it is logged and retried, not cut.
     ch.guard.mark_log()

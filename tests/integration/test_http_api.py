@@ -6,6 +6,7 @@ responder whose program is missing fails with a clear error in the bot's log, in
 from __future__ import annotations
 
 import json
+import platform
 import threading
 import time
 import urllib.request
@@ -22,7 +23,7 @@ def get(port: int, path: str, timeout: float = 10):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/threatnet{path}",
                                 timeout=timeout) as answer:
         body = answer.read()
-    return json.loads(body) if path != "/metrics" else body.decode()
+    return json.loads(body) if path not in ("/metrics", "/status") else body.decode()
 
 
 def metric(text: str, name: str, **labels) -> float:
@@ -96,6 +97,17 @@ def test_follow_metrics_and_responders(ngircd, lab_factory, tmp_path):
     assert metric(text, "threatnet_responder_up", responder="dnsbl", **labels) == 1
     assert metric(text, "threatnet_lines_kept_total", **labels) == 1
     assert metric(text, "threatnet_cache_threats", **labels) == 1
+    # the line's way from the server to the cache (ngIRCd sends no server-time: from when
+    # the bot read it), the build, the process
+    latency = "threatnet_report_to_cache_seconds"
+    assert metric(text, latency + "_count", **labels) == 1
+    assert metric(text, latency + "_bucket", le="+Inf", **labels) == 1
+    print(f"report -> cached on the bot: {1000 * metric(text, latency + '_sum', **labels):.2f} ms")
+    assert metric(text, "threatnet_build_info", python=platform.python_version()) == 1
+    assert metric(text, "process_resident_memory_bytes") > 1e6
+    page = get(port, "/status")  # the status page of the real bot
+    assert "47.0.0.1" in page and "port scan" in page and alice.nick in page
+    assert "FAILING" in page and "command not found" in page
 
     identify(alice, bot)
     reply = alice.ask(bot.nick, f"tn responders {channel}", bot.nick).text

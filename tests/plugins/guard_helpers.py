@@ -8,7 +8,11 @@ mode takeMsg applies the bot's own MODE/KICK/TOPIC to irc.state.
 import contextlib
 import os
 
+import re
+
 import supybot.conf as conf
+import supybot.ircdb as ircdb
+import supybot.ircutils as ircutils
 import supybot.ircmsgs as ircmsgs
 import supybot.schedule as schedule
 from supybot.test import ChannelPluginTestCase
@@ -16,6 +20,16 @@ from supybot.test import ChannelPluginTestCase
 from lab.limnoria import WHITELIST
 
 GUARD = "supybot.plugins.ThreatNetGuard."
+
+
+def reset_topic():
+    """Topic values set by a command (`tn topic --block`) outlive the test: reset them."""
+    topic = conf.supybot.plugins.ThreatNetGuard.topic
+    for name in ("uri", "block", "flags", "quorum"):
+        value = topic.get(name)
+        network = value.get(":test")
+        for parent, child in ((network, network.get("#test")), (value, value.get("#test"))):
+            child._setValue(parent.value, inherited=True)  # what `config reset channel` does
 
 
 class GuardTestCase(ChannelPluginTestCase):
@@ -121,3 +135,50 @@ class GuardTestCase(ChannelPluginTestCase):
         """Feed a command as PRIVMSG to the channel; returns the bot's replies (text only)."""
         self.irc.feedMsg(ircmsgs.privmsg("#test", "@" + text, prefix=frm or self.prefix))
         return [m.args[1] for m in self.out() if m.command in ("PRIVMSG", "NOTICE")]
+
+
+CACHE = "supybot.plugins.ThreatNetCache."
+
+
+class BothTestCase(GuardTestCase):
+    """The Guard's #test, where ThreatNetCache listens too."""
+
+    plugins = ("ThreatNetGuard", "ThreatNetCache", "Plugin", "Misc")
+    config = dict(GuardTestCase.config, **{CACHE + "enable": True, CACHE + "topicHold": 0,
+                                           "supybot.reply.mores.instant": 10,
+                                           "supybot.abuse.flood.command": False})
+
+    def setUp(self):
+        super().setUp()
+        self.feed(":irc.test 366 test #test :End of /NAMES list.")
+        self.out()
+        self.users = []
+
+    def tearDown(self):
+        for user in self.users:
+            ircdb.users.delUser(user.id)
+        reset_topic()
+        super().tearDown()
+
+    def user(self, name, *capabilities):
+        """A registered user (capabilities really checked: __no_testcap__); its prefix."""
+        user = ircdb.users.newUser()
+        user.name = name
+        prefix = f"{name}!u@__no_testcap__.example"
+        user.addHostmask(prefix)
+        for capability in capabilities:
+            user.addCapability(capability)
+        ircdb.users.setUser(user)
+        self.users.append(user)
+        return prefix
+
+    def reply(self, command, frm=None):
+        """The bot's whole answer to ``command``, without formatting."""
+        return " ".join(" ".join(ircutils.stripFormatting(r) for r in self.command(
+            command, frm=frm)).split())
+
+    def helps(self):
+        """(command, help text) of every ThreatNet command of both plugins."""
+        names = re.search(r"ThreatNet commands: (.*?)\. help", self.command("tn help")[0])
+        for name in names.group(1).split(", "):
+            yield name, self.reply(f"help {name}")

@@ -101,7 +101,8 @@ class UndoTestCase(ResponderTestCase):
         fake = self.fake()
         self.hear("45.0.0.1 scan")
         self.idle()
-        self.assertIn("You don't have the admin capability",  # __no_testcap__: not the owner
+        # __no_testcap__: not the owner
+        self.assertIn("You don't have the #test,threatnet capability",
                       self.say("tn forget 45.0.0.1", frm="boss!b@__no_testcap__")[0])
         self.assertRegexp("tn forget 45.0.0.1", "Forgotten in #test: 45.0.0.1, reported by "
                                                 "alice")

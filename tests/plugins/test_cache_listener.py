@@ -436,7 +436,8 @@ class DiscoveryTestCase(CacheTestCase):
             [reply] = self.private(text)
             self.assertTrue(reply.startswith(
                 "ThreatNet commands: tn bridge status, tn check, tn feeds, tn forget, tn list, "
-                "tn report, tn responders, tn status, tn withdraw. help tn <command>"), reply)
+                "tn overview, tn report, tn responders, tn status, tn withdraw. help tn "
+                "<command>"), reply)
 
     def testTheOneChannelIsTheDefault(self):
         [reply] = self.private("tn status")

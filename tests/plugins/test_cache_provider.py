@@ -33,7 +33,7 @@ class ReportTestCase(CacheTestCase):
     def testReportNeedsAdmin(self):
         sent = self.say("tn report 45.0.0.9", frm=NOCAP)
         self.assertEqual(len(sent), 1)
-        self.assertIn("You don't have the admin capability", sent[0])
+        self.assertIn("You don't have the #test,threatnet capability", sent[0])
         self.assertResponse("tn check 45.0.0.9", "Not a current threat in #test: 45.0.0.9")
 
     def testRefusedDuringQuietPeriod(self):

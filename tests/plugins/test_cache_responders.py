@@ -123,7 +123,7 @@ class WiringTestCase(ResponderTestCase):
 
     def testRespondersNeedAdmin(self):
         sent = self.say("tn responders", frm="boss!b@__no_testcap__")
-        self.assertIn("You don't have the admin capability", sent[0])
+        self.assertIn("You don't have the #test,threatnet capability", sent[0])
 
 
 class RegistryTestCase(CacheTestCase):

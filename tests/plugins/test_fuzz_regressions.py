@@ -155,7 +155,8 @@ class GuardSettingsTestCase(GuardTestCase):
         registers all its values so ("they decide ... what it tells a whole ThreatNet");
         ThreatNetGuard registers none so, hence a bot-side channel op — not an admin —
         can switch the guard off (enable), the flood limit off (flood.lines 0), bogon and
-        repeat kicks off, or set topic.block, which `tn topic --block` reserves to admins.
+        repeat kicks off, or set topic.block, which `tn topic --block` reserves to
+        #channel,threatnet or admin.
 
         Fix (plugins/ThreatNetGuard/config.py): pass opSettable=False to every
         conf.registerChannelValue there (as ThreatNetCache's config.py does).

@@ -3,7 +3,7 @@ import supybot.conf as conf
 import supybot.ircmsgs as ircmsgs
 import supybot.registry as registry
 import supybot.schedule as schedule
-from guard_helpers import GUARD, GuardTestCase
+from guard_helpers import GUARD, GuardTestCase, reset_topic
 from supybot.test import timeFastForward
 
 TOPIC = "threatnet://threatnet.invalid/datn2004/ip-comment block=3600"
@@ -14,12 +14,7 @@ class TopicCase(GuardTestCase):
     """Topic values set by a command outlive the test: reset them."""
 
     def tearDown(self):
-        topic = conf.supybot.plugins.ThreatNetGuard.topic
-        for name in ("uri", "block", "flags", "quorum"):  # set by a command, they outlive it
-            value = topic.get(name)
-            network = value.get(":test")
-            for parent, child in ((network, network.get("#test")), (value, value.get("#test"))):
-                child._setValue(parent.value, inherited=True)  # what `config reset channel` does
+        reset_topic()
         super().tearDown()
 
 
@@ -72,7 +67,7 @@ class TopicTestCase(TopicCase):
         self.assertEqual(self.chan.topic, TOPIC)
 
     def test_change_needs_admin(self):
-        [reply] = self.command("tn topic --block 60 #test", frm=NO_CAP)
+        [reply] = self.command("tn topic #test --block 60", frm=NO_CAP)
         self.assertIn("admin", reply)
         self.assertEqual(self.chan.topic, TOPIC)
         [reply] = self.command("tn topic #test", frm=NO_CAP)  # anyone may look
@@ -217,12 +212,14 @@ class HelpTestCase(GuardTestCase):
     def test_help_lists_the_subcommands(self):
         for text in ("help tn", "tn", "tn help"):
             [reply] = self.private(text)
-            self.assertIn("ThreatNet commands: tn topic, tn whitelist add, tn whitelist list, "
+            self.assertIn("ThreatNet commands: tn guard status, tn topic, tn whitelist add, "
+                          "tn whitelist list, "
                           "tn whitelist reload, tn whitelist remove.", reply)
         [reply] = self.private("help tn whitelist")
-        self.assertIn("tn whitelist add <ip|cidr|account:NAME> [<channel>]", reply)
+        self.assertIn("tn whitelist add [<channel>] <ip|cidr|account:NAME>", reply)
         [reply] = self.private("tn whitelist")
-        self.assertTrue(reply.startswith("tn whitelist add <ip|cidr|account:NAME>"), reply)
+        self.assertTrue(reply.startswith("tn whitelist add [<channel>] <ip|cidr|account:NAME>"),
+                        reply)
 
     def test_a_newcomer_asking_for_help_in_the_channel_is_answered(self):
         self.join("newbie", "newbie.example")

@@ -29,12 +29,12 @@ class WhitelistTestCase(GuardTestCase):
             self.assertIn("  - 198.51.100.0/24", f.read())
 
     def test_add_canonicalises(self):
-        self.command("tn whitelist add account:Carol #test")
+        self.command("tn whitelist add #test account:Carol")
         self.command("tn whitelist add ::ffff:198.51.100.7")
         self.assertEqual(self.stored()[-2:], ["account:carol", "198.51.100.7"])
 
     def test_add_to_another_channel(self):
-        self.command("tn whitelist add 198.51.100.7 #other")
+        self.command("tn whitelist add #other 198.51.100.7")
         self.assertEqual(self.stored("#other"), ["198.51.100.7"])
         self.assertFalse(self.chan.isVoice("c1"))
 
@@ -63,7 +63,7 @@ class WhitelistTestCase(GuardTestCase):
                          ["test: nobody is whitelisted in #empty"])
 
     def test_commands_need_admin(self):
-        for command in ("add 198.51.100.0/24 #test", "remove 192.0.2.0/24 #test",
+        for command in ("add #test 198.51.100.0/24", "remove #test 192.0.2.0/24",
                         "list #test", "reload"):
             [reply] = self.command(f"tn whitelist {command}", frm=NO_CAP)
             self.assertIn("admin", reply, command)
