@@ -1,6 +1,7 @@
 """The built wheel alone, installed in a fresh venv with no checkout on any path, has what
 an operator needs: a real bot (that venv's supybot) runs both plugins on a real ngIRCd, and
-the console scripts write the example configs, a signing key and an agent certificate.
+the console scripts write the example configs, a signing key and an agent certificate. Once
+with the newest Limnoria, once with the oldest supported (Debian 13's).
 
 Needs the network, or pip's cache: the isolated build fetches setuptools and wheel, and the
 install fetches the dependencies (limnoria, cryptography, ...) from the package index.
@@ -18,6 +19,7 @@ import pytest
 
 from harness import AGENT_IP, CACHE, GUARD, answers, voice_change, write_whitelist
 from lab import ROOT
+from threatnet_irc.version import MINIMUM
 from threatnet_tools.examples import EXAMPLES
 
 # What setup.cfg builds the wheel from.
@@ -34,8 +36,8 @@ def run(argv: list, cwd: Path, *, ok: bool = True) -> subprocess.CompletedProces
     return done
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=["newest", MINIMUM])
+def venv(request, tmp_path_factory) -> Path:
     """The bin/ of a fresh venv with only the built wheel (and its dependencies) installed."""
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"  # a copy: the build writes build/ and *.egg-info next to setup.cfg
@@ -49,7 +51,8 @@ def venv(tmp_path_factory) -> Path:
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", src], tmp)
     (wheel,) = (tmp / "dist").glob("threatnet-*.whl")
     run([sys.executable, "-m", "venv", tmp / "venv"], tmp)
-    run([tmp / "venv" / "bin" / "python", "-m", "pip", "install", "-q", wheel], tmp)
+    limnoria = [] if request.param == "newest" else [f"limnoria=={request.param}"]
+    run([tmp / "venv" / "bin" / "python", "-m", "pip", "install", "-q", wheel, *limnoria], tmp)
     shutil.rmtree(src)  # nothing of the source is left to import from
     return tmp / "venv" / "bin"
 
