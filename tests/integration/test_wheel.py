@@ -9,6 +9,7 @@ install fetches the dependencies (limnoria, cryptography, ...) from the package 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -36,11 +37,12 @@ def run(argv: list, cwd: Path, *, ok: bool = True) -> subprocess.CompletedProces
     return done
 
 
-@pytest.fixture(scope="module", params=["newest", MINIMUM])
-def venv(request, tmp_path_factory) -> Path:
-    """The bin/ of a fresh venv with only the built wheel (and its dependencies) installed."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the sources (the build writes build/ and *.egg-info
+    next to setup.cfg), the copy then removed: nothing of it is left to import from."""
     tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"  # a copy: the build writes build/ and *.egg-info next to setup.cfg
+    src = tmp / "src"
     src.mkdir()
     for name in SOURCES:
         if (ROOT / name).is_dir():
@@ -49,12 +51,24 @@ def venv(request, tmp_path_factory) -> Path:
         else:
             shutil.copy2(ROOT / name, src / name)
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp / "dist", src], tmp)
-    (wheel,) = (tmp / "dist").glob("threatnet-*.whl")
-    run([sys.executable, "-m", "venv", tmp / "venv"], tmp)
+    shutil.rmtree(src)
+    (built,) = (tmp / "dist").glob("threatnet-*.whl")
+    return built
+
+
+def fresh_venv(directory: Path) -> Path:
+    run([sys.executable, "-m", "venv", directory], directory.parent)
+    return directory / "bin"
+
+
+@pytest.fixture(scope="module", params=["newest", MINIMUM])
+def venv(request, wheel: Path, tmp_path_factory) -> Path:
+    """The bin/ of a fresh venv with only the built wheel (and its dependencies) installed,
+    with the newest Limnoria or the oldest supported."""
+    bin_dir = fresh_venv(tmp_path_factory.mktemp("venv") / "venv")
     limnoria = [] if request.param == "newest" else [f"limnoria=={request.param}"]
-    run([tmp / "venv" / "bin" / "python", "-m", "pip", "install", "-q", wheel, *limnoria], tmp)
-    shutil.rmtree(src)  # nothing of the source is left to import from
-    return tmp / "venv" / "bin"
+    run([bin_dir / "python", "-m", "pip", "install", "-q", wheel, *limnoria], bin_dir.parent)
+    return bin_dir
 
 
 def test_nothing_comes_from_the_checkout(venv: Path, tmp_path: Path) -> None:
@@ -102,3 +116,26 @@ def test_a_bot_runs_both_plugins_from_the_wheel(venv: Path, ngircd, lab_factory,
     assert answers(agent, [bot.nick]) == {
         bot.nick: f"{agent.nick}: Not a current threat in {channel}: 11.7.7.7"}
     assert bot.errors() == []
+
+
+def test_an_older_limnoria_refuses_the_plugins(wheel: Path, ngircd, lab_factory,
+                                               tmp_path: Path) -> None:
+    """Debian 12's Limnoria: pip will not install the wheel with it. Forced (the wheel's
+    dependencies, then Limnoria downgraded), a bot that finds the plugins in its plugins
+    directory runs, and says why they do not load. (Found through entry points instead,
+    pkg_resources itself refuses: VersionConflict, limnoria>=2023.11.18.)"""
+    bin_dir = fresh_venv(tmp_path / "venv")
+    refused = run([bin_dir / "python", "-m", "pip", "install", wheel, "limnoria==2023.1.28"],
+                  tmp_path, ok=False)
+    assert refused.returncode != 0 and f"limnoria>={MINIMUM}" in refused.stdout + refused.stderr
+    run([bin_dir / "python", "-m", "pip", "install", "-q", wheel], tmp_path)
+    run([bin_dir / "python", "-m", "pip", "install", "-q", "limnoria==2023.1.28"], tmp_path)
+    (site,) = (bin_dir.parent / "lib").glob("python3*/site-packages")
+    lab = lab_factory(ngircd)
+    bot = lab.bot(lab.unique("old"), lab.channel(), plugins=["ThreatNetCache", "ThreatNetGuard"],
+                  plugins_dir=site, supybot=bin_dir / "supybot")
+    bot.start()  # it joins: the bot runs, without the plugins
+    log = bot.read_log()
+    for plugin in ("ThreatNetCache", "ThreatNetGuard"):
+        assert re.search(rf"Failed to load {plugin}: import error \({plugin} needs Limnoria "
+                         rf"{re.escape(MINIMUM)} or newer, this is Limnoria 2023\.0?1\.28", log)
