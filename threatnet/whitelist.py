@@ -480,12 +480,10 @@ def _edit_add(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | N
 
 def _edit_remove(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | None:
     """Text without the entry's line; None if that line holds anything else."""
-    lines = _lines(text)
-    _, value = parsed.lists[fold(channel)]
-    item = next(item for item in value.value if parse_entry(item.value).text == entry.text)
-    line = item.start_mark.line
-    if value.flow_style or item.end_mark.line != line or not lines[line].lstrip().startswith("-"):
+    line = _own_line(text, parsed, channel, entry)
+    if line is None:
         return None
+    lines = _lines(text)
     del lines[line]
     return "".join(lines)
 
