@@ -8,6 +8,15 @@ APT_PACKAGES := ngircd inspircd atheme-services rbldnsd nftables conntrack iprou
   chromium crowdsec crowdsec-firewall-bouncer
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# The oldest Limnoria the plugins support (Debian 13's), as threatnet_irc/version.py says:
+# `make test` also runs the plugin suites and the real-server tests of what differs between
+# it and the newest Limnoria (accounts, voicing, the HTTP API) in a venv of its own.
+LIMNORIA_FLOOR := $(shell sed -n 's/^MINIMUM = "\([0-9.]*\)".*/\1/p' threatnet_irc/version.py)
+FLOOR_VENV := .venv-limnoria-floor
+FLOOR_PY := $(FLOOR_VENV)/bin/python
+FLOOR_TESTS := tests/plugins tests/integration/test_stack.py tests/integration/test_accounts.py \
+  tests/integration/test_guard.py tests/integration/test_http_api.py
+
 .PHONY: setup test run agent bench clean clean-run
 setup: $(VENV)/.installed .apt-installed
 
@@ -43,8 +52,18 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-test: setup
+$(FLOOR_VENV)/.installed: setup.cfg pyproject.toml threatnet_irc/version.py
+	@if [ -e $(FLOOR_VENV) ] && ! { [ -f $(FLOOR_VENV)/pyvenv.cfg ] && $(FLOOR_PY) -m pip --version >/dev/null 2>&1; }; then \
+	  echo "$(FLOOR_VENV) is incomplete (an interrupted setup?): making it again"; rm -rf $(FLOOR_VENV); fi
+	[ -x $(FLOOR_PY) ] || $(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_PY) -m pip install -q --upgrade pip
+	$(FLOOR_PY) -m pip install -q -e '.[test]' 'limnoria==$(LIMNORIA_FLOOR)'
+	@touch $@
+
+test: setup $(FLOOR_VENV)/.installed
 	$(PY) -m pytest -q
+	@echo "Limnoria $(LIMNORIA_FLOOR) (the oldest supported):"
+	$(FLOOR_PY) -m pytest -q -p no:cacheprovider $(FLOOR_TESTS)
 
 # make run [PORT=6667] [TLS_PORT=6697] [CHANNEL=#threatnet] [NICK=threatnet] [BLOCK=3600]
 # [FRESH=1]: local InspIRCd + Atheme + the channel bot (over TLS, pinned); the network
@@ -76,4 +95,4 @@ bench: setup
 	$(PY) -m bench.core
 
 clean:
-	rm -rf $(VENV) .apt-installed run .pytest_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .apt-installed run .pytest_cache

@@ -55,7 +55,7 @@ class Bot:
                  settings: Optional[Mapping[str, object]] = None, log_level: str = "INFO",
                  plugins_dir: Union[str, Path] = PLUGINS_DIR, ssl: bool = False,
                  vhost: str = "", server_fingerprints: Sequence[str] = (),
-                 certfile: Union[str, Path] = ""):
+                 certfile: Union[str, Path] = "", supybot: Union[str, Path] = ""):
         self.nick, self.server, self.channel = nick, server, channel
         self.network = network
         self.plugins = list(dict.fromkeys([*BASE_PLUGINS, *plugins]))
@@ -71,6 +71,9 @@ class Bot:
         # (CertFP), before PLAIN if `sasl` is given too.
         self.server_fingerprints = list(server_fingerprints)
         self.certfile = str(certfile) if certfile else ""
+        # Another installation's supybot script (a venv with the built wheel): the bot then
+        # runs from that installation alone, without this checkout on its PYTHONPATH.
+        self.supybot = str(supybot)
         self.dir = Path(root) / nick
         self.conf_path = self.dir / "conf" / f"{nick}.conf"
         self.log_path = self.dir / "logs" / "messages.log"
@@ -113,14 +116,17 @@ class Bot:
         and wait until its join to the channel is synced."""
         if configure or not self.conf_path.exists():
             self.configure()
-        argv = [venv_script("supybot"), str(self.conf_path)]
+        argv = [self.supybot or venv_script("supybot"), str(self.conf_path)]
         if os.geteuid() == 0:
             argv.append("--allow-root")
         self._log_pos = self.log_path.stat().st_size if self.log_path.exists() else 0
         # The plugins come from this checkout, so must threatnet/ and threatnet_irc/,
         # whatever an (editable) install of the package happens to contain.
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        if self.supybot:
+            env.pop("PYTHONPATH", None)
+        else:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         # umask 077: what Limnoria writes (its registry on exit: the SASL password) stays
         # the owner's, whatever mode the file had.
         # SIGINT to stop: Limnoria quits (QUIT sent) and flushes; SIGTERM would exit at

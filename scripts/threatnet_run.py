@@ -370,7 +370,7 @@ A voiced agent (or you, once whitelisted) posts a threat as a channel line: 11.2
 
 Services: /msg NickServ REGISTER <password> <email> makes an account (kept across runs);
 SASL PLAIN works, and SASL EXTERNAL over TLS with a client certificate added by
-/msg NickServ CERT ADD <fingerprint> (python -m threatnet_tools.agentcert makes one and
+/msg NickServ CERT ADD <fingerprint> (threatnet-agentcert makes one and
 prints the steps).
 Another agent against this network (TLS, logged in by its own certificate):
   make agent NAME=agent1 FEED=/var/log/auth.log
@@ -652,7 +652,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     run.add_argument("--server-fingerprint", help="--server's certificate SHA-256 "
                      "fingerprint(s), comma separated: TLS, pinned")
     run.add_argument("--certfile", help="client certificate + key (PEM) for SASL EXTERNAL "
-                     "(python -m threatnet_tools.agentcert)")
+                     "(threatnet-agentcert)")
     run.add_argument("--sasl-file", help="file with `user:password` (else THREATNET_SASL_USER"
                                          " and THREATNET_SASL_PASSWORD)")
     run.add_argument("--listener-only", action="store_true",

@@ -337,13 +337,84 @@ def test_remove_last_entry_leaves_the_channel(store: WhitelistStore) -> None:
     assert store.load().entries("#other[1]") == ["198.51.100.8"]
 
 
-def test_flow_style_falls_back_to_full_rewrite(tmp_path: Path) -> None:
+def test_flow_style_is_edited_by_a_round_trip_keeping_comments(tmp_path: Path) -> None:
     store = WhitelistStore(tmp_path / "w.yaml")
-    store.path.write_text("# header kept\n\nchannels: {'#c': [10.0.0.1, 10.0.0.2]}  # lost\n")
+    store.path.write_text("# header kept\n\nchannels: {'#c': [10.0.0.1, 10.0.0.2]}  # kept\n")
     store.remove("#c", "10.0.0.1")
-    assert store.path.read_text() == '# header kept\n\nchannels:\n  "#c":\n    - 10.0.0.2\n'
-    store.remove("#c", "10.0.0.2")
-    assert store.path.read_text() == '# header kept\n\nchannels:\n  "#c":\n'
+    assert store.path.read_text().startswith("# header kept\n\nchannels: {'#c': [10.0.0.2]}")
+    assert store.path.read_text().rstrip().endswith("# kept")
+    store.add("#c", "10.0.0.3")
+    assert store.load().entries("#c") == ["10.0.0.2", "10.0.0.3"]
+    assert store.path.read_text().rstrip().endswith("# kept")
+
+
+def comments(text: str) -> list[str]:
+    """The comments of a whitelist file (none of these files quotes a #)."""
+    return [line[line.index("# "):].rstrip() for line in text.splitlines() if "# " in line]
+
+
+# Layouts an operator may write: block lists with comments everywhere, a trailing comment on
+# the last entry and after it, flow lists, [], ~, a folded scalar, other indentations.
+LAYOUTS = [
+    ('# head\nchannels:   # all of them\n  "#a":   # main\n    - 10.0.0.1   # one\n'
+     '    # between entries\n    - 10.0.0.2   # two\n  # before b\n  "#b":\n    - 10.0.0.3\n'
+     '# tail\n'),
+    '# head\nchannels:\n  "#a": [10.0.0.1, 10.0.0.2]   # flow, with a comment\n# tail\n',
+    '# head\nchannels:\n  "#a": []   # nobody yet\n  "#b":\n    - 10.0.0.3  # three\n# tail\n',
+    '# head\nchannels:\n  "#a": ~   # nobody yet\n# tail\n',
+    '# head\nchannels:\n  "#a":\n    - >-\n      10.0.0.1\n    - 10.0.0.2  # two\n# tail\n',
+    '# head\nchannels:\n    "#a":   # four spaces\n    - 10.0.0.1   # no dash offset\n# tail\n',
+]
+
+
+@pytest.mark.parametrize("text", LAYOUTS)
+@pytest.mark.parametrize("channel", ["#A", "#new"])
+def test_add_keeps_every_comment(tmp_path: Path, text: str, channel: str) -> None:
+    store = WhitelistStore(tmp_path / "w.yaml")
+    store.path.write_text(text)
+    before = store.load()
+    store.add(channel, "203.0.113.0/24")
+    assert store.load().entries(channel) == [*before.entries(channel), "203.0.113.0/24"]
+    assert comments(store.path.read_text()) == comments(text)
+
+
+@pytest.mark.parametrize("text", LAYOUTS)
+@pytest.mark.parametrize("entry", ["10.0.0.1", "10.0.0.2"])
+def test_remove_keeps_every_other_comment(tmp_path: Path, text: str, entry: str) -> None:
+    store = WhitelistStore(tmp_path / "w.yaml")
+    store.path.write_text(text)
+    if entry not in store.load().entries("#a"):
+        pytest.skip("not in this layout")
+    store.remove("#a", entry)
+    assert entry not in store.load().entries("#a")
+    own = comments(next((line for line in text.splitlines()  # a block entry's own line
+                         if line.lstrip().startswith(f"- {entry} ")), ""))
+    assert [c for c in comments(store.path.read_text()) if c not in own] == \
+        [c for c in comments(text) if c not in own]
+
+
+def test_every_comment_of_the_example_config_survives_edits(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parent.parent / "conf" / "whitelist.yaml").read_text()
+    store = WhitelistStore(tmp_path / "whitelist.yaml")
+    store.path.write_text(example)
+    store.add("#threatnet-test", "203.0.113.7")  # after an entry with a trailing comment
+    store.add("#threatnet", "203.0.113.8")
+    store.add("#new", "account:carol")
+    store.remove("#threatnet", "account:alice")
+    assert comments(store.path.read_text()) == comments(example)
+
+
+def test_an_edit_that_would_lose_a_comment_fails_and_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from threatnet import whitelist
+
+    monkeypatch.setattr(whitelist, "_round_trip", lambda *args: "channels: {'#a': [10.0.0.2]}\n")
+    store = WhitelistStore(tmp_path / "w.yaml")
+    text = "channels: {'#a': [10.0.0.1]}   # kept\n"
+    store.path.write_text(text)
+    with pytest.raises(WhitelistError, match="cannot make this edit without losing a comment"):
+        store.add("#a", "10.0.0.2")
+    assert store.path.read_text() == text
 
 
 @pytest.mark.parametrize("op, channel, entry, message", [

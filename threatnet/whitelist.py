@@ -21,17 +21,22 @@ last good Whitelist (or ``Whitelist()``) on error can only ever trust fewer.
 from __future__ import annotations
 
 import bisect
+import io
 import json
 import os
 import re
 import stat
 import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError as RuamelError
 
 from .address import KEY_LAST, V4_MAPPED_FIRST, V4_MAPPED_LAST, AddressError, Network, parse_network
 from .atomic import atomic_write
@@ -321,13 +326,14 @@ def _parse(text: str, file: str) -> _Parsed:
 class WhitelistStore:
     """The whitelist file: ``load()`` reads it, ``add``/``remove`` edit it atomically.
 
-    Edits change only the affected lines, so the operator's comments and layout
-    survive: ``add`` inserts a line under the channel's list (or a new channel at
-    the end of ``channels``), ``remove`` deletes the entry's line. When the layout
-    is not one a line edit handles (flow style ``[a, b]``, several items on a line,
-    ...) or the edited text would not parse back to exactly the intended whitelist,
-    the file is rewritten in full from the data, keeping only its leading comment
-    block. Every edit reads the file afresh, so hand edits made meanwhile are kept.
+    Every comment survives an edit. ``add`` inserts a line under the channel's list
+    (or a new channel at the end of ``channels``), ``remove`` deletes the entry's line
+    (and with it the comment on that line only). A layout a line edit cannot handle
+    (flow style ``[a, b]``, an empty ``[]``, ``~``, a folded scalar) is edited by a
+    ruamel.yaml round trip instead. Either result is written only if it parses back
+    to exactly the intended whitelist and keeps every other comment; otherwise the
+    edit fails with an error and the file is left alone. Every edit reads the file
+    afresh, so hand edits made meanwhile are kept.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -353,7 +359,9 @@ class WhitelistStore:
             if new.text in old.entries(channel):
                 raise WhitelistError(f"already in {channel}", entry=new.text)
             wanted = old._replace(channel, [*old._entries(channel), new])
-            return self._save(wanted, text, _edit_add(text, parsed, channel, new))
+            return self._save(wanted, text, None, (
+                lambda: _edit_add(text, parsed, channel, new),
+                lambda: _round_trip(text, parsed, lambda doc: _rt_add(doc, channel, new))))
 
     def remove(self, channel: str, entry: str) -> Whitelist:
         """Remove ``entry`` from ``channel``, save and return the new whitelist.
@@ -368,7 +376,9 @@ class WhitelistStore:
             if gone.text not in old.entries(channel):
                 raise WhitelistError(f"not in {channel}", entry=gone.text)
             wanted = old._replace(channel, [e for e in old._entries(channel) if e.text != gone.text])
-            return self._save(wanted, text, _edit_remove(text, parsed, channel, gone))
+            return self._save(wanted, text, _own_line(text, parsed, channel, gone), (
+                lambda: _edit_remove(text, parsed, channel, gone),
+                lambda: _round_trip(text, parsed, lambda doc: _rt_remove(doc, channel, gone))))
 
     def _read(self) -> tuple[str, _Parsed]:
         try:
@@ -384,14 +394,16 @@ class WhitelistStore:
                                  line=data.count(b"\n", 0, e.start) + 1) from None
         return text, _parse(text, str(self.path))
 
-    def _save(self, wanted: Whitelist, old: str, edited: str | None) -> Whitelist:
-        """Write the line-edited text if it parses back to ``wanted``, else a full rewrite."""
-        text = edited if edited is not None and _parses_to(edited, wanted) else None
+    def _save(self, wanted: Whitelist, old: str, dropped: int | None,
+              edits: Iterable[Callable[[], str | None]]) -> Whitelist:
+        """Write the first edit whose text parses back to ``wanted`` and keeps every
+        comment of ``old`` (but the one on line index ``dropped``, a removed entry's)."""
+        text = next((edited for edit in edits if (edited := edit()) is not None
+                     and _parses_to(edited, wanted) and _keeps_comments(old, edited, dropped)),
+                    None)
         if text is None:
-            text = _render(wanted, _header(old))
-            if not _parses_to(text, wanted):  # a bug here must not reach the file
-                raise WhitelistError("internal error: rendered whitelist does not parse back",
-                                     file=str(self.path))
+            raise WhitelistError("cannot make this edit without losing a comment: edit the "
+                                 "file by hand", file=str(self.path))
         target = os.path.realpath(self.path)  # write through a symlink, not over it
         try:
             mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -468,36 +480,98 @@ def _edit_add(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | N
 
 def _edit_remove(text: str, parsed: _Parsed, channel: str, entry: Entry) -> str | None:
     """Text without the entry's line; None if that line holds anything else."""
-    lines = _lines(text)
-    _, value = parsed.lists[fold(channel)]
-    item = next(item for item in value.value if parse_entry(item.value).text == entry.text)
-    line = item.start_mark.line
-    if value.flow_style or item.end_mark.line != line or not lines[line].lstrip().startswith("-"):
+    line = _own_line(text, parsed, channel, entry)
+    if line is None:
         return None
+    lines = _lines(text)
     del lines[line]
     return "".join(lines)
 
 
-def _header(text: str) -> str:
-    """The leading comment block, kept by a full rewrite."""
-    head: list[str] = []
-    for line in _lines(text):
-        if line.strip() and not line.lstrip().startswith("#"):
+def _own_line(text: str, parsed: _Parsed, channel: str, entry: Entry) -> int | None:
+    """The line index of ``entry`` in ``channel`` if that line holds nothing else (its
+    comment goes with it), else None."""
+    _, value = parsed.lists[fold(channel)]
+    item = next(item for item in value.value if parse_entry(item.value).text == entry.text)
+    line = item.start_mark.line
+    if value.flow_style or item.end_mark.line != line \
+            or not _lines(text)[line].lstrip().startswith("-"):
+        return None
+    return line
+
+
+def _comments(text: str) -> list[tuple[int, str]]:
+    """Every comment of whitelist ``text``: (line index, text from its ``#``). A ``#``
+    starts one at the start of a line or after a blank; in a valid whitelist no string
+    holds a blank ("#chan" keys start with a quote)."""
+    found = []
+    for number, line in enumerate(_lines(text)):
+        at = next((i for i, c in enumerate(line) if c == "#" and (i == 0 or line[i - 1] in " \t")),
+                  None)
+        if at is not None:
+            found.append((number, line[at:].rstrip()))
+    return found
+
+
+def _keeps_comments(old: str, new: str, dropped: int | None) -> bool:
+    """Whether ``new`` has every comment of ``old`` but the one on line index ``dropped``."""
+    before = Counter(text for line, text in _comments(old) if line != dropped)
+    return not before - Counter(text for _, text in _comments(new))
+
+
+def _indents(parsed: _Parsed) -> dict[str, int]:
+    """ruamel.yaml's indent settings for the file's own layout (else the example's)."""
+    mapping, sequence, offset = 2, 4, 2
+    keys = list(parsed.lists.values())
+    if parsed.channels is not None and keys:
+        mapping = keys[0][0].start_mark.column - parsed.channels.start_mark.column or mapping
+    for key, value in keys:
+        if isinstance(value, yaml.SequenceNode) and not value.flow_style and value.value:
+            offset = value.start_mark.column - key.start_mark.column  # where the dash is
+            sequence = value.value[0].start_mark.column - key.start_mark.column
             break
-        head.append(line)
-    return "".join(head)
+    return {"mapping": mapping, "sequence": max(sequence, offset + 2), "offset": offset}
 
 
-def _render(whitelist: Whitelist, header: str) -> str:
-    out = [header]
-    if header and not header.endswith("\n"):
-        out.append("\n")
-    out.append("channels:\n" if whitelist.channels() else "channels: {}\n")
-    for name in whitelist.channels():
-        entries = whitelist.entries(name)
-        out.append(f"  {_scalar(name)}:{'' if entries else ' []'}\n")
-        out.extend(f"    - {_scalar(text)}\n" for text in entries)
-    return "".join(out)
+def _round_trip(text: str, parsed: _Parsed, change: Callable[[Any], Any]) -> str | None:
+    """``text`` loaded by ruamel.yaml (comments attached), changed, dumped; None if
+    ruamel.yaml cannot."""
+    rt = YAML()  # round trip
+    rt.preserve_quotes = True
+    rt.width = 1 << 16  # never fold a line
+    rt.indent(**_indents(parsed))
+    out = io.StringIO()
+    try:
+        rt.dump(change(rt.load(text)), out)
+    except RuamelError:
+        return None
+    if parsed.channels is None and text.strip():  # comments only: ruamel.yaml drops them
+        return text + ("" if text.endswith(("\n", "\r")) else "\n") + out.getvalue()
+    return out.getvalue()
+
+
+def _rt_key(channels: CommentedMap, channel: str) -> str | None:
+    return next((key for key in channels if fold(key) == fold(channel)), None)
+
+
+def _rt_add(doc: CommentedMap | None, channel: str, entry: Entry) -> CommentedMap:
+    if doc is None:
+        doc = CommentedMap()
+    if doc.get("channels") is None:
+        doc["channels"] = CommentedMap()
+    channels = doc["channels"]
+    key = _rt_key(channels, channel)
+    if key is not None and isinstance(channels[key], list):
+        channels[key].append(entry.text)
+    else:  # a new channel, or "#c": ~
+        channels[key if key is not None else channel] = CommentedSeq([entry.text])
+    return doc
+
+
+def _rt_remove(doc: CommentedMap, channel: str, entry: Entry) -> CommentedMap:
+    items = doc["channels"][_rt_key(doc["channels"], channel)]
+    del items[next(i for i, item in enumerate(items) if parse_entry(item).text == entry.text)]
+    return doc
 
 
 def _scalar(text: str) -> str:

@@ -9,7 +9,11 @@ loaded and ThreatNetGuard's otherwise (``TnGroup.answers_help``). A plugin's nes
 """
 import supybot.callbacks as callbacks
 import supybot.world as world
-from supybot.dynamicScope import dynamic
+from supybot.dynamicScope import DynamicScope
+
+# Limnoria before 2024 has no module-level ``dynamic`` (only the builtin); the class is
+# stateless, so an instance of our own walks the same frames.
+dynamic = DynamicScope()
 
 _OWN = ("tn", "help")  # the group's own entries, left out of the list
 

@@ -1,8 +1,8 @@
 """Make a ThreatNet agent's TLS client certificate, for SASL EXTERNAL (CertFP).
 
-    python -m threatnet_tools.agentcert CERTFILE --account NAME [--network NET]
+    threatnet-agentcert CERTFILE --account NAME [--network NET]
         [--channel CHAN] [--bot NICK] [--server-fingerprint FP] [--days N] [--force]
-    python -m threatnet_tools.agentcert CERTFILE --show   (the fingerprint of an existing file)
+    threatnet-agentcert CERTFILE --show   (the fingerprint of an existing file)
 
 Writes a new ECDSA P-256 key and a self-signed certificate to CERTFILE, both in one PEM
 file (mode 0600; an existing file is kept unless --force), then prints what the operator
@@ -52,7 +52,7 @@ fingerprint (SHA-256): {fingerprint}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m threatnet_tools.agentcert",
+    parser = argparse.ArgumentParser(prog="threatnet-agentcert",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("certfile", type=Path, help="where to write the certificate and key "
                         "(PEM, mode 0600)")

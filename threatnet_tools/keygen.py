@@ -1,6 +1,6 @@
 """Generate a ThreatNet agent's signing key (Ed25519) for signed threat lines.
 
-    python -m threatnet_tools.keygen KEYFILE [--key-id ID] [--comment TEXT] [--force]
+    threatnet-keygen KEYFILE [--key-id ID] [--comment TEXT] [--force]
 
 Writes the private key to KEYFILE (mode 0600; an existing file is kept unless
 --force), then prints the key id and the key ring line that the operators of
@@ -17,7 +17,7 @@ from threatnet.signature import (check_key_id, derive_key_id, generate_key, publ
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m threatnet_tools.keygen",
+    parser = argparse.ArgumentParser(prog="threatnet-keygen",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("keyfile", type=Path, help="where to write the private key")
     parser.add_argument("--key-id", help="1-16 characters A-Z a-z 0-9 _ - "

@@ -324,7 +324,7 @@ class Bridging:
         voiced = chan is not None and (chan.isVoice(irc.nick) or chan.isHalfop(irc.nick))
         opped = chan is not None and chan.isOp(irc.nick)
         envelope = Envelope(parse_message(line, _now()), irc.nick,
-                            irc.state.nicksToAccounts.get(irc.nick), "", st.channel,
+                            self.plugin.own_account(irc), "", st.channel,
                             st.network, voiced, opped)
         self.heard(st, envelope)
 
@@ -341,7 +341,7 @@ class Bridging:
             irc.sendMsg(ircmsgs.privmsg(st.channel, line))
             # Our own channel cache knows it too (`tn check`, our own reports, responders).
             st.listener.keep(parse_message(line, _now()), irc.nick,
-                             irc.state.nicksToAccounts.get(irc.nick))
+                             self.plugin.own_account(irc))
 
     def poll(self) -> None:
         self.configure()

@@ -245,7 +245,7 @@ _responder_filters(_dnsbl, "the DNSBL")
 _firewall = conf.registerGroup(ThreatNetCache.responders, "firewall")
 conf.registerChannelValue(_firewall, "enable", registry.Boolean(False, """Whether to
     add the channel's current threats to nftables sets (needs root or CAP_NET_ADMIN;
-    see conf/nftables/threatnet.nft)."""), opSettable=False)
+    load DIR/nftables/threatnet.nft from `threatnet-examples DIR`)."""), opSettable=False)
 conf.registerChannelValue(_firewall, "family", NftFamily("inet", """nftables family of
     the table."""), opSettable=False)
 conf.registerChannelValue(_firewall, "table", registry.String("threatnet", """nftables
@@ -259,7 +259,8 @@ conf.registerChannelValue(_firewall, "set6net", registry.String("tn_v6net", """S
 conf.registerChannelValue(_firewall, "nft", Argv("nft", """The nft command (e.g.
     "ip netns exec fw nft")."""), opSettable=False)
 conf.registerChannelValue(_firewall, "ruleset", AbsolutePath("", """nft file loaded at
-    the head of every resync, e.g. conf/nftables/threatnet.nft (empty: missing sets
+    the head of every resync, e.g. DIR/nftables/threatnet.nft from `threatnet-examples DIR`
+    (empty: missing sets
     are created, but no chain drops their traffic)."""), opSettable=False)
 conf.registerChannelValue(_firewall, "conntrack", registry.Boolean(False, """Whether
     to also end the established connections of each new threat (conntrack -D)."""),
@@ -319,11 +320,11 @@ _channel("signatures.require", registry.Boolean(False, """Whether threat lines i
     the block period. Unsigned and badly signed lines are counted by reason (tn status)
     and ignored. Trust mode "signed" implies it."""))
 _channel("signatures.keyring", registry.String("", """The key ring file: one "key-id
-    public-key [comment]" line per trusted provider (python -m threatnet_tools.keygen
+    public-key [comment]" line per trusted provider (threatnet-keygen
     prints them). A relative path is in the bot's data directory. Re-read when it
     changes; a missing or bad file trusts no key."""))
 _channel("signatures.key", registry.String("", """This agent's private signing key file
-    (python -m threatnet_tools.keygen; mode 0600). When set, the agent's reports to
+    (threatnet-keygen; mode 0600). When set, the agent's reports to
     this channel are signed; if it cannot be loaded, reports are refused, never sent
     unsigned. A relative path is in the bot's data directory."""))
 

@@ -412,6 +412,10 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         self.log.info("%s on %s: %s withdrew %s: %s", st.channel, st.network, msg.nick,
                       withdrawn.ip, outcome)
 
+    def own_account(self, irc) -> str | None:
+        """The services account the bot itself is logged in to on ``irc``'s network."""
+        return self._accounts.get(irc.network, irc.nick)
+
     def _sender(self, irc, st: Channel, nick: str) -> tuple[bool, bool, str | None, bool]:
         """(voiced, opped, account, account-tag on) of a sender, memoised until the
         next message that is not a channel line (see inFilter)."""
@@ -625,7 +629,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             max_threats=get("maxThreats"), quorum=get("quorum"), topic_hold=get("topicHold"))
         if st.listener.configure(settings, st.signing.keyring):
             st.block_changed()
-        st.provider.identity = reporter(irc.state.nicksToAccounts.get(irc.nick),
+        st.provider.identity = reporter(self.own_account(irc),
                                         irc.prefix.rpartition("@")[2], casemapping)
         for spec in st.provider.configure(ProviderSettings(
                 discard=settings.discard, own_networks=tuple(get("ownNetworks")),
@@ -818,7 +822,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
     def _drain(self, irc, box: Outbox[Queued]) -> None:
         """Send what the outbox releases, with irc.sendMsg: queueMsg is throttled
         to about a line a second and its enqueue is quadratic."""
-        for provider, line in take(box, irc.nick, irc.state.nicksToAccounts.get(irc.nick),
+        for provider, line in take(box, irc.nick, self.own_account(irc),
                                    irc.prefix.rpartition("@")[2]):
             irc.sendMsg(ircmsgs.privmsg(provider.channel, line))
             st = self._channels.get(_key(irc.network, provider.channel))

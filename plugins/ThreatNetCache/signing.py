@@ -14,7 +14,7 @@ conf/ThreatNetCache.conf):
   lines are counted by reason (unsigned, bad signature, unknown key, expired
   signature, future signature) in ``tn status`` and otherwise ignored.
 - ``keyring``: the key ring file (``key-id public-key [comment]`` lines, what
-  python -m threatnet_tools.keygen prints); re-read when it changes. A missing or bad
+  threatnet-keygen prints); re-read when it changes. A missing or bad
   file trusts no key (fail closed) and is logged.
 - ``key``: this agent's private signing key (threatnet_tools.keygen, mode 0600). When
   set, every report to the channel (``tn report`` and feeds) is posted signed; a key

@@ -3,6 +3,10 @@ from importlib import reload
 
 import supybot
 
+from threatnet_irc.version import require
+
+require("ThreatNetGuard")  # before anything that needs a newer Limnoria
+
 __version__ = "0.1.0"
 __author__ = supybot.Author("ThreatNet developers", "threatnet", "")
 __contributors__ = {}

@@ -73,8 +73,8 @@ _channel(G, "enable", registry.Boolean(False, """Whether the bot guards
     this channel: voices whitelisted agents, kicks other senders and keeps the topic. It
     must be a channel operator to act; without op it only logs."""))
 conf.registerGlobalValue(G, "whitelist", registry.String("ThreatNetGuard.whitelist.yaml",
-    """The whitelist file (YAML, see conf/whitelist.yaml); a relative path is in the bot's
-    data directory. Edits made by hand are picked up within a few seconds."""))
+    """The whitelist file (YAML; `threatnet-examples DIR` writes a documented
+    example, DIR/whitelist.yaml); a relative path is in the bot's data directory. Edits made by hand are picked up within a few seconds."""))
 _channel(G, "modes", KeptModes("nt", """Channel modes the bot keeps
     set, without parameters: "nt" (no outside messages, ops set the topic), "mnt" to also
     let the server drop unvoiced lines (then unvoiced users cannot use the bot's commands

@@ -141,9 +141,9 @@ class FirewallResponder(Responder):
         except ResponderError as e:
             if self.ruleset is not None or _NO_SUCH not in str(e):
                 raise
-            log.warning("%s: table %s %s or its sets missing: creating them (load "
-                        "conf/nftables/threatnet.nft to also drop their traffic)",
-                        self.name, self.family, self.table)
+            log.warning("%s: table %s %s or its sets missing: creating them (load the "
+                        "nftables/threatnet.nft that threatnet-examples writes to also drop "
+                        "their traffic)", self.name, self.family, self.table)
             self._run_nft(self.definitions() + body)
         self._applied = {t.key: t.expires_at for group in by_set.values() for t in group}
 
