@@ -94,21 +94,24 @@ class FeedWatch:
         watched directory went away, as something may have been missed."""
         hit = False
         for event in self._inotify.read(timeout=0):
-            if event.mask & (flags.Q_OVERFLOW | flags.IGNORED):
-                if event.mask & flags.IGNORED:  # the directory was deleted or moved
-                    self._forget(event.wd)
+            if event.mask & flags.Q_OVERFLOW:
                 hit = True
+                continue
+            if event.mask & flags.IGNORED:  # a watch we dropped, or its directory went
+                hit |= self._forget(event.wd)
                 continue
             names = self._names.get(event.wd, ())
             if any(event.name.startswith(name) for name in names):
                 hit = True
         return hit
 
-    def _forget(self, wd: int) -> None:
-        self._names.pop(wd, None)
+    def _forget(self, wd: int) -> bool:
+        """Drop a watch the kernel dropped; whether it was still ours."""
+        ours = self._names.pop(wd, None) is not None
         for directory, known in list(self._dirs.items()):
             if known == wd:
                 del self._dirs[directory]
+        return ours
 
     def close(self) -> None:
         self._inotify.close()
