@@ -282,7 +282,8 @@ def run_local(args: argparse.Namespace) -> int:
     notes = "".join(f"\n  ({n})" for n in (note, tls_note) if n)
     (LOCAL / "network.json").unlink(missing_ok=True)
     nick, channel = args.nick, args.channel
-    server = InspIRCdAtheme(IRCD, port=port, tls_port=tls_port, keep_identity=True)
+    server = InspIRCdAtheme(IRCD, port=port, tls_port=tls_port, keep_identity=True,
+                            people=True)
     # The network keeps its services database (accounts, registered certificates, the
     # channel) and TLS key across runs; a whitelist entry must not outlive its account.
     accounts = services_accounts(server.services_db)
