@@ -25,13 +25,12 @@ thread that only writes a byte.
 """
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
 
-log = logging.getLogger("threatnet.wakeup")
+from supybot import log
 
 
 def _socket_driver():

@@ -546,6 +546,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         self._channels[key] = st
         self._joined[irc.network, channel] = st
         self.bridging.attach(st)
+        self._sync_watch()
 
     def _detach(self, key: tuple[str, str]) -> None:
         """Stop listening to a channel the agent left (kicked, parted, disconnected,
@@ -588,10 +589,13 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             st.block_changed()
         st.provider.identity = reporter(irc.state.nicksToAccounts.get(irc.nick),
                                         irc.prefix.rpartition("@")[2], casemapping)
-        for spec in st.provider.configure(ProviderSettings(
-                discard=settings.discard, own_networks=tuple(get("ownNetworks")),
-                feeds=tuple(get("feeds")))):
+        started = st.provider.configure(ProviderSettings(
+            discard=settings.discard, own_networks=tuple(get("ownNetworks")),
+            feeds=tuple(get("feeds"))))
+        for spec in started:
             self.log.info("%s on %s: reporting from %s", st.channel, irc.network, spec)
+        if started:
+            self._sync_watch()
         st.provider.signer = st.signing.signer
         st.provider.signer_error = st.signing.signer_error
 
@@ -627,6 +631,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 self._save_provider(key, provider)
                 del self._away[key]
                 provider.close()
+        self._sync_watch()
 
     # -- Threat Response and the HTTP API
 
@@ -673,7 +678,6 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         self._rejoin()
         for st in list(self._channels.values()):
             self._settled(st, st.listener.settle())
-        self._sync_watch()
         self._fast()
         self.bridging.poll()
 
