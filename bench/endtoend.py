@@ -266,13 +266,15 @@ def main() -> int:
         done = mon_b.wait(bulk, args.bulk_timeout)
         got = [mon_b.added[ip] for ip in bulk if ip in mon_b.added]
         used = {name: cpu_seconds(pids[name]) - cpu for name, cpu in before.items()}
-        said = sum(1 for line in list(watcher.lines) if line.command == "PRIVMSG"
-                   and line.nick == "agentA" and line.received >= t0)
+        heard = [line.received for line in list(watcher.lines) if line.command == "PRIVMSG"
+                 and line.nick == "agentA" and line.received >= t0]
+        said = len(heard)
         print(f"\nbulk: {args.bulk} attackers ({5 * args.bulk} log lines) in one write:")
         print(f"  ThreatNet: {len(got)} of {args.bulk} in B's set"
               + (f", all after {max(got) - t0:.2f} s" if done else
                  f" after {args.bulk_timeout:.0f} s (lost or late: {args.bulk - len(got)})")
-              + f"; {said} lines in the channel")
+              + f"; {said} lines in the channel"
+              + (f", the last after {max(heard) - t0:.2f} s" if heard else ""))
         print(f"  CPU: agent A {used['agent A'] * 1e6 / (5 * args.bulk):.0f} µs per log line "
               f"({used['agent A'] * 1e6 / args.bulk:.0f} µs per threat), listener B "
               f"{used['listener B'] * 1e6 / max(1, said):.0f} µs per channel line")

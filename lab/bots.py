@@ -49,7 +49,7 @@ LEAN_AGENT = {"supybot.plugins.alwaysLoadImportant": False,
 # lines/s), and the outbox holds them all. On another network the plugin's defaults
 # (1/s, burst 5) apply until its operators allow more (README: "Another network").
 LOCAL_OUTBOX = {"supybot.plugins.ThreatNetCache.outbox.rate": 5000,
-                "supybot.plugins.ThreatNetCache.outbox.burst": 500,
+                "supybot.plugins.ThreatNetCache.outbox.burst": 50,
                 "supybot.plugins.ThreatNetCache.outbox.size": 20000}
 GUARD_SETTINGS = {"supybot.plugins.ThreatNetGuard.enable": True}
 
