@@ -190,7 +190,6 @@ def run_config(name: str, server: NgIRCd, provider: Client, observer: Client, wo
             cpu_before = {b.nick: cpu_seconds(b.proc.pid) for b in bots}
             busy_before = host_busy()
             observer.mark()
-            t0 = time.monotonic()
             sent = offer(provider, addresses, rate)
             arrived = collect(bots, offsets, sent, stall=3.0, limit=120.0)
             last = max((t for got in arrived.values() for t in got.values()), default=0.0)

@@ -195,7 +195,6 @@ class Fuzz:
 
     def structured(self) -> str:
         who = self.identity()
-        nick = who[0]
         tags = self.tags(who)
         kind = self.rng.random()
         channel = CHANNEL if self.rng.random() < 0.8 else self.pick(CHANNELS)

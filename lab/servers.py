@@ -67,6 +67,16 @@ class NgIRCd:
         return Client(self.host, self.port, nick, **kw)
 
 
+# Connect-class limits of connections without a services account (agents and bots log
+# in, and get conf/ircd/inspircd.conf's "agents" class). The lab's raw test clients
+# send hundreds of lines a second without one; people on `make run`'s network get
+# InspIRCd's stock flood limits (docs/IRCD.md).
+LAB_LIMITS = ('threshold="3000000" commandrate="3000000" recvq="1048576" '
+              'softsendq="1048576" hardsendq="4194304" fakelag="no"')
+PEOPLE_LIMITS = ('threshold="10" commandrate="1000" recvq="8192" softsendq="8192" '
+                 'hardsendq="1048576" fakelag="yes"')
+
+
 class InspIRCdAtheme:
     """InspIRCd 3 with Atheme services linked: accounts, SASL PLAIN, ChanServ.
 
@@ -84,7 +94,8 @@ class InspIRCdAtheme:
 
     def __init__(self, run_dir: Path, port: Optional[int] = None, host: str = LOCALHOST,
                  name: str = "irc.threatnet.test", services_name: str = "services.threatnet.test",
-                 keep_identity: bool = False, tls_port: Optional[int] = None):
+                 keep_identity: bool = False, tls_port: Optional[int] = None,
+                 people: bool = False):
         self.run_dir = Path(run_dir)
         self.host, self.port, self.name = host, port or free_port(host), name
         self.tls_port = tls_port or free_port(host)
@@ -95,6 +106,7 @@ class InspIRCdAtheme:
         self.link_password = password()
         self.oper = ("oper", password())
         self.keep_identity = keep_identity
+        self.people = people  # stock flood limits without an account (else the lab's)
         self.ircd: Optional[Proc] = None
         self.services: Optional[Proc] = None
 
@@ -115,7 +127,9 @@ class InspIRCdAtheme:
                   "network": self.network, "host": self.host, "port": self.port,
                   "link_port": self.link_port, "link_password": self.link_password,
                   "run_dir": self.run_dir, "oper_name": self.oper[0],
-                  "oper_password": self.oper[1]}
+                  "oper_password": self.oper[1],
+                  "people_class": "InspIRCd's stock" if self.people else "the test lab's",
+                  "people_limits": PEOPLE_LIMITS if self.people else LAB_LIMITS}
         ircd_conf = render("ircd/inspircd.conf", self.run_dir / "inspircd.conf", values)
         atheme_conf = render("services/atheme.conf", self.run_dir / "atheme.conf", values)
         data = self.services_db.parent

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Optional, TextIO
 
 from lab import ROOT
-from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, Bot
+from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, LEAN_AGENT, LOCAL_OUTBOX, Bot
 from lab.config import password, private_dir, private_file
 from lab.ircclient import Client, IRCError
 from lab.process import LIVE, StackError, free_port, port_is_free, stop_all
@@ -282,7 +282,8 @@ def run_local(args: argparse.Namespace) -> int:
     notes = "".join(f"\n  ({n})" for n in (note, tls_note) if n)
     (LOCAL / "network.json").unlink(missing_ok=True)
     nick, channel = args.nick, args.channel
-    server = InspIRCdAtheme(IRCD, port=port, tls_port=tls_port, keep_identity=True)
+    server = InspIRCdAtheme(IRCD, port=port, tls_port=tls_port, keep_identity=True,
+                            people=True)
     # The network keeps its services database (accounts, registered certificates, the
     # channel) and TLS key across runs; a whitelist entry must not outlive its account.
     accounts = services_accounts(server.services_db)
@@ -500,7 +501,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         state = {**state, "port": state["tls_port"]}
     elif args.server_fingerprint or args.tls:
         tls = {"ssl": True, "server_fingerprints": _pins(args)}
-    settings = dict(CACHE_SETTINGS)
+    settings = {**CACHE_SETTINGS, **LEAN_AGENT, **({} if args.server else LOCAL_OUTBOX)}
     if args.feed:
         settings.update(feed_settings(args.feed))
     owner_password = password()

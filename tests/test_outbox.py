@@ -87,3 +87,46 @@ def test_never_exceeds_rate_and_loses_nothing_silently(ops, burst, maxlen):
         assert len(box) <= maxlen
     assert put == taken + box.dropped + len(box)
     assert box.sent == taken
+
+
+def test_due_keeps_the_outbox_own_time():
+    clock = Clock()
+    box = Outbox(rate=4, burst=2, maxlen=100, clock=clock)
+    assert box.due() is None  # nothing waits: no timer
+    for i in range(5):
+        box.put(i)
+    assert box.due() == 0
+    assert box.take() == [0, 1]
+    assert box.due() == pytest.approx(0.25)  # one token at 4/s
+    clock.now += 0.25
+    assert box.due() == 0 and box.take() == [2]
+    clock.now += 0.1
+    assert box.due() == pytest.approx(0.15)
+
+
+def test_due_batches_a_fast_backlog():
+    clock = Clock()
+    box = Outbox(rate=1000, burst=100, maxlen=10_000, clock=clock)
+    for i in range(1000):
+        box.put(i)
+    assert len(box.take()) == 100
+    # Behind a backlog, wake for 10 ms of tokens (10 items), not for each item.
+    assert box.due() == pytest.approx(0.01)
+    clock.now += box.due()
+    assert len(box.take()) == 10
+
+
+def test_released_at_rate_from_its_own_timer():
+    """Draining whenever due() says (and never otherwise) releases burst, then rate."""
+    clock = Clock()
+    box = Outbox(rate=500, burst=50, maxlen=10_000, clock=clock)
+    for i in range(1050):
+        box.put(i)
+    start, taken, wakeups = clock.now, 0, 0
+    while len(box):
+        clock.now += box.due()
+        taken += len(box.take())
+        wakeups += 1
+    assert taken == 1050
+    assert clock.now - start == pytest.approx(1000 / 500)
+    assert wakeups <= 1 + 1000 / 5  # batches of 5 (10 ms at 500/s)

@@ -522,6 +522,10 @@ class CrowdSecFeed:
         self._resume_id: int | None = None
         self._stop = threading.Event()
         self.error: str | None = None
+        self.behind = False  # a poll takes everything found so far
+        # called (on the pulling thread) when a pull found something, so the bot reads
+        # it at once instead of at its next poll
+        self.notify: Callable[[], None] | None = None
         self.pulls = 0
         self.skipped = 0  # decisions not made here (lists, CAPI, imports, ranges, ...)
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -620,6 +624,8 @@ class CrowdSecFeed:
                 self._last_id = max(ids + [self._last_id or 0])
             self.pulls += 1
             self.skipped += skipped
+        if (found or self._withdrawn) and self.notify is not None:
+            self.notify()
 
 
 def _reason(e: BaseException) -> str:

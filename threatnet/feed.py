@@ -421,6 +421,7 @@ class LogFeed:
         self._skipping = False  # inside a line we drop: discard up to its newline
         self._lines_left = self._bytes_left = 0  # this poll's budget
         self.error: str | None = None  # why the last poll could not read, if it could not
+        self.behind = False  # the last poll stopped at its budget: more to read now
         self._at_end = True
         try:
             self._open(at_end=True)
@@ -435,6 +436,7 @@ class LogFeed:
         and about ``max_bytes`` bytes read; the rest waits for the next poll."""
         out: list[ThreatMessage] = []
         self._lines_left, self._bytes_left = max_lines, max_bytes
+        self.behind = False
         created = self._clock()
         self.detector.threshold.prune(created)
         try:
@@ -539,6 +541,7 @@ class LogFeed:
             self._skipping = os.pread(fd, 1, self._offset - 1) != b"\n"
         while self._offset < size:
             if self._lines_left <= 0 or self._bytes_left <= 0:
+                self.behind = True
                 return False
             chunk = os.pread(fd, min(_CHUNK, size - self._offset, self._bytes_left), self._offset)
             if not chunk:

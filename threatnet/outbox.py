@@ -4,17 +4,24 @@ A Threat Provider can extract threats from its logs much faster than an IRC
 server accepts lines. The outbox holds at most ``maxlen`` items and, when full,
 drops the oldest one (counted in ``dropped``): during a flood the newest threats
 are the most useful ones. ``take()`` releases what a token bucket allows: up to
-``burst`` items at once, refilled at ``rate`` items per second. Nothing blocks;
-the caller drains it from a timer.
+``burst`` items at once, refilled at ``rate`` items per second. Nothing blocks.
+
+The outbox keeps its own time: ``due()`` says when the next release is possible, so
+its owner sets a timer for exactly then instead of draining on an unrelated poll
+(which capped a backlog at ``burst`` per poll whatever ``rate`` said). Behind a
+backlog it waits for a batch of ``QUANTUM`` seconds' worth of tokens rather than
+one, so a fast rate costs at most ``1 / QUANTUM`` timer wake-ups a second.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+QUANTUM = 0.01  # seconds of tokens released together behind a backlog
 
 
 class Outbox(Generic[T]):
@@ -53,13 +60,27 @@ class Outbox(Generic[T]):
         self._queue.append(item)
         return dropped
 
-    def take(self) -> list[T]:
-        """Remove and return the items the rate allows right now, oldest first."""
+    def _refill(self) -> None:
         now = self._clock()
         # max(0, ...): a clock that steps back must not drain the bucket.
         self._tokens = min(self.burst, self._tokens + max(0.0, now - self._last) * self.rate)
         self._last = now
-        n = min(int(self._tokens), len(self._queue))
+
+    def due(self) -> float | None:
+        """Seconds until ``take()`` releases something worth a wake-up (0: now), or None
+        while nothing waits: one item when the bucket allows it, behind a backlog a
+        batch of ``QUANTUM`` seconds' worth (at most ``burst``)."""
+        if not self._queue:
+            return None
+        self._refill()
+        batch = min(len(self._queue), self.burst, max(1, math.floor(self.rate * QUANTUM)))
+        return max(0.0, (batch - self._tokens) / self.rate)
+
+    def take(self) -> list[T]:
+        """Remove and return the items the rate allows right now, oldest first."""
+        self._refill()
+        # The epsilon: a timer set by due() must not wake to 0.9999999 of a token.
+        n = min(int(self._tokens + 1e-9), len(self._queue))
         self._tokens -= n
         self.sent += n
         popleft = self._queue.popleft

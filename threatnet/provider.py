@@ -188,6 +188,11 @@ class Provider:
             self._submit_held(moderated)
         return changed
 
+    @property
+    def behind(self) -> bool:
+        """Whether a feed stopped its last poll with more to read."""
+        return any(feed.behind for feed in self.feeds.values())
+
     def _found(self, threat: ThreatMessage) -> None:
         """A feed's find joins the held ones (not held yet: kind ""), unless it can
         never be reported; beyond HOLD_MAX the oldest is dropped."""

@@ -175,8 +175,9 @@ conf.registerGlobalValue(ThreatNetCache, "expireInterval", registry.PositiveInte
     """Seconds between runs of cache expiry (lookups are correct in between;
     expiry releases memory)."""))
 conf.registerGlobalValue(ThreatNetCache, "pollInterval", registry.PositiveFloat(1.0,
-    """Seconds between polls of the feeds and drains of the outbox. Limnoria
-    runs timers at most every supybot.drivers.poll seconds."""))
+    """Seconds between polls of the feeds and drains of the outbox, as a safety
+    net: feeds are read as they are written (inotify) and the outbox is drained
+    when due. Without inotify, how often feeds are read."""))
 
 conf.registerGroup(ThreatNetCache, "outbox")
 conf.registerNetworkValue(ThreatNetCache.outbox, "rate", registry.PositiveFloat(1.0,

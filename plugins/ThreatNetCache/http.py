@@ -22,9 +22,9 @@ how long and large a request may be); the Threat Cache, the outbox and the plugi
 state are not thread-safe and are only ever touched by the main loop. So:
 
 - check, metrics and report run on the main loop: the request thread schedules
-  a function with ``schedule.addEvent`` and waits for its result (``MainLoop``).
-  The loop runs it within supybot.drivers.poll (1 s by default; lower it for
-  snappier answers); after 5 s the request gets 503. No lock is held anywhere
+  a function with ``schedule.addEvent``, wakes the loop (threatnet_irc.wakeup: its
+  select would otherwise sleep up to supybot.drivers.poll, 1 s) and waits for the
+  result (``MainLoop``); after 5 s the request gets 503. No lock is held anywhere
   near the hot path, and nothing else in the plugin has to know about threads.
 - threats and events never touch the main loop: they read each channel's
   ChangesResponder (threatnet/response/changes.py), a thread-safe mirror of the
@@ -93,7 +93,8 @@ class HttpError(Exception):
 class MainLoop:
     """Runs functions on Limnoria's main loop for other threads (see the module doc)."""
 
-    def __init__(self):
+    def __init__(self, wake=lambda: None):
+        self._wake = wake  # makes the main loop run the event now (any thread)
         self._closed = False
         self._waiting = set()  # futures of the requests waiting now
         self._lock = threading.Lock()
@@ -116,6 +117,7 @@ class MainLoop:
                 raise HttpError(503, "shutting down")
             self._waiting.add(future)
         schedule.addEvent(run, time.time(), name)
+        self._wake()
         try:
             return future.result(timeout)
         except FutureTimeout:
@@ -198,7 +200,7 @@ class ThreatNetHttp:
     def __init__(self, plugin):
         self.plugin = plugin
         self.changes = ChangeLog()
-        self.main = MainLoop()
+        self.main = MainLoop(plugin._wakeup.wake)
         self.waiters = Waiters(self.changes)
         self.server: ApiServer | None = None
         self.crowdsec = None  # crowdsec.CrowdSecApi: /crowdsec/..., set by the plugin

@@ -33,6 +33,7 @@ from threatnet_irc.commandgroup import TnGroup, TnHelp
 from threatnet_irc.protected import found
 from threatnet_irc.reconnects import fold_repeats
 from threatnet_irc.converters import may_administer, refuse  # registers the converters
+from threatnet_irc.wakeup import Readable, Wakeup
 from threatnet.address import parse_ip
 from threatnet.atomic import remove_stale
 from threatnet.bridge import Side
@@ -48,6 +49,7 @@ from threatnet.response.changes import ChangesResponder
 from threatnet.response.host import ResponderStatus
 from threatnet.retry import Retries
 from threatnet.tally import MINUTES
+from threatnet.watch import FeedWatch
 
 from . import bridging
 from . import crowdsec
@@ -229,6 +231,13 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         self._http: ThreatNetHttp | None = None  # while plugins.ThreatNetCache.http.enable
         self._unroute_logs = route_logs()
         self._unfold_repeats = fold_repeats()  # a failing reconnect is logged once
+        # Feeds are read when written and outboxes released when due, on the driver's
+        # thread, without waiting for pollInterval or supybot.drivers.poll (wakeup.py).
+        self._wakeup = Wakeup(self._fast)
+        self._watch: FeedWatch | None = None  # inotify on the feeds' directories
+        self._watch_readable: Readable | None = None
+        self._watch_state = ""  # the watch's state as last logged
+        self._polled_only = False  # no inotify here (said once): the poll timer reads feeds
         self._sync_http()
         self._sync()  # channels already joined, after a reload
         schedule.addPeriodicEvent(self._poll, self.registryValue("pollInterval"), _POLL,
@@ -246,6 +255,10 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             except KeyError:  # running right now: a Ctrl-C landed inside the timer
                 pass
         self.bridging.die()
+        self._wakeup.close()
+        if self._watch is not None:
+            self._watch_readable.close()
+            self._watch.close()
         world.flushers.remove(self._flush)
         self._close_http()
         self._flush()
@@ -589,6 +602,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         self._channels[key] = st
         self._joined[irc.network, channel] = st
         self.bridging.attach(st)
+        self._sync_watch()
 
     def _detach(self, key: tuple[str, str]) -> None:
         """Stop listening to a channel the agent left (kicked, parted, disconnected,
@@ -631,10 +645,13 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             st.block_changed()
         st.provider.identity = reporter(self.own_account(irc),
                                         irc.prefix.rpartition("@")[2], casemapping)
-        for spec in st.provider.configure(ProviderSettings(
-                discard=settings.discard, own_networks=tuple(get("ownNetworks")),
-                feeds=tuple(get("feeds")))):
+        started = st.provider.configure(ProviderSettings(
+            discard=settings.discard, own_networks=tuple(get("ownNetworks")),
+            feeds=tuple(get("feeds"))))
+        for spec in started:
             self.log.info("%s on %s: reporting from %s", st.channel, irc.network, spec)
+        if started:
+            self._sync_watch()
         st.provider.signer = st.signing.signer
         st.provider.signer_error = st.signing.signer_error
 
@@ -670,6 +687,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 self._save_provider(key, provider)
                 del self._away[key]
                 provider.close()
+        self._sync_watch()
 
     # -- Threat Response and the HTTP API
 
@@ -710,24 +728,75 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
     # -- timers and persistence
 
     def _poll(self) -> None:
-        """Poll timer: registry changes, feeds, then the outboxes."""
+        """Poll timer: registry changes, which feeds to watch, then feeds and outboxes
+        as a safety net (where inotify is missing, the only way feeds are read)."""
         self._sync_http()
         self._sync()
         self._rejoin()
         for st in list(self._channels.values()):
             self._settled(st, st.listener.settle())
+        self._fast()
+        self.bridging.poll()
+
+    def _fast(self) -> None:
+        """Feeds, then outboxes: on a write to a feed's file, when an outbox's next
+        release is due, while a feed has more to read, and on the poll timer."""
+        behind = False
+        for st in list(self._channels.values()):
             irc = world.getIrc(st.network)
-            self._poll_feeds(st.provider, self._moderated(irc, st))
+            behind |= self._poll_feeds(st.provider, self._moderated(irc, st))
             self._feed_withdrawals(irc, st)
         for provider in list(self._away.values()):
-            self._poll_feeds(provider, False)
+            behind |= self._poll_feeds(provider, False)
         for network, box in self._outboxes.items():
             irc = world.getIrc(network)
             if len(box) and irc is not None and _connected(irc):
                 self._drain(irc, box)
-        self.bridging.poll()
+        if behind:  # the rest after the IRC input that waits: next driver loop
+            self._wakeup.wake()
 
-    def _poll_feeds(self, provider: Provider, moderated: bool) -> None:
+    def _watched(self) -> None:
+        """The feeds' directories changed (inotify): read the feeds now."""
+        if self._watch is not None and self._watch.changed():
+            self._fast()
+
+    def _sync_watch(self) -> None:
+        """Watch the directories of every log feed (inotify); log when that changes. A
+        CrowdSec feed pulls on its own thread and wakes the loop when it found something."""
+        paths = set()
+        for provider in [*(st.provider for st in self._channels.values()), *self._away.values()]:
+            for feed in provider.feeds.values():
+                if isinstance(feed, CrowdSecFeed):
+                    feed.notify = self._wakeup.wake
+                else:
+                    paths.add(feed.path)
+        if paths and self._watch is None and not self._polled_only:
+            watch = FeedWatch.open()
+            if isinstance(watch, FeedWatch) and not self._wakeup.active:
+                watch.close()
+                watch = "this Limnoria's driver loop cannot be woken"
+            if isinstance(watch, str):
+                self._polled_only = True
+                self.log.warning("Feeds are read every pollInterval only: %s", watch)
+                return
+            self._watch = watch
+            self._watch_readable = Readable(watch.fileno(), self._watched)
+        if self._watch is None:
+            return
+        self._watch.watch(paths)
+        errors = "; ".join(f"{path}: {error}" for path, error in
+                           sorted(self._watch.errors.items()))
+        state = errors or " ".join(sorted(paths))
+        if state != self._watch_state:
+            if errors:
+                self.log.warning("Feeds read every pollInterval only, their directory cannot "
+                                 "be watched: %s", errors)
+            elif paths:
+                self.log.info("Feeds read as they are written (inotify): %s", state)
+            self._watch_state = state
+
+    def _poll_feeds(self, provider: Provider, moderated: bool) -> bool:
+        """Read ``provider``'s feeds; whether one has more to read than a poll takes."""
         released = provider.holds["released"]
         for spec, error in provider.poll(moderated=moderated):
             if error:
@@ -736,6 +805,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         if released:
             self.log.info("%s: %s held reports of its feeds submitted", provider.channel,
                           released)
+        return provider.behind
 
     def _feed_withdrawals(self, irc, st: Channel) -> None:
         """What a CrowdSec feed's operator deleted before its end: withdrawn here and in
@@ -828,6 +898,9 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
             st = self._channels.get(_key(irc.network, provider.channel))
             if st is not None and st.bridge is not None:
                 self.bridging.reported(irc, st, line)
+        due = box.due()  # the outbox's own time, not pollInterval's
+        if due is not None:
+            self._wakeup.after(due)
 
     def _overview(self, s: ChannelStatus) -> str:
         """``tn overview``'s reply for one channel."""

@@ -240,6 +240,9 @@ def test_a_line_read_while_kicked_is_reported_once(inspircd, lab_factory, tmp_pa
     t.agent.start()
     time.sleep(8)  # synced: block 5 s + 2
     t.op.send(f"KICK {t.channel} {t.agent.nick} :out for a moment")
+    # Feeds are read as they are written: a line written before the agent has the KICK
+    # would be said at once (and refused by the server, 404), so wait for it.
+    t.agent.wait_log(r"Kicked from ")
     t.append("45.155.205.12 found while kicked")
     t.op.wait_for(lambda l: l.command == "JOIN" and l.nick == t.agent.nick, timeout=15)
     t.reported_once("45.155.205.12", within=15)

@@ -18,11 +18,11 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
 from harness import CACHE
+from lab.bots import skip_quiet_period
 from lab.process import Proc, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,14 +96,8 @@ def test_three_failed_logins_become_a_threat(ngircd, lab_factory, tmp_path):
         "supybot.plugins.ThreatNetCache.http.token": TOKEN,
         "supybot.plugins.ThreatNetCache.feeds": f"fail2ban:{bans}",
     })
-    # A snapshot saved just now by an agent listening for two hours: restored within
-    # restartGrace, it carries the listening start over, so the bot is synced at once.
+    skip_quiet_period(bot, channel)
     now = time.time()
-    snapshot = bot.dir / "data" / "ThreatNetCache" / "threatnet" / (
-        quote(channel.lower(), safe="") + ".json")
-    snapshot.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.write_text(json.dumps({"version": 1, "saved_at": now,
-                                    "listening_since": now - 7200, "entries": []}))
     (watcher,) = lab.connect(lab.client(lab.unique("watch")))
     watcher.join(channel)
     bot.start()

@@ -5,6 +5,9 @@ import os
 import shutil
 import tempfile
 
+from supybot.drivers.Socket import SocketDriver
+
+import threatnet.watch
 from cache_helpers import CacheTestCase, setting
 
 
@@ -175,6 +178,55 @@ class ExtractorTestCase(FeedTestCase):
             self.assertEqual(len(self.posted()), 5)  # the burst; the rest waits
             self.assertRegexp("tn feeds", "outbox: waiting 15, sent 5, dropped 0")
             self.assertEqual(self.posted(), ["45.6.0.6 scan"])  # 1 a second
+
+
+class EventDrivenTestCase(FeedTestCase):
+    """No timer runs here (no tick): only the driver loop's select, which returns
+    when a feed's directory changes or the outbox's own timer is due."""
+
+    def setUp(self):
+        super().setUp()
+        self.synced()
+
+    def loop(self):
+        """One turn of Limnoria's driver loop (its select); what the bot sent."""
+        SocketDriver._select()
+        return [m.args[1] for m in self.sent()]
+
+    def testLineIsPostedWhenWrittenWithoutAPoll(self):
+        self.feed("plain")
+        self.append("45.7.0.1 written")
+        self.assertEqual(self.loop(), ["45.7.0.1 written"])
+        self.append("45.7.0.2 and another")
+        self.assertEqual(self.loop(), ["45.7.0.2 and another"])
+
+    def testRotationWithoutAPoll(self):
+        self.feed("plain")
+        os.rename(self.log, self.log + ".1")
+        self.append("45.7.0.3 late write to the old file", path=self.log + ".1")
+        self.assertEqual(self.loop(), ["45.7.0.3 late write to the old file"])
+        self.append("45.7.0.4 new file")
+        self.assertEqual(self.loop(), ["45.7.0.4 new file"])
+
+    def testOutboxReleasesOnItsOwnTimer(self):
+        with setting("outbox.burst").context(2), setting("outbox.rate").context(20.0):
+            self.feed("plain")
+            self.append(*(f"45.7.1.{n} scan" for n in range(1, 5)))
+            self.assertEqual(len(self.loop()), 2)  # the burst
+            sent = []
+            while len(sent) < 2:  # the rest as its timer says, 1 per 50 ms
+                sent += self.loop()
+            self.assertEqual(sent, ["45.7.1.3 scan", "45.7.1.4 scan"])
+
+    def testWithoutInotifyFeedsArePolled(self):
+        original = threatnet.watch.INotify
+        threatnet.watch.INotify = None
+        self.addCleanup(setattr, threatnet.watch, "INotify", original)
+        # a fresh plugin instance, as on a machine without inotify
+        self.assertNotError("reload ThreatNetCache")
+        self.feed("plain")
+        self.append("45.7.0.5 polled")
+        self.assertEqual(self.posted(), ["45.7.0.5 polled"])
 
 
 class QuietFeedTestCase(FeedTestCase):
