@@ -283,3 +283,21 @@ def test_a_bad_state_changes_nothing(clock: Clock, box: Outbox[Queued], tmp_path
     assert restored.error and restored.error.startswith(f"corrupt provider state {state}")
     assert p.held == {}
     assert p.load(str(tmp_path / "missing.json")) == ([], [], 0, None)
+
+
+def test_protected_addresses_are_never_reported(clock: Clock, box: Outbox[Queued],
+                                                tmp_path) -> None:
+    """What the listener protects (the IRC server, the agents, the protect setting) the
+    provider refuses too, from a command and from a feed: every agent must reach it."""
+    p = provider(clock, box)
+    p.listener.configure(ListenerSettings(block=100, protect=("45.9.0.0/16",)))
+    with pytest.raises(Refused, match="45.9.1.1 is protected in #tn"):
+        p.submit(parse_message("45.9.1.1 x"))
+    log = tmp_path / "feed.log"
+    log.write_text("")
+    p.configure(ProviderSettings(feeds=(f"plain:{log}",)))
+    with log.open("a") as f:
+        f.write("45.9.1.2 from a feed\n45.0.0.9 from a feed\n")
+    p.poll()
+    assert list(p.pending) == [parse_message("45.0.0.9 x").key]
+    assert p.refused.get("protected") == 1

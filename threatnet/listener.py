@@ -166,6 +166,11 @@ class Listener:
         self._act_waiting()
         return self._apply_block()
 
+    def unwanted(self, msg: ThreatMessage) -> str | None:
+        """Why a threat would never be kept here ("filtered": a discarded network,
+        "protected"), or None."""
+        return self._wanted.check(msg)
+
     # -- the hot path
 
     def hear(self, envelope: Envelope) -> str | None:

@@ -159,6 +159,10 @@ class Provider:
                                   f"({' '.join(self.settings.discard)})")  # type: ignore[union-attr]
         if reason == "own network":
             raise Refused(reason, f"{threat.ip} is in ownNetworks, never reported")
+        if self.listener.unwanted(threat) == "protected":  # every agent must reach it
+            raise Refused("protected", f"{threat.ip} is protected in {self.channel} (the "
+                                       "protect setting, or the IRC server and the agents "
+                                       "the listener found): never reported")
         entry = self.listener.cache.check(threat.key)
         if entry is not None and not self.listener.wants(threat.key, self.identity):
             raise Refused("duplicate", f"{threat.ip} is already current in {self.channel}, "
