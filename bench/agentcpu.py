@@ -3,7 +3,7 @@
 `make run`'s server (InspIRCd + Atheme), one agent as `make agent` runs it (Owner, User,
 ThreatNetCache; logged in to a services account) and a raw client, logged in to an
 account the agent trusts, saying --rate distinct threat lines a second for --seconds.
-Prints the agent's CPU time per line (from /proc/PID/stat, over the whole run until it
+Prints the agent's CPU time per line (from /proc/PID/task/*/schedstat, over the whole run until it
 has read every line) and its idle CPU; with --profile, py-spy samples the bot while the
 lines arrive and the functions with the most samples (own time, and with callees) are
 printed, ThreatNet's own and Limnoria's.
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.propagation import cpu_seconds
+from bench.propagation import run_seconds
 from lab.bots import BASE_PLUGINS, CACHE_SETTINGS, Bot, stop_bots
 from lab.config import password
 from lab.process import stop_all
@@ -85,9 +85,9 @@ def main() -> int:
         sender.join(CHANNEL)
         time.sleep(2)
         pid = bot.proc.pid
-        before = cpu_seconds(pid)
+        before = run_seconds(pid)
         time.sleep(args.idle)
-        idle = (cpu_seconds(pid) - before) / args.idle * 100
+        idle = (run_seconds(pid) - before) / args.idle * 100
         print(f"idle: {idle:.2f} % of a core over {args.idle:.0f} s")
 
         count = int(args.rate * args.seconds)
@@ -100,7 +100,7 @@ def main() -> int:
                  "--rate", "200", "--nonblocking", "--duration", str(int(args.seconds) + 2)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
-        before = cpu_seconds(pid)
+        before = run_seconds(pid)
         start = time.monotonic()
         step = max(1, args.rate // 100)  # 10 ms worth per write
         for k in range(0, count, step):
@@ -109,7 +109,7 @@ def main() -> int:
             time.sleep(max(0.0, start + (k + step) / args.rate - time.monotonic()))
         # The bot answers after it has read every line before the question.
         reply = sender.ask("agent", f"tn status {CHANNEL}", "agent", timeout=600)
-        used = cpu_seconds(pid) - before
+        used = run_seconds(pid) - before
         print(f"{count} lines at {args.rate}/s: {used * 1e6 / count:.0f} µs of CPU per line "
               f"(caught up {time.monotonic() - start - args.seconds:.2f} s after the last)")
         print(f"  tn status: {reply.text}")

@@ -38,7 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.propagation import cpu_seconds, percentile
+from bench.propagation import percentile, run_seconds
 from lab.bots import CACHE_SETTINGS, LEAN_AGENT, LOCAL_OUTBOX, Bot, skip_quiet_period, stop_bots
 from lab.config import password
 from lab.process import Proc, stop_all
@@ -163,9 +163,9 @@ action = %(banaction)s[name=%(__name__)s]
 
 
 def cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float]:
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    before = {name: run_seconds(pid) for name, pid in pids.items()}
     time.sleep(seconds)
-    return {name: (cpu_seconds(pid) - before[name]) / seconds * 100
+    return {name: (run_seconds(pid) - before[name]) / seconds * 100
             for name, pid in pids.items()}
 
 
@@ -261,11 +261,11 @@ def main() -> int:
         # 2. Bulk, ThreatNet then fail2ban (apart, so neither takes the other's CPU).
         bulk = [attacker(100_000 + n) for n in range(args.bulk)]
         text = sshd_failures(bulk, 100_000)
-        before = {name: cpu_seconds(pid) for name, pid in pids.items() if name != "fail2ban"}
+        before = {name: run_seconds(pid) for name, pid in pids.items() if name != "fail2ban"}
         t0 = append(bulk_a, text)
         done = mon_b.wait(bulk, args.bulk_timeout)
         got = [mon_b.added[ip] for ip in bulk if ip in mon_b.added]
-        used = {name: cpu_seconds(pids[name]) - cpu for name, cpu in before.items()}
+        used = {name: run_seconds(pids[name]) - cpu for name, cpu in before.items()}
         heard = [line.received for line in list(watcher.lines) if line.command == "PRIVMSG"
                  and line.nick == "agentA" and line.received >= t0]
         said = len(heard)
