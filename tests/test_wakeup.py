@@ -57,3 +57,29 @@ def test_a_failing_callback_does_not_stop_the_loop():
         SocketDriver._select()  # logged, not raised
     finally:
         wakeup.close()
+
+
+def test_kept_awake_no_select_waits_until_settled():
+    """A bot on several networks selects once per network each loop, the schedule once:
+    kept awake, none of those selects waits (drivers.poll is 1 s) until the schedule
+    event that asked for it settles."""
+    import time
+
+    from supybot import conf
+    calls = []
+    wakeup = Wakeup(lambda: calls.append(1))
+    poll = conf.supybot.drivers.poll()
+    conf.supybot.drivers.poll.setValue(5.0)
+    try:
+        wakeup.keep_awake()
+        start = time.monotonic()
+        for _ in range(3):
+            SocketDriver._select()
+        assert time.monotonic() - start < 4.0  # not one 5 s wait (no speed asserted)
+        assert calls == []  # the byte stays for the selects to come
+        wakeup.settle()
+        SocketDriver._select()
+        assert calls == [1]  # read now, the callback once
+    finally:
+        conf.supybot.drivers.poll.setValue(poll)
+        wakeup.close()

@@ -353,6 +353,12 @@ class BridgeSet:
         """Relays waiting for a lookup: while there are any, call ``take`` often."""
         return sum(len(items) for items in self._waiting.values())
 
+    @property
+    def queued(self) -> int:
+        """Relays waiting in a target's queue for its rate: while there are any, call
+        ``take`` often."""
+        return sum(len(box) for box in self._outboxes.values())
+
     def _cache(self, side: Side) -> ThreatCache:
         """A side's cache, with the side's block period as it is now."""
         cache = self._caches[side]

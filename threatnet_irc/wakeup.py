@@ -21,7 +21,10 @@ integration tests run on it); docs/LIMNORIA.md has the measurements.
 
 ``Wakeup`` is a Readable socket pair: ``wake()`` (any thread) runs the callback on
 the driver's thread at once, ``after(seconds)`` at a given time, through one timer
-thread that only writes a byte.
+thread that only writes a byte. A bot on several networks has one socket driver per
+network, and each selects in turn, with ``schedule``'s driver once between them: a
+byte ends one select only. For a schedule event due now, ``keep_awake()`` leaves the
+byte unread, so no select waits, until ``settle()`` (from that event) reads it.
 """
 from __future__ import annotations
 
@@ -88,6 +91,7 @@ class Wakeup:
         self._readable = Readable(self._rsock.fileno(), self._ready)
         self.active = self._readable.active  # False: this Limnoria cannot be woken
         self._due: float | None = None  # time.monotonic() of the next timed wake
+        self._awake = False  # keep_awake(): leave the byte unread, no select waits
         self._cond = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._timer, name="ThreatNet wakeup",
@@ -100,6 +104,16 @@ class Wakeup:
             self._wsock.send(b"\0")
         except (BlockingIOError, OSError):  # full: a wake-up is pending anyway; closed
             pass
+
+    def keep_awake(self) -> None:
+        """Keep every select of the driver loop from waiting until ``settle()`` (main
+        thread): for a schedule event due now, which runs once per loop."""
+        self._awake = True
+        self.wake()
+
+    def settle(self) -> None:
+        """Selects may wait again (the event ``keep_awake`` was for has run)."""
+        self._awake = False
 
     def after(self, seconds: float) -> None:
         """Run the callback in ``seconds`` (earliest request wins; any thread)."""
@@ -126,6 +140,8 @@ class Wakeup:
                 self.wake()
 
     def _ready(self) -> None:
+        if self._awake:
+            return
         try:
             while self._rsock.recv(4096):
                 pass

@@ -22,8 +22,8 @@ each name has a group ``bridge.<name>`` with ``a``/``b`` ("network #channel"),
 with ``keep``, ``discard`` and ``dropListed`` (a DNSBL zone to ask: one
 threatnet.dnsbl.DnsblLookup per zone and server, shared by the directions that name
 it, kept across configuration changes; its worker threads resolve, the main loop
-never waits). While relays wait for a lookup, ``send`` runs again every
-``RECHECK`` seconds (as often as the driver loop allows).
+never waits). While relays wait for a lookup or for a target's rate, ``send`` runs
+again every ``RECHECK`` seconds, waking the driver loop (threatnet_irc.wakeup).
 """
 from __future__ import annotations
 
@@ -51,8 +51,7 @@ from threatnet.outbox import Outbox
 if TYPE_CHECKING:
     from .plugin import Channel, ThreatNetCache
 
-_SEND = "ThreatNetCache.bridge.send"  # schedule event names
-_RECHECK = "ThreatNetCache.bridge.recheck"
+_SEND = "ThreatNetCache.bridge.send"  # the schedule event's name
 RECHECK = 0.1  # seconds between looks at the answers while relays wait for a lookup
 LOOKUP_TIMEOUT = DEFAULT_TIMEOUT  # seconds a relay waits for its DNSBL answer at most
 
@@ -141,13 +140,12 @@ class Bridging:
         # (then call configure(force=True)).
         self.resolver = dns_resolver
         self._lookups = {}  # DnsblSpec -> DnsblLookup, those the running bridges use
-        self._recheck_scheduled = False
         self.errors = {}  # bridge name -> why it is not running
         self._settings = None
         self._rules = {}  # Side -> its ChannelRule (one per side: BridgeSet compares them)
         self.set = BridgeSet((), self._synced, block=self._block, outbox=self._outbox,
                              clock=_now)
-        self._send_scheduled = False
+        self._send_at: float | None = None  # when the scheduled send runs
         self.configure()
 
     # -- BridgeSet's view of the plugin
@@ -273,38 +271,40 @@ class Bridging:
                 self._send_soon()
                 return
             if verdict.reason == PENDING:
-                self._recheck_soon()
+                self._send_soon(RECHECK)
 
-    def _send_soon(self) -> None:
-        """Send at once, but after the bot has read what already arrived on all its
-        networks (Limnoria reads every ready socket, then runs the schedule): had
-        the same threat arrived on a target too (the original, or another bridge's
-        relay), sending now would carry it back there."""
-        if not self._send_scheduled:
-            self._send_scheduled = True
-            schedule.addEvent(self._scheduled_send, _now(), _SEND)
+    def _send_soon(self, delay: float = 0.0) -> None:
+        """Send in ``delay`` seconds; at once (0), but after the bot has read what
+        already arrived on all its networks (Limnoria reads every ready socket, then
+        runs the schedule): had the same threat arrived on a target too (the
+        original, or another bridge's relay), sending now would carry it back there."""
+        at = _now() + delay
+        if self._send_at is not None and self._send_at <= at:
+            return
+        if self._send_at is not None:
+            schedule.removeEvent(_SEND)
+        self._send_at = at
+        schedule.addEvent(self._scheduled_send, at, _SEND)
+        if delay > 0:
+            self.plugin._wakeup.after(delay)  # then due(): keep the loop awake for it
+        else:
+            self.plugin._wakeup.keep_awake()
+
+    def due(self) -> None:
+        """On a wake-up of the driver loop: keep it awake if the send is due."""
+        if self._send_at is not None and self._send_at <= _now():
+            self.plugin._wakeup.keep_awake()
 
     def _scheduled_send(self) -> None:
-        self._send_scheduled = False
-        self.send()
-
-    def _recheck_soon(self) -> None:
-        """Send what waited for a lookup as soon as it answers: look again shortly."""
-        if not self._recheck_scheduled:
-            self._recheck_scheduled = True
-            schedule.addEvent(self._scheduled_recheck, _now() + RECHECK, _RECHECK)
-
-    def _scheduled_recheck(self) -> None:
-        self._recheck_scheduled = False
+        self._send_at = None
+        self.plugin._wakeup.settle()
         self.send()
 
     def die(self) -> None:
-        if self._send_scheduled:
+        if self._send_at is not None:
             schedule.removeEvent(_SEND)
-            self._send_scheduled = False
-        if self._recheck_scheduled:
-            schedule.removeEvent(_RECHECK)
-            self._recheck_scheduled = False
+            self._send_at = None
+            self.plugin._wakeup.settle()
         self._close_lookups(self._lookups.values())
         self._lookups = {}
 
@@ -331,8 +331,8 @@ class Bridging:
     def send(self) -> None:
         """Send what the target queues release now (with relays whose lookup answered)."""
         lines = self.set.take()
-        if self.set.in_lookup:
-            self._recheck_soon()
+        if self.set.in_lookup or self.set.queued:  # look again shortly
+            self._send_soon(RECHECK)
         for side, line in lines:
             irc = world.getIrc(side.network)
             st = self._state(side)
@@ -342,6 +342,8 @@ class Bridging:
             # Our own channel cache knows it too (`tn check`, our own reports, responders).
             st.listener.keep(parse_message(line, _now()), irc.nick,
                              self.plugin.own_account(irc))
+        if lines:  # sendMsg's queue is flushed when the next select ends: now
+            self.plugin._wakeup.wake()
 
     def poll(self) -> None:
         self.configure()

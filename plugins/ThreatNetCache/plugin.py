@@ -754,6 +754,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
                 self._drain(irc, box)
         if behind:  # the rest after the IRC input that waits: next driver loop
             self._wakeup.wake()
+        self.bridging.due()
 
     def _watched(self) -> None:
         """The feeds' directories changed (inotify): read the feeds now."""
