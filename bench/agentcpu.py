@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import leave
 from bench.propagation import run_seconds
 from lab.bots import BASE_PLUGINS, CACHE_SETTINGS, Bot, stop_bots
 from lab.config import password
@@ -120,10 +121,7 @@ def main() -> int:
     finally:
         stop_bots([bot] if bot else [])
         stop_all()
-        if args.keep:
-            print(f"run directory: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        leave(work, args.keep)
 
 
 if __name__ == "__main__":

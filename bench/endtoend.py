@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,9 +37,11 @@ import threading
 import time
 from pathlib import Path
 
+from bench import leave
 from bench.propagation import percentile, run_seconds
 from lab.bots import CACHE_SETTINGS, LEAN_AGENT, LOCAL_OUTBOX, Bot, skip_quiet_period, stop_bots
 from lab.config import password
+from lab.fail2ban import STOCK, private_config, server_command
 from lab.process import Proc, stop_all
 from lab.servers import InspIRCdAtheme
 
@@ -120,19 +121,8 @@ def stats(label: str, values: list[float]) -> str:
 def fail2ban(ns: str, work: Path, logs: dict[str, Path]) -> Proc:
     """fail2ban-server in namespace ``ns``: one sshd jail per log, stock nftables action."""
     conf = work / "fail2ban"
-    for sub in ("filter.d", "action.d"):
-        (conf / sub).mkdir(parents=True, exist_ok=True)
-    for name in ("common.conf", "sshd.conf"):
-        shutil.copy(Path("/etc/fail2ban/filter.d") / name, conf / "filter.d" / name)
-    for name in ("nftables.conf", "nftables-allports.conf"):
-        shutil.copy(Path("/etc/fail2ban/action.d") / name, conf / "action.d" / name)
-    (conf / "fail2ban.conf").write_text(f"""[Definition]
-loglevel = INFO
-logtarget = {work / 'fail2ban.log'}
-socket = {work / 'fail2ban.sock'}
-pidfile = {work / 'fail2ban.pid'}
-dbfile = :memory:
-""")
+    private_config(conf, work, {name: STOCK / "action.d" / name
+                                for name in ("nftables.conf", "nftables-allports.conf")})
     jails = "".join(f"""
 [{name}]
 enabled = true
@@ -148,9 +138,8 @@ usedns = no
 banaction = nftables-allports
 action = %(banaction)s[name=%(__name__)s]
 {jails}""")
-    proc = Proc("fail2ban", ["ip", "netns", "exec", ns, shutil.which("fail2ban-server"), "-f",
-                             "-x", "-c", str(conf), "-s", str(work / "fail2ban.sock"),
-                             "-p", str(work / "fail2ban.pid")], work / "fail2ban.out")
+    proc = Proc("fail2ban", ["ip", "netns", "exec", ns, *server_command(conf, work)],
+                work / "fail2ban.out")
     deadline = time.monotonic() + 30
     f2b_log = work / "fail2ban.log"
     while not all(f"Jail '{name}' started" in (f2b_log.read_text() if f2b_log.exists() else "")
@@ -296,10 +285,7 @@ def main() -> int:
             monitor.stop()
         for ns in namespaces:
             subprocess.run(["ip", "netns", "del", ns], check=False)
-        if args.keep:
-            print(f"run directory: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        leave(work, args.keep)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -45,6 +44,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench import leave
 from lab.ircclient import Client, connect_all
 from lab.bots import CACHE_SETTINGS, GUARD_SETTINGS, MINIMAL, Bot, start_bots, stop_bots
 from lab.process import stop_all
@@ -307,10 +307,7 @@ def main() -> int:
         stop_bots(bots)
         server.stop()
         stop_all()
-        if args.keep:
-            print(f"run directory kept: {run}")
-        else:
-            shutil.rmtree(run, ignore_errors=True)
+        leave(run, args.keep)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ import pytest
 
 from harness import CACHE
 from lab.bots import skip_quiet_period
+from lab.fail2ban import private_config, server_command
 from lab.process import Proc, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "conf" / "fail2ban" / "action.d" / "threatnet.conf"
-FILTERS = Path("/etc/fail2ban/filter.d")
 TOKEN = "fail2ban-test-token-0123456789"
 HTTP_IP, FILE_IP = "45.0.0.9", "46.0.0.9"
 
@@ -106,21 +106,10 @@ def test_three_failed_logins_become_a_threat(ngircd, lab_factory, tmp_path):
 
     # fail2ban with its own configuration directory: two jails on two sshd logs.
     conf = tmp_path / "fail2ban"
-    (conf / "filter.d").mkdir(parents=True)
-    (conf / "action.d").mkdir()
-    for name in ("common.conf", "sshd.conf"):
-        shutil.copy(FILTERS / name, conf / "filter.d" / name)
-    shutil.copy(ACTION, conf / "action.d" / "threatnet.conf")
+    private_config(conf, tmp_path, {"threatnet.conf": ACTION})
     logs = {"tn-http": tmp_path / "auth-http.log", "tn-file": tmp_path / "auth-file.log"}
     for log in logs.values():
         log.write_text("")
-    (conf / "fail2ban.conf").write_text(f"""[Definition]
-loglevel = INFO
-logtarget = {tmp_path / 'fail2ban.log'}
-socket = {tmp_path / 'fail2ban.sock'}
-pidfile = {tmp_path / 'fail2ban.pid'}
-dbfile = :memory:
-""")
     url = f"http://127.0.0.1:{port}/threatnet/report"
     (conf / "jail.conf").write_text(f"""[DEFAULT]
 backend = {fail2ban_backend()}
@@ -141,10 +130,7 @@ filter = sshd
 logpath = {logs['tn-file']}
 action = threatnet[method=file, banfile="{bans}"]
 """)
-    server = Proc("fail2ban", [shutil.which("fail2ban-server"), "-f", "-x", "-c",
-                                     str(conf), "-s", str(tmp_path / "fail2ban.sock"),
-                                     "-p", str(tmp_path / "fail2ban.pid")],
-                        tmp_path / "fail2ban-server.out")
+    server = Proc("fail2ban", server_command(conf, tmp_path), tmp_path / "fail2ban-server.out")
     try:
         f2b_log = tmp_path / "fail2ban.log"
         deadline = time.monotonic() + 20
