@@ -34,7 +34,7 @@ background:#f4f5f7;color:#1f2328}
 header{background:#1f2933;color:#fff;padding:14px 24px;display:flex;align-items:baseline;
 gap:16px;flex-wrap:wrap}
 header h1{font-size:20px;margin:0}header span{color:#cbd2d9;font-size:13px}
-main{padding:16px 24px;display:grid;grid-template-columns:minmax(0,2fr) minmax(0,1fr);gap:16px}
+main{padding:16px 24px;display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:16px}
 section{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:12px 16px;
 overflow-x:auto}
 section.wide{grid-column:1/-1}

@@ -25,6 +25,7 @@ import supybot.registry as registry
 import supybot.schedule as schedule
 import supybot.world as world
 from supybot.commands import getopts, wrap
+from supybot.utils.str import nItems
 
 from threatnet_irc.accounts import Accounts, tags_count
 from threatnet_irc.addressing import may_address
@@ -808,7 +809,7 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
             return "Guard: not guarding it"
         wl = self.whitelist_state()
         file = f"whitelist ERROR: {wl.error}" if wl.error else \
-            f"whitelist ok, {status.entries} entries here"
+            f"whitelist ok, {nItems(status.entries, 'entry')} here"
         kicks = sum(n for k, n in status.counts.items() if k.startswith("kick "))
         return (f"Guard: {'op' if status.opped else 'NOT OP (not guarding)'}, "
                 f"{len(status.voiced)} voiced, {kicks} kicks, {len(status.bans)} bans held, "
@@ -836,7 +837,7 @@ class ThreatNetGuard(TnHelp, callbacks.Plugin):
                 f"{channel}: kicks ({counted or 'none'}), latest: {kicks or 'none'}",
                 f"{channel}: bans held: {bans}",
                 f"{channel}: whitelist {wl.path}: {loaded}, modified {mtime}, "
-                f"{status.entries} entries here, {wl.entries} in all"]
+                f"{nItems(status.entries, 'entry')} here, {wl.entries} in all"]
 
     # -- the whitelist
 
