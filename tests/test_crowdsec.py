@@ -216,6 +216,7 @@ def test_feed_starts_at_the_end_then_reports_local_bans(tmp_path):
                       "deleted": []})
     feed = CrowdSecFeed(path, opener=lapi_)
     try:
+        assert feed.pulls == 0 and feed.poll() == []  # the first poll starts the pulls
         wait(feed, 2)
         assert [t.ip for t in feed.poll()] == ["45.0.0.8"]
         assert lapi_.urls[:2] == ["http://lapi:8080/v1/decisions/stream?startup=true",
@@ -232,9 +233,10 @@ def test_feed_resumes_after_the_saved_id(tmp_path):
     lapi_ = FakeLapi({"new": lapi({"id": 7, "origin": "crowdsec", "value": "45.0.0.7"},
                                   {"id": 8, "origin": "cscli", "value": "45.0.0.8"}),
                       "deleted": None})
-    feed = CrowdSecFeed(path, opener=lambda r, timeout: (time.sleep(0.2), lapi_(r, timeout))[1])
+    feed = CrowdSecFeed(path, opener=lapi_)
     try:
-        assert feed.resume(Position(0, 0, 7), NOW)
+        assert feed.resume(Position(0, 0, 7), NOW)  # before the first poll: never too late
+        assert feed.poll() == []
         wait(feed, 1)
         assert [(t.ip, t.comment) for t in feed.poll()] == \
             [("45.0.0.8", "crowdsec: manual ban (cscli)")]
@@ -246,6 +248,7 @@ def test_feed_error_is_kept(tmp_path):
     path = write_creds(tmp_path, "api_url: http://lapi/\napi_key: k\n", mode=0o640)
     feed = CrowdSecFeed(path, opener=FakeLapi())
     try:
+        feed.poll()
         deadline = time.monotonic() + 5
         while feed.error is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -326,6 +329,7 @@ def test_feed_withdraws_what_the_operator_deleted(tmp_path):
                       "deleted": None})
     feed = CrowdSecFeed(path, opener=lapi_)
     try:
+        feed.poll()
         wait(feed, 2)
         assert [t.ip for t in feed.poll()] == ["45.0.0.8", "45.0.0.9"]
         # deleted an hour early (an operator), then again (LAPI repeats it); 9 expired

@@ -502,7 +502,8 @@ class CrowdSecFeed:
     to the Detector (threshold, strict address check, counters). Like a log feed it
     starts "at the end": the decisions active at its first pull were made before it
     started and are not reported, unless ``resume`` says where an earlier run was
-    (the highest decision id it had seen, kept as the Position's offset).
+    (the highest decision id it had seen, kept as the Position's offset). The thread
+    pulls first when ``poll`` is first called, so a ``resume`` before it always counts.
     """
 
     def __init__(self, path: str, extractor: str = "crowdsec", *,
@@ -521,6 +522,7 @@ class CrowdSecFeed:
         self._last_id: int | None = None  # the highest decision id seen
         self._resume_id: int | None = None
         self._stop = threading.Event()
+        self._go = threading.Event()  # set by the first poll: the thread may pull
         self.error: str | None = None
         self.behind = False  # a poll takes everything found so far
         # called (on the pulling thread) when a pull found something, so the bot reads
@@ -535,6 +537,7 @@ class CrowdSecFeed:
     # -- the bot's side (main loop)
 
     def poll(self) -> list[ThreatMessage]:
+        self._go.set()
         with self._lock:
             found, self._found = list(self._found), deque(maxlen=100_000)
         out = []
@@ -574,12 +577,14 @@ class CrowdSecFeed:
 
     def close(self) -> None:
         self._stop.set()
+        self._go.set()
 
     # -- the pulling thread
 
     def _run(self) -> None:
         startup = True
         interval = DEFAULT_INTERVAL
+        self._go.wait()
         while not self._stop.is_set():
             try:
                 creds = read_credentials(self.path)
