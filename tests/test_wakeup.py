@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from types import SimpleNamespace
 
 from supybot.drivers.Socket import SocketDriver
 
@@ -59,27 +60,32 @@ def test_a_failing_callback_does_not_stop_the_loop():
         wakeup.close()
 
 
-def test_kept_awake_no_select_waits_until_settled():
+def test_kept_awake_no_select_waits_until_settled(monkeypatch):
     """A bot on several networks selects once per network each loop, the schedule once:
-    kept awake, none of those selects waits (drivers.poll is 1 s) until the schedule
-    event that asked for it settles."""
-    import time
+    kept awake, every one of those selects finds the wake-up ready (none waits for
+    drivers.poll) until the schedule event that asked for it settles."""
+    import select
 
-    from supybot import conf
+    import supybot.drivers.Socket as driver
+    ready = []
+
+    def recording(r, w, x, timeout):
+        answer = select.select(r, w, x, 0)  # never wait: the test only reads readiness
+        ready.append(bool(answer[0]))
+        return answer
+    monkeypatch.setattr(driver, "select", SimpleNamespace(select=recording,
+                                                          error=select.error))
     calls = []
     wakeup = Wakeup(lambda: calls.append(1))
-    poll = conf.supybot.drivers.poll()
-    conf.supybot.drivers.poll.setValue(5.0)
     try:
         wakeup.keep_awake()
-        start = time.monotonic()
         for _ in range(3):
             SocketDriver._select()
-        assert time.monotonic() - start < 4.0  # not one 5 s wait (no speed asserted)
-        assert calls == []  # the byte stays for the selects to come
+        assert ready == [True] * 3 and calls == []  # the byte stays for the selects to come
         wakeup.settle()
         SocketDriver._select()
         assert calls == [1]  # read now, the callback once
+        SocketDriver._select()
+        assert ready[-1] is False and calls == [1]  # then selects may wait again
     finally:
-        conf.supybot.drivers.poll.setValue(poll)
         wakeup.close()
