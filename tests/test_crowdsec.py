@@ -348,3 +348,29 @@ def test_taken_back_only_early():
     deleted = [{"id": 1}, {"id": 2}, {"id": 3}, {"id": "1"}, "junk"]
     assert taken_back(deleted, reported, NOW) == [1]
     assert taken_back(None, reported, NOW) == []
+
+
+def test_an_increment_of_two_channels_misses_no_change_written_meanwhile():
+    """A change written to one channel while the pull reads the log (responders write
+    from their own threads) is in the next pull: one read of the log, one cursor."""
+    from threatnet.response.changes import ChangeLog, ChangesResponder
+    log = ChangeLog(100)
+    east = ChangesResponder(log, NET, CHAN)
+    west = ChangesResponder(log, NET, "#west")
+    sources = [Source(NET, CHAN, east.current), Source(NET, "#west", west.current)]
+    s = Streams(log)
+    s.pull("fw", sources, StreamQuery(True, Filters()), NOW)
+    west.update([threat("45.0.0.2")], [], NOW)
+    reads = []
+    real_read = log.read
+
+    def read(*args, **kwargs):  # another thread writes while the pull reads
+        found = real_read(*args, **kwargs)
+        if not reads:
+            east.update([threat("45.0.0.1")], [], NOW)
+        reads.append(found)
+        return found
+    log.read = read
+    got = [d["value"] for d in s.pull("fw", sources, StreamQuery(False, Filters()), NOW).new]
+    got += [d["value"] for d in s.pull("fw", sources, StreamQuery(False, Filters()), NOW).new]
+    assert sorted(got) == ["45.0.0.1", "45.0.0.2"]

@@ -353,29 +353,25 @@ class Streams:
         if log is None or sent is None or filters is None:
             return None
         before: dict[_Key, Threat | None] = {}
-        end = state.next
-        for network, channel, _ in sources:
-            read = log.read(state.next, state.stream, network=network, channel=channel,
-                            limit=1 << 30)
-            if read.resync:
-                for key, was in before.items():  # undo: the full difference instead
-                    if was is None:
-                        sent.pop(key, None)
-                    else:
-                        sent[key] = was
-                return None
-            end = max(end, read.next)
-            for change in read.changes:
-                t = change.threat
-                key = (network, channel, t.key)
-                if key not in before:
-                    before[key] = sent.get(key)
-                if change.kind == "added" and t.expires_at > now \
-                        and matches(filters, network, channel, t):
-                    sent[key] = t
-                else:
-                    sent.pop(key, None)
-        state.next = end
+        # One read of every channel: a change appended between reads of two channels
+        # would be behind the cursor of both and never sent.
+        read = log.read(state.next, state.stream, limit=1 << 30)
+        if read.resync:
+            return None
+        wanted = {(network, channel) for network, channel, _ in sources}
+        for change in read.changes:
+            network, channel, t = change.network, change.channel, change.threat
+            if (network, channel) not in wanted:
+                continue
+            key = (network, channel, t.key)
+            if key not in before:
+                before[key] = sent.get(key)
+            if change.kind == "added" and t.expires_at > now \
+                    and matches(filters, network, channel, t):
+                sent[key] = t
+            else:
+                sent.pop(key, None)
+        state.next = read.next
         return _diff(before, before, sent, now)
 
     def forget(self, bouncer: str) -> None:
