@@ -89,3 +89,16 @@ def test_kept_awake_no_select_waits_until_settled(monkeypatch):
         assert ready[-1] is False and calls == [1]  # then selects may wait again
     finally:
         wakeup.close()
+
+
+def test_kept_awake_for_a_limited_time_only():
+    """An event that never settles (the wall clock stepped back holds it) cannot keep
+    the loop spinning: past the limit the wake-up is read as usual."""
+    calls = []
+    wakeup = Wakeup(lambda: calls.append(1))
+    try:
+        wakeup.keep_awake(limit=0)
+        SocketDriver._select()
+        assert calls == [1]
+    finally:
+        wakeup.close()

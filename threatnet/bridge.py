@@ -353,11 +353,11 @@ class BridgeSet:
         """Relays waiting for a lookup: while there are any, call ``take`` often."""
         return sum(len(items) for items in self._waiting.values())
 
-    @property
-    def queued(self) -> int:
-        """Relays waiting in a target's queue for its rate: while there are any, call
-        ``take`` often."""
-        return sum(len(box) for box in self._outboxes.values())
+    def due(self) -> float | None:
+        """Seconds until a target's queue releases a relay (0: now), or None while none
+        waits: when to call ``take`` next."""
+        waits = [d for box in self._outboxes.values() if (d := box.due()) is not None]
+        return min(waits, default=None)
 
     def _cache(self, side: Side) -> ThreatCache:
         """A side's cache, with the side's block period as it is now."""

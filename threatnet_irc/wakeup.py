@@ -91,7 +91,7 @@ class Wakeup:
         self._readable = Readable(self._rsock.fileno(), self._ready)
         self.active = self._readable.active  # False: this Limnoria cannot be woken
         self._due: float | None = None  # time.monotonic() of the next timed wake
-        self._awake = False  # keep_awake(): leave the byte unread, no select waits
+        self._awake: float | None = None  # keep_awake(): until when (monotonic) no select waits
         self._cond = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._timer, name="ThreatNet wakeup",
@@ -105,15 +105,17 @@ class Wakeup:
         except (BlockingIOError, OSError):  # full: a wake-up is pending anyway; closed
             pass
 
-    def keep_awake(self) -> None:
+    def keep_awake(self, limit: float = 1.0) -> None:
         """Keep every select of the driver loop from waiting until ``settle()`` (main
-        thread): for a schedule event due now, which runs once per loop."""
-        self._awake = True
+        thread): for a schedule event due now, which runs once per loop. At most
+        ``limit`` seconds: the schedule compares time.time(), so a clock stepped back
+        would hold the event, and the loop would spin until then."""
+        self._awake = time.monotonic() + limit
         self.wake()
 
     def settle(self) -> None:
         """Selects may wait again (the event ``keep_awake`` was for has run)."""
-        self._awake = False
+        self._awake = None
 
     def after(self, seconds: float) -> None:
         """Run the callback in ``seconds`` (earliest request wins; any thread)."""
@@ -140,8 +142,10 @@ class Wakeup:
                 self.wake()
 
     def _ready(self) -> None:
-        if self._awake:
-            return
+        if self._awake is not None:
+            if time.monotonic() < self._awake:
+                return
+            self._awake = None
         try:
             while self._rsock.recv(4096):
                 pass

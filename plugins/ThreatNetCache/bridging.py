@@ -22,8 +22,9 @@ each name has a group ``bridge.<name>`` with ``a``/``b`` ("network #channel"),
 with ``keep``, ``discard`` and ``dropListed`` (a DNSBL zone to ask: one
 threatnet.dnsbl.DnsblLookup per zone and server, shared by the directions that name
 it, kept across configuration changes; its worker threads resolve, the main loop
-never waits). While relays wait for a lookup or for a target's rate, ``send`` runs
-again every ``RECHECK`` seconds, waking the driver loop (threatnet_irc.wakeup).
+never waits). While relays wait for a target's rate, ``send`` runs again when the
+next is due, and every ``RECHECK`` seconds while they wait for a lookup, waking the
+driver loop (threatnet_irc.wakeup).
 """
 from __future__ import annotations
 
@@ -291,9 +292,15 @@ class Bridging:
             self.plugin._wakeup.keep_awake()
 
     def due(self) -> None:
-        """On a wake-up of the driver loop: keep it awake if the send is due."""
-        if self._send_at is not None and self._send_at <= _now():
+        """On a wake-up of the driver loop: keep it awake if the send is due, else ask
+        for a wake-up then again (an earlier one of the plugin's may have replaced it)."""
+        if self._send_at is None:
+            return
+        left = self._send_at - _now()
+        if left <= 0:
             self.plugin._wakeup.keep_awake()
+        else:
+            self.plugin._wakeup.after(left)
 
     def _scheduled_send(self) -> None:
         self._send_at = None
@@ -331,8 +338,11 @@ class Bridging:
     def send(self) -> None:
         """Send what the target queues release now (with relays whose lookup answered)."""
         lines = self.set.take()
-        if self.set.in_lookup or self.set.queued:  # look again shortly
-            self._send_soon(RECHECK)
+        due = self.set.due()  # a target's rate
+        if self.set.in_lookup:  # look at the answers again shortly
+            due = RECHECK if due is None else min(due, RECHECK)
+        if due is not None:
+            self._send_soon(due)
         for side, line in lines:
             irc = world.getIrc(side.network)
             st = self._state(side)

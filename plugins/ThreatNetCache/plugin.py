@@ -648,10 +648,8 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         started = st.provider.configure(ProviderSettings(
             discard=settings.discard, own_networks=tuple(get("ownNetworks")),
             feeds=tuple(get("feeds"))))
-        for spec in started:
+        for spec in started:  # watched by the _sync_watch of _attach or _sync
             self.log.info("%s on %s: reporting from %s", st.channel, irc.network, spec)
-        if started:
-            self._sync_watch()
         st.provider.signer = st.signing.signer
         st.provider.signer_error = st.signing.signer_error
 
