@@ -100,3 +100,18 @@ def test_unwatched_directories_are_dropped(tmp_path, watch):
 def test_without_inotify_the_feeds_are_polled(monkeypatch):
     monkeypatch.setattr(watch_module, "INotify", None)
     assert "inotify is not available" in FeedWatch.open()
+
+
+def test_one_directory_spelt_two_ways_keeps_both_files(tmp_path, watch):
+    """The kernel gives a directory one watch however its path is spelt (a symlink, a
+    trailing slash): both feeds' files stay watched."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "logs")
+    a, b = tmp_path / "logs" / "auth.log", tmp_path / "link" / "mail.log"
+    for log in (a, b):
+        log.write_text("")
+    watch.watch([str(a), str(b)])
+    for log in (a, b):
+        append(log, "x\n")
+        assert readable(watch)
+        assert watch.changed(), log

@@ -171,7 +171,7 @@ class ThreatCache:
             # Expired but not yet swept: report it as expired, then record anew.
             self._pending.append(self._entry(pos, now))
             self._keys[pos] = None
-        elif self.limit and len(self._index) >= self.limit and len(self) >= self.limit:
+        elif self.limit and self.full(self.limit):
             return None
         keys = self._keys
         self._index[key] = self._base + len(keys)

@@ -67,6 +67,8 @@ class FeedWatch:
         wanted: dict[str, set[str]] = {}
         for path in paths:
             directory, name = os.path.split(path)
+            # one key per directory however it is spelt: the kernel gives one watch
+            directory = os.path.realpath(directory)
             wanted.setdefault(directory, set()).add(name)
         for directory in set(self._dirs) - set(wanted):
             wd = self._dirs.pop(directory)
