@@ -384,9 +384,8 @@ class RealServerTestCase(HttpTestCase):
         while not len(self.cb._http.waiters) and time.monotonic() < deadline:
             time.sleep(0.005)
         self.assertEqual(len(self.cb._http.waiters), 1)
-        began = time.monotonic()
-        self.assertEqual(self.fetch("/threats")[1]["count"], 0)  # not held up
-        self.assertLess(time.monotonic() - began, 1)
+        self.assertEqual(self.fetch("/threats")[1]["count"], 0)
+        self.assertTrue(poll.is_alive())  # answered while the long-poll still waits
         self.hear("45.0.0.9 seen")
         poll.join(5)
         status, answer = result["answer"]
