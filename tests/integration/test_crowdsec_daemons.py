@@ -126,11 +126,24 @@ def test_firewall_bouncer_enforces_threatnet(ngircd, lab_factory, tmp_path,
                                     "blockPeriod 3", bot.nick)
         assert "operation succeeded" in reply.text, reply.raw
         time.sleep(1.5)
+        # nft drops the element at its own timeout (the duration), whatever the bot
+        # says: a second key shows the bot itself puts the expired threat in `deleted`.
+        reply = alice.ask(bot.nick, f"tn bouncer add {channel} probe", bot.nick)
+        probe = reply.text.rsplit("api_key: ", 1)[1]
+
+        def pull(query=""):
+            request = urllib.request.Request(f"{api_url}v1/decisions/stream{query}",
+                                             headers={"X-Api-Key": probe})
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return json.load(answer)
+        pull("?startup=true")
         alice.privmsg(channel, "45.6.0.3 short-lived")
         assert poll(lambda: "45.6.0.3" in bouncer.elements(), UPDATE + 1.0), \
             bouncer.elements()
+        assert [d["value"] for d in pull()["new"] or ()] == ["45.6.0.3"]
         assert poll(lambda: "45.6.0.3" not in bouncer.elements(), 3 + UPDATE + 1.0), \
             bouncer.elements()
+        assert poll(lambda: "45.6.0.3" in [d["value"] for d in pull()["deleted"] or ()], 5)
 
         reply = alice.ask(bot.nick, "tn bouncer list", bot.nick)
         assert f"fw ({channel} on threatnet; " in reply.text, reply.raw
