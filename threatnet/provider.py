@@ -56,7 +56,6 @@ class Refused(Exception):
 class ProviderSettings(NamedTuple):
     """One channel's provider settings."""
 
-    discard: tuple[str, ...] = ("BOGONS",)  # networks never reported (nor kept)
     own_networks: tuple[str, ...] = ()  # this agent's own addresses: never reported
     feeds: tuple[str, ...] = ()  # log files to report from: feed.parse_spec's syntax
 
@@ -105,7 +104,7 @@ class Provider:
         self.open = True  # False while the agent is not in the channel: nothing is sent
         self.identity = ""  # who this agent is to the quorum (listener.reporter)
         self._clock = clock
-        self._screen = Chain(())
+        self._own = Chain(())
         self.configure(settings)
 
     def configure(self, settings: ProviderSettings) -> list[str]:
@@ -115,10 +114,8 @@ class Provider:
             return []
         new = {spec: parse_spec(spec) for spec in settings.feeds if spec not in self.feeds}
         self.settings = settings
-        discarding = [NetworkFilter("discard", settings.discard)] if settings.discard else []
-        owning = [NetworkFilter("discard", settings.own_networks, name="own network")] \
-            if settings.own_networks else []
-        self._screen = Chain(discarding + owning)
+        self._own = Chain([NetworkFilter("discard", settings.own_networks, name="own network")]
+                          if settings.own_networks else [])
         for spec in set(self.feeds) - set(settings.feeds):
             self.feeds.pop(spec).close()
             self.feed_errors.pop(spec, None)
@@ -129,6 +126,11 @@ class Provider:
         return list(new)
 
     # -- reporting
+
+    def _screen(self, threat: ThreatMessage) -> str | None:
+        """Why ``threat`` may never be reported: "own network", or what the listener
+        would never keep ("filtered": the discard setting, "protected"), else None."""
+        return self._own.check(threat) or self.listener.unwanted(threat)
 
     def report(self, ip: str, comment: str, *, moderated: bool = False) -> ThreatMessage:
         """``ip`` (one strict address) with ``comment`` as a threat of our own, through
@@ -153,16 +155,16 @@ class Provider:
         if moderated:
             raise Refused("moderated", f"{self.channel} is moderated (+m) and I am not "
                                        "voiced or opped there")
-        reason = self._screen.check(threat)
+        reason = self._screen(threat)
         if reason == "filtered":
             raise Refused(reason, f"{threat.ip} is in a discarded network "
-                                  f"({' '.join(self.settings.discard)})")  # type: ignore[union-attr]
+                                  f"({' '.join(self.listener.settings.discard)})")
         if reason == "own network":
             raise Refused(reason, f"{threat.ip} is in ownNetworks, never reported")
-        if self.listener.unwanted(threat) == "protected":  # every agent must reach it
-            raise Refused("protected", f"{threat.ip} is protected in {self.channel} (the "
-                                       "protect setting, or the IRC server and the agents "
-                                       "the listener found): never reported")
+        if reason == "protected":  # every agent must reach it
+            raise Refused(reason, f"{threat.ip} is protected in {self.channel} (the "
+                                  "protect setting, or the IRC server and the agents the "
+                                  "listener found): never reported")
         entry = self.listener.cache.check(threat.key)
         if entry is not None and not self.listener.wants(threat.key, self.identity):
             raise Refused("duplicate", f"{threat.ip} is already current in {self.channel}, "
@@ -201,7 +203,7 @@ class Provider:
         """A feed's find joins the held ones (not held yet: kind ""), unless it can
         never be reported; beyond HOLD_MAX the oldest is dropped."""
         held = self.held
-        reason = self._screen.check(threat)
+        reason = self._screen(threat)
         if reason is not None:
             self.count(reason)
         elif threat.key in held:  # as if queued already

@@ -646,8 +646,7 @@ class ThreatNetCache(TnHelp, callbacks.Plugin):
         st.provider.identity = reporter(self.own_account(irc),
                                         irc.prefix.rpartition("@")[2], casemapping)
         started = st.provider.configure(ProviderSettings(
-            discard=settings.discard, own_networks=tuple(get("ownNetworks")),
-            feeds=tuple(get("feeds"))))
+            own_networks=tuple(get("ownNetworks")), feeds=tuple(get("feeds"))))
         for spec in started:  # watched by the _sync_watch of _attach or _sync
             self.log.info("%s on %s: reporting from %s", st.channel, irc.network, spec)
         st.provider.signer = st.signing.signer
