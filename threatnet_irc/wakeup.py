@@ -106,8 +106,10 @@ class Wakeup:
             pass
 
     def keep_awake(self, limit: float = 1.0) -> None:
-        """Keep every select of the driver loop from waiting until ``settle()`` (main
-        thread): for a schedule event due now, which runs once per loop. At most
+        """Keep every select of the driver loop from waiting until ``settle()`` (any
+        thread; the event calls settle): for a schedule event due now, which runs once
+        per loop. Two users share the state: one's settle may end the other's early,
+        which then waits for a select as before (never longer). At most
         ``limit`` seconds: the schedule compares time.time(), so a clock stepped back
         would hold the event, and the loop would spin until then."""
         self._awake = time.monotonic() + limit

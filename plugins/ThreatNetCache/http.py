@@ -93,8 +93,10 @@ class HttpError(Exception):
 class MainLoop:
     """Runs functions on Limnoria's main loop for other threads (see the module doc)."""
 
-    def __init__(self, wake=lambda: None):
-        self._wake = wake  # makes the main loop run the event now (any thread)
+    def __init__(self, wake=lambda: None, settle=lambda: None):
+        # wake: no select of the main loop waits until settle (the event ran): on a bot
+        # of several networks each selects in turn, the schedule runs once between them
+        self._wake, self._settle = wake, settle
         self._closed = False
         self._waiting = set()  # futures of the requests waiting now
         self._lock = threading.Lock()
@@ -105,6 +107,7 @@ class MainLoop:
         future = Future()
 
         def run():
+            self._settle()
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn())
@@ -200,7 +203,7 @@ class ThreatNetHttp:
     def __init__(self, plugin):
         self.plugin = plugin
         self.changes = ChangeLog()
-        self.main = MainLoop(plugin._wakeup.wake)
+        self.main = MainLoop(plugin._wakeup.keep_awake, plugin._wakeup.settle)
         self.waiters = Waiters(self.changes)
         self.server: ApiServer | None = None
         self.crowdsec = None  # crowdsec.CrowdSecApi: /crowdsec/..., set by the plugin
